@@ -1,0 +1,1 @@
+//! The Switchboard real-time hub (in progress).
