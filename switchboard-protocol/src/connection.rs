@@ -2,11 +2,13 @@
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
-use crate::deflate::DeflateParams;
+use crate::deflate::{Deflate, DeflateParams, InflateError};
 use crate::error::{ProtocolError, SendError};
-use crate::frame::Role;
+use crate::frame::{apply_mask, FrameHeader, HeaderError, OpCode, Role, MAX_HEADER_LEN};
 use crate::message::Message;
-use bytes::{Bytes, BytesMut};
+use crate::utf8::{Utf8Bytes, Utf8Validator};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::collections::VecDeque;
 use std::io::IoSlice;
 
 /// What the peer sent, as the application sees it.
@@ -59,112 +61,531 @@ pub struct CloseInfo {
 
 /// One WebSocket connection after the opening handshake, sans I/O.
 ///
-/// INTERFACE STUB — implementation in progress.
+/// Methods come in four kinds (the quinn-proto habit): **inputs** ([`poll_event`] parses what
+/// the transport delivered, [`handle_eof`]), **commands** ([`send`], [`ping`], [`pong`],
+/// [`close`]), **outputs** ([`output_chunks`], [`advance_output`],
+/// [`should_close_transport`]) and **getters**.
+///
+/// # Driving recipe
+///
+/// 1. Append bytes read from the transport to a `BytesMut` and call [`poll_event`] with it
+///    until it returns `Ok(None)`. Pass the same buffer every time, changed only by appending:
+///    the connection unmasks and validates a frame's payload in place as it arrives.
+/// 2. After any input or command, write [`output_chunks`] to the transport (vectored if you
+///    can) and report what went out with [`advance_output`].
+/// 3. When [`should_close_transport`] is true, close the transport. A client whose close
+///    handshake is done waits for the server to close TCP (§7.1.1) — with a timeout, which is
+///    the shell's business — and calls [`handle_eof`] when it does.
+///
+/// # States (RFC 6455 §7)
+///
+/// ```text
+///            close() / protocol error          peer's Close
+///   Open ─────────────────────────────► Closing ─────────────► Closed
+///     │                                                         ▲
+///     └──────────── peer's Close (reply queued) / EOF ──────────┘
+/// ```
+///
+/// [`poll_event`]: Connection::poll_event
+/// [`handle_eof`]: Connection::handle_eof
+/// [`send`]: Connection::send
+/// [`ping`]: Connection::ping
+/// [`pong`]: Connection::pong
+/// [`close`]: Connection::close
+/// [`output_chunks`]: Connection::output_chunks
+/// [`advance_output`]: Connection::advance_output
+/// [`should_close_transport`]: Connection::should_close_transport
 pub struct Connection {
     role: Role,
     config: Config,
+    /// Set once our close frame is queued: RFC 6455 §5.5.1 forbids any frame after it.
+    close_sent: bool,
+    /// Set once the peer's close frame arrived; input after it is discarded.
+    close_received: bool,
+    /// A protocol error happened: close the transport as soon as our close frame is out.
+    failed: bool,
+    /// The transport ended.
+    eof: bool,
+    close_info: Option<CloseInfo>,
+    /// Client only: a fresh masking key per frame.
+    mask_key: Option<Box<dyn FnMut() -> [u8; 4] + Send>>,
+    deflate: Option<Deflate>,
+    /// The frame whose header has been consumed but whose payload is still arriving.
+    frame: Option<InFrame>,
+    /// The data message being received (from its first frame to the frame with FIN).
+    message: Option<Assembly>,
+    out: OutQueue,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InFrame {
+    fin: bool,
+    opcode: OpCode,
+    mask: Option<[u8; 4]>,
+    len: usize,
+    /// Payload bytes at the front of the buffer already unmasked (and, for uncompressed
+    /// text, validated), so nothing is done twice when the rest arrives.
+    processed: usize,
+}
+
+#[derive(Debug)]
+struct Assembly {
+    text: bool,
+    compressed: bool,
+    /// Fragments so far (inflated, if compressed). Stays empty for an unfragmented,
+    /// uncompressed message, whose payload is handed out without a copy.
+    data: BytesMut,
+    /// Bytes received so far, for the message size limit before decompression.
+    wire_len: usize,
+    utf8: Utf8Validator,
 }
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("role", &self.role).finish_non_exhaustive()
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("state", &self.state())
+            .field("buffered_amount", &self.out.len)
+            .finish_non_exhaustive()
     }
 }
 
 impl Connection {
     /// A server-side connection.
     pub fn server(config: Config) -> Self {
-        Connection { role: Role::Server, config }
+        Self::new(Role::Server, config, None)
     }
 
     /// A client-side connection; `mask_key` is called once per frame for its masking key
-    /// and must return unpredictable values (RFC 6455 §5.3).
+    /// and must return unpredictable values (RFC 6455 §5.3: "derived from a strong source of
+    /// entropy").
     pub fn client(config: Config, mask_key: impl FnMut() -> [u8; 4] + Send + 'static) -> Self {
-        let _ = mask_key;
-        Connection { role: Role::Client, config }
+        Self::new(Role::Client, config, Some(Box::new(mask_key)))
     }
 
-    /// Turns on permessage-deflate with the parameters the handshake agreed on.
-    pub fn with_deflate(self, params: DeflateParams) -> Self {
-        let _ = params;
+    fn new(role: Role, config: Config, mask_key: Option<Box<dyn FnMut() -> [u8; 4] + Send>>) -> Self {
+        Connection {
+            role,
+            config,
+            close_sent: false,
+            close_received: false,
+            failed: false,
+            eof: false,
+            close_info: None,
+            mask_key,
+            deflate: None,
+            frame: None,
+            message: None,
+            out: OutQueue::default(),
+        }
+    }
+
+    /// Turns on permessage-deflate with the parameters the handshake agreed on. The codec's
+    /// policy (level, threshold) comes from [`Config::deflate`], or its default.
+    pub fn with_deflate(mut self, params: DeflateParams) -> Self {
+        let policy = self.config.deflate.clone().unwrap_or_default();
+        self.deflate = Some(Deflate::new(self.role, params, &policy));
         self
+    }
+
+    /// Whether permessage-deflate is on.
+    pub fn is_compressed(&self) -> bool {
+        self.deflate.is_some()
     }
 
     // ----- inputs -----
 
     /// Parses the next event from `buf`, consuming the bytes it used. `Ok(None)`: more input
-    /// is needed (or the connection is closed and discards input).
+    /// is needed, or the connection is closed and discards input.
+    ///
+    /// `Err` means the peer broke the protocol: the close frame with
+    /// [`ProtocolError::close_code`] is already queued, the state is [`State::Closed`], and
+    /// [`Connection::should_close_transport`] turns true once the output is written.
     pub fn poll_event(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, ProtocolError> {
-        let _ = buf;
-        todo!()
+        match self.parse(buf) {
+            Ok(event) => Ok(event),
+            Err(error) => {
+                self.fail(&error);
+                buf.clear();
+                Err(error)
+            }
+        }
     }
 
-    /// The transport reached end of file.
+    fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, ProtocolError> {
+        loop {
+            if self.close_received || self.failed || self.eof {
+                // §5.5.1: after the peer's Close, "the endpoint ... MUST NOT" expect more
+                // frames; anything that still arrives is discarded.
+                buf.clear();
+                return Ok(None);
+            }
+            let frame = match self.frame {
+                Some(frame) => frame,
+                None => {
+                    let Some((header, header_len)) = FrameHeader::parse(buf).map_err(|e| match e {
+                        HeaderError::ReservedOpcode(op) => ProtocolError::ReservedOpcode(op),
+                        HeaderError::LengthTopBit => ProtocolError::LengthTopBit,
+                    })?
+                    else {
+                        return Ok(None);
+                    };
+                    let frame = self.start_frame(&header)?;
+                    buf.advance(header_len);
+                    self.frame = Some(frame);
+                    frame
+                }
+            };
+            let available = buf.len().min(frame.len);
+            if available > frame.processed {
+                self.process_payload(&mut buf[frame.processed..available], frame)?;
+                if let Some(f) = self.frame.as_mut() {
+                    f.processed = available;
+                }
+            }
+            if available < frame.len {
+                return Ok(None);
+            }
+            self.frame = None;
+            let payload = buf.split_to(frame.len);
+            if let Some(event) = self.finish_frame(frame, payload)? {
+                return Ok(Some(event));
+            }
+        }
+    }
+
+    /// Checks everything the header decides, given the connection's state (§5.1–§5.5).
+    fn start_frame(&mut self, header: &FrameHeader) -> Result<InFrame, ProtocolError> {
+        match (self.role, header.mask.is_some()) {
+            // §5.1: "a server MUST close the connection upon receiving a frame that is not
+            // masked"; "a client MUST close a connection if it detects a masked frame".
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        // §5.2: RSV bits "MUST be 0 unless an extension is negotiated that defines meanings
+        // for non-zero values"; RFC 7692 §6 defines RSV1 on the first frame of a data message.
+        let starts_message = matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        let allowed_rsv = if self.deflate.is_some() && starts_message { 0b100 } else { 0 };
+        if header.rsv & !allowed_rsv != 0 {
+            return Err(ProtocolError::ReservedBits(header.rsv));
+        }
+        if header.opcode.is_control() {
+            // §5.5: "All control frames MUST have a payload length of 125 bytes or less and
+            // MUST NOT be fragmented."
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControl);
+            }
+            if header.payload_len > 125 {
+                return Err(ProtocolError::ControlTooLong(header.payload_len));
+            }
+        }
+        if header.payload_len > self.config.max_frame_size as u64 {
+            return Err(ProtocolError::FrameTooBig { size: header.payload_len, max: self.config.max_frame_size });
+        }
+        let len = header.payload_len as usize;
+        match header.opcode {
+            OpCode::Continuation => {
+                let Some(message) = self.message.as_mut() else {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                };
+                message.wire_len += len;
+                if !message.compressed && message.wire_len > self.config.max_message_size {
+                    return Err(ProtocolError::MessageTooBig {
+                        size: message.wire_len as u64,
+                        max: self.config.max_message_size,
+                    });
+                }
+            }
+            OpCode::Text | OpCode::Binary => {
+                if self.message.is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                let compressed = header.rsv & 0b100 != 0;
+                if !compressed && len > self.config.max_message_size {
+                    return Err(ProtocolError::MessageTooBig { size: len as u64, max: self.config.max_message_size });
+                }
+                self.message = Some(Assembly {
+                    text: header.opcode == OpCode::Text,
+                    compressed,
+                    data: BytesMut::new(),
+                    wire_len: len,
+                    utf8: Utf8Validator::new(),
+                });
+            }
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {}
+        }
+        Ok(InFrame { fin: header.fin, opcode: header.opcode, mask: header.mask, len, processed: 0 })
+    }
+
+    /// Unmasks newly arrived payload bytes and, for uncompressed text, validates them now,
+    /// so invalid UTF-8 fails the connection before the rest of the frame arrives (§8.1).
+    fn process_payload(&mut self, bytes: &mut [u8], frame: InFrame) -> Result<(), ProtocolError> {
+        if let Some(key) = frame.mask {
+            apply_mask(bytes, key, frame.processed);
+        }
+        if frame.opcode.is_control() {
+            return Ok(());
+        }
+        if let Some(message) = self.message.as_mut() {
+            if message.text && !message.compressed {
+                message.utf8.feed(bytes).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_frame(&mut self, frame: InFrame, payload: BytesMut) -> Result<Option<Event>, ProtocolError> {
+        match frame.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => self.finish_data_frame(frame, payload),
+            OpCode::Ping => {
+                let payload = payload.freeze();
+                if !self.close_sent {
+                    // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame
+                    // in response" with "identical Application data".
+                    self.queue_frame(OpCode::Pong, false, payload.clone());
+                }
+                Ok(Some(Event::Ping(payload)))
+            }
+            OpCode::Pong => Ok(Some(Event::Pong(payload.freeze()))),
+            OpCode::Close => self.receive_close(&payload).map(Some),
+        }
+    }
+
+    fn finish_data_frame(&mut self, frame: InFrame, payload: BytesMut) -> Result<Option<Event>, ProtocolError> {
+        let max = self.config.max_message_size;
+        let message = self.message.as_mut().expect("a data frame always has a message in progress");
+        if message.compressed {
+            let deflate = self.deflate.as_mut().expect("RSV1 is only accepted with deflate negotiated");
+            let before = message.data.len();
+            deflate.decompress(&payload, frame.fin, max, &mut message.data).map_err(|e| match e {
+                InflateError::TooBig => ProtocolError::MessageTooBig { size: max as u64 + 1, max },
+                InflateError::Corrupt => ProtocolError::InflateFailed,
+            })?;
+            if message.text {
+                message.utf8.feed(&message.data[before..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+            }
+        } else if !frame.fin || !message.data.is_empty() {
+            message.data.extend_from_slice(&payload);
+        }
+        if !frame.fin {
+            return Ok(None);
+        }
+        let mut message = self.message.take().expect("checked above");
+        let data = if message.compressed || !message.data.is_empty() { message.data } else { payload };
+        let data = data.freeze();
+        if message.text {
+            message.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Some(Event::Message(Message::Text(Utf8Bytes::from_validated(data)))))
+        } else {
+            Ok(Some(Event::Message(Message::Binary(data))))
+        }
+    }
+
+    /// §5.5.1 and §7.1.5: parse the peer's close, answer it once, and finish the handshake.
+    fn receive_close(&mut self, payload: &[u8]) -> Result<Event, ProtocolError> {
+        let frame = match payload.len() {
+            0 => None,
+            1 => return Err(ProtocolError::InvalidClosePayload),
+            _ => {
+                let code = CloseCode(u16::from_be_bytes([payload[0], payload[1]]));
+                if !code.is_valid_on_wire() {
+                    return Err(ProtocolError::InvalidCloseCode(code.0));
+                }
+                let reason = std::str::from_utf8(&payload[2..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+                Some(CloseFrame::new(code, reason))
+            }
+        };
+        self.close_received = true;
+        self.frame = None;
+        self.message = None;
+        if self.close_sent {
+            if let Some(info) = self.close_info.as_mut() {
+                info.clean = true;
+            }
+        } else {
+            // §5.5.1: "the endpoint MUST send a Close frame in response", typically
+            // "echoing the status code it received".
+            let payload = frame.as_ref().map(encode_close_payload).unwrap_or_default();
+            self.queue_frame(OpCode::Close, false, payload);
+            self.close_sent = true;
+            self.close_info = Some(CloseInfo {
+                code: frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code),
+                reason: frame.as_ref().map_or_else(String::new, |f| f.reason.to_string()),
+                initiator: Initiator::Remote,
+                clean: true,
+            });
+        }
+        Ok(Event::Close(frame))
+    }
+
+    /// _Fail the WebSocket Connection_ (§7.1.7): send a close frame if we still may, then
+    /// drop the connection.
+    fn fail(&mut self, error: &ProtocolError) {
+        let code = error.close_code();
+        if !self.close_sent {
+            let reason = truncate_utf8(&error.to_string(), CloseFrame::MAX_REASON_LEN).to_owned();
+            let frame = CloseFrame::new(code, reason.as_str());
+            self.queue_frame(OpCode::Close, false, encode_close_payload(&frame));
+            self.close_sent = true;
+            self.close_info = Some(CloseInfo { code, reason, initiator: Initiator::Local, clean: false });
+        }
+        self.failed = true;
+        self.frame = None;
+        self.message = None;
+    }
+
+    /// The transport reached end of file. Without a finished close handshake the connection
+    /// closed abnormally (1006).
     pub fn handle_eof(&mut self) {
-        todo!()
+        self.eof = true;
+        self.frame = None;
+        self.message = None;
+        if !self.close_received && !self.failed {
+            let initiator = self.close_info.as_ref().map_or(Initiator::Remote, |i| i.initiator);
+            self.close_info = Some(CloseInfo {
+                code: CloseCode::ABNORMAL,
+                reason: String::new(),
+                initiator,
+                clean: false,
+            });
+        }
     }
 
     // ----- commands -----
 
-    /// Queues a data message.
+    /// Queues a data message, compressed if permessage-deflate is on and the message is
+    /// above the threshold.
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
-        let _ = message;
-        todo!()
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        let (opcode, payload) = match message {
+            Message::Text(text) => (OpCode::Text, text.into_bytes()),
+            Message::Binary(bytes) => (OpCode::Binary, bytes),
+        };
+        if let Some(deflate) = self.deflate.as_mut() {
+            if deflate.should_compress(payload.len()) {
+                let mut compressed = BytesMut::new();
+                deflate.compress(&payload, &mut compressed);
+                self.queue_frame(opcode, true, compressed.freeze());
+                return Ok(());
+            }
+        }
+        self.queue_frame(opcode, false, payload);
+        Ok(())
     }
 
-    /// Queues a ping.
+    /// Queues a ping with up to 125 bytes of payload.
     pub fn ping(&mut self, payload: Bytes) -> Result<(), SendError> {
-        let _ = payload;
-        todo!()
+        self.send_control(OpCode::Ping, payload)
     }
 
-    /// Queues an unsolicited pong.
+    /// Queues an unsolicited pong (a unidirectional heartbeat, §5.5.3).
     pub fn pong(&mut self, payload: Bytes) -> Result<(), SendError> {
-        let _ = payload;
-        todo!()
+        self.send_control(OpCode::Pong, payload)
     }
 
-    /// Starts the close handshake.
+    fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        if payload.len() > 125 {
+            return Err(SendError::ControlTooLong(payload.len()));
+        }
+        self.queue_frame(opcode, false, payload);
+        Ok(())
+    }
+
+    /// Starts the close handshake with an optional code and reason. Afterwards no data may be
+    /// sent, but messages the peer sent before its close still arrive.
     pub fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), SendError> {
-        let _ = frame;
-        todo!()
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        if let Some(frame) = &frame {
+            if !frame.code.is_valid_on_wire() {
+                return Err(SendError::InvalidCloseCode(frame.code.0));
+            }
+            if frame.reason.len() > CloseFrame::MAX_REASON_LEN {
+                return Err(SendError::ReasonTooLong(frame.reason.len()));
+            }
+        }
+        let payload = frame.as_ref().map(encode_close_payload).unwrap_or_default();
+        self.queue_frame(OpCode::Close, false, payload);
+        self.close_sent = true;
+        self.close_info = Some(CloseInfo {
+            code: frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code),
+            reason: frame.as_ref().map_or_else(String::new, |f| f.reason.to_string()),
+            initiator: Initiator::Local,
+            clean: false,
+        });
+        Ok(())
+    }
+
+    fn queue_frame(&mut self, opcode: OpCode, compressed: bool, payload: Bytes) {
+        let mask = self.mask_key.as_mut().map(|next| next());
+        let header = FrameHeader {
+            fin: true,
+            rsv: if compressed { 0b100 } else { 0 },
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        self.out.push_frame(&header, payload, self.config.vectored_write_threshold);
     }
 
     // ----- outputs -----
 
     /// Fills `dst` with the queued output, oldest first; returns how many slices were used.
     pub fn output_chunks<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let _ = dst;
-        todo!()
+        self.out.chunks(dst)
     }
 
     /// The queued output as a list of slices (convenience for tests and simple shells).
     pub fn output_chunks_vec(&self) -> Vec<&[u8]> {
-        todo!()
+        self.out.chunks.iter().map(|c| &c[..]).chain((!self.out.tail.is_empty()).then_some(&self.out.tail[..])).collect()
     }
 
     /// Marks `n` bytes of output as written.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is more than [`Connection::buffered_amount`].
     pub fn advance_output(&mut self, n: usize) {
-        let _ = n;
-        todo!()
+        self.out.advance(n);
     }
 
-    /// Whether the shell should close the transport now: all output is written and the
-    /// close handshake is over or the connection failed. A server closes TCP first (§7.1.1).
+    /// Whether the shell should close the transport now: all output is written and either
+    /// the connection failed, or the close handshake is over and we are the server (§7.1.1:
+    /// "the server ... SHOULD close the underlying TCP connection first"), or the transport
+    /// already ended.
     pub fn should_close_transport(&self) -> bool {
-        todo!()
+        self.out.len == 0
+            && (self.failed || self.eof || (self.close_sent && self.close_received && self.role == Role::Server))
     }
 
     // ----- getters -----
 
     /// Bytes queued but not yet written (the browser API's `bufferedAmount`).
     pub fn buffered_amount(&self) -> usize {
-        todo!()
+        self.out.len
     }
 
     /// The lifecycle state.
     pub fn state(&self) -> State {
-        todo!()
+        if self.failed || self.eof || (self.close_sent && self.close_received) {
+            State::Closed
+        } else if self.close_sent {
+            State::Closing
+        } else {
+            State::Open
+        }
+    }
+
+    /// Whether we may still send data frames.
+    pub fn can_send(&self) -> bool {
+        !self.close_sent
     }
 
     /// Client or server.
@@ -177,8 +598,108 @@ impl Connection {
         &self.config
     }
 
-    /// How the connection ended, once it has.
+    /// How the connection ended, once it has started to (our close sent, or the peer's
+    /// received, or the transport lost).
     pub fn close_info(&self) -> Option<&CloseInfo> {
-        todo!()
+        self.close_info.as_ref()
     }
 }
+
+fn encode_close_payload(frame: &CloseFrame) -> Bytes {
+    let mut payload = BytesMut::with_capacity(2 + frame.reason.len());
+    payload.put_u16(frame.code.0);
+    payload.extend_from_slice(frame.reason.as_bytes());
+    payload.freeze()
+}
+
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Encoded frames waiting for the transport. Small frames are copied into `tail`, so many
+/// of them leave in one write; payloads at or above the vectored-write threshold are kept as
+/// their own `Bytes` chunk (no copy), for a vectored write.
+#[derive(Debug, Default)]
+struct OutQueue {
+    chunks: VecDeque<Bytes>,
+    tail: BytesMut,
+    len: usize,
+}
+
+/// A write buffer that grew past this is released once it drains, so a connection that sent
+/// one large message does not hold the memory while idle.
+const KEEP_TAIL_CAPACITY: usize = 16 << 10;
+
+impl OutQueue {
+    fn push_frame(&mut self, header: &FrameHeader, payload: Bytes, vectored_threshold: usize) {
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        self.len += head_len + payload.len();
+        self.tail.extend_from_slice(&head[..head_len]);
+        match header.mask {
+            Some(key) => {
+                // A client must copy to mask; the copy is the masking pass.
+                let start = self.tail.len();
+                self.tail.extend_from_slice(&payload);
+                apply_mask(&mut self.tail[start..], key, 0);
+            }
+            None if payload.len() >= vectored_threshold => {
+                self.chunks.push_back(self.tail.split().freeze());
+                self.chunks.push_back(payload);
+            }
+            None => self.tail.extend_from_slice(&payload),
+        }
+    }
+
+    fn chunks<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        let tail = (!self.tail.is_empty()).then_some(&self.tail[..]);
+        let mut n = 0;
+        for chunk in self.chunks.iter().map(|c| &c[..]).filter(|c| !c.is_empty()).chain(tail) {
+            if n == dst.len() {
+                break;
+            }
+            dst[n] = IoSlice::new(chunk);
+            n += 1;
+        }
+        n
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        assert!(n <= self.len, "advanced past the queued output");
+        self.len -= n;
+        while n > 0 {
+            match self.chunks.front_mut() {
+                Some(front) if front.len() <= n => {
+                    n -= front.len();
+                    self.chunks.pop_front();
+                }
+                Some(front) => {
+                    front.advance(n);
+                    n = 0;
+                }
+                None => {
+                    self.tail.advance(n);
+                    n = 0;
+                }
+            }
+        }
+        if self.len == 0 {
+            self.chunks.clear();
+            if self.tail.capacity() > KEEP_TAIL_CAPACITY {
+                self.tail = BytesMut::new();
+            } else {
+                self.tail.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
