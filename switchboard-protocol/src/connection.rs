@@ -59,6 +59,41 @@ pub struct CloseInfo {
     pub clean: bool,
 }
 
+/// A data message encoded once as an unmasked, uncompressed frame, to be sent to many
+/// connections with [`Connection::send_prepared`]. Cloning it is cheap.
+#[derive(Debug, Clone)]
+pub struct PreparedMessage {
+    message: Message,
+    frame: Bytes,
+}
+
+impl PreparedMessage {
+    /// Encodes `message` as a server frame.
+    pub fn new(message: Message) -> Self {
+        let (opcode, payload) = match &message {
+            Message::Text(text) => (OpCode::Text, text.as_bytes()),
+            Message::Binary(bytes) => (OpCode::Binary, bytes),
+        };
+        let header = FrameHeader { fin: true, rsv: 0, opcode, mask: None, payload_len: payload.len() as u64 };
+        let mut frame = BytesMut::with_capacity(header.encoded_len() + payload.len());
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        frame.extend_from_slice(&head[..n]);
+        frame.extend_from_slice(payload);
+        PreparedMessage { message, frame: frame.freeze() }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The encoded server frame.
+    pub fn frame(&self) -> &Bytes {
+        &self.frame
+    }
+}
+
 /// One WebSocket connection after the opening handshake, sans I/O.
 ///
 /// Methods come in four kinds (the quinn-proto habit): **inputs** ([`poll_event`] parses what
@@ -476,6 +511,22 @@ impl Connection {
         Ok(())
     }
 
+    /// Queues a message encoded once for many connections (fan-out). On a server connection
+    /// without compression for this message, the shared frame bytes are queued as they are,
+    /// with no copy and no re-encoding; otherwise (a client must mask per connection, and a
+    /// deflate context is per connection) the message is encoded as by [`Connection::send`].
+    pub fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), SendError> {
+        if self.close_sent {
+            return Err(SendError::Closed);
+        }
+        let compress = self.deflate.as_ref().is_some_and(|d| d.should_compress(prepared.message.len()));
+        if self.role == Role::Client || compress {
+            return self.send(prepared.message.clone());
+        }
+        self.out.push_encoded(prepared.frame.clone(), self.config.vectored_write_threshold);
+        Ok(())
+    }
+
     /// Queues a ping with up to 125 bytes of payload.
     pub fn ping(&mut self, payload: Bytes) -> Result<(), SendError> {
         self.send_control(OpCode::Ping, payload)
@@ -655,6 +706,18 @@ impl OutQueue {
                 self.chunks.push_back(payload);
             }
             None => self.tail.extend_from_slice(&payload),
+        }
+    }
+
+    fn push_encoded(&mut self, frame: Bytes, vectored_threshold: usize) {
+        self.len += frame.len();
+        if frame.len() >= vectored_threshold {
+            if !self.tail.is_empty() {
+                self.chunks.push_back(self.tail.split().freeze());
+            }
+            self.chunks.push_back(frame);
+        } else {
+            self.tail.extend_from_slice(&frame);
         }
     }
 

@@ -464,6 +464,43 @@ mod output {
     }
 }
 
+/// Fan-out: one encoding shared by many connections.
+mod prepared {
+    use super::*;
+
+    #[test]
+    fn server_connections_share_the_encoded_frame() {
+        let prepared = PreparedMessage::new(Message::Binary(Bytes::from(vec![3u8; 8000])));
+        let mut a = server();
+        let mut b = server();
+        a.send_prepared(&prepared).unwrap();
+        b.send_prepared(&prepared).unwrap();
+        assert_eq!(a.output_chunks_vec()[0].as_ptr(), prepared.frame().as_ptr());
+        assert_eq!(b.output_chunks_vec()[0].as_ptr(), prepared.frame().as_ptr());
+        let mut direct = server();
+        direct.send(prepared.message().clone()).unwrap();
+        assert_eq!(output(&mut a), output(&mut direct));
+    }
+
+    #[test]
+    fn small_prepared_frames_coalesce_with_other_output() {
+        let prepared = PreparedMessage::new("hi".into());
+        let mut conn = server();
+        conn.send("a".into()).unwrap();
+        conn.send_prepared(&prepared).unwrap();
+        assert_eq!(output(&mut conn), [0x81, 0x01, b'a', 0x81, 0x02, b'h', b'i']);
+    }
+
+    #[test]
+    fn a_client_encodes_prepared_messages_itself() {
+        let prepared = PreparedMessage::new("hi".into());
+        let mut conn = client();
+        conn.send_prepared(&prepared).unwrap();
+        let (events, err) = feed(&mut server(), &output(&mut conn));
+        assert_eq!((events, err), (vec![text("hi")], None));
+    }
+}
+
 /// A client and a server connected back to back.
 mod pair {
     use super::*;
