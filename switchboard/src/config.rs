@@ -1,0 +1,89 @@
+//! Options for a WebSocket: the protocol limits plus what only an I/O shell has (timers and
+//! the write buffer's high-water mark).
+
+use std::time::Duration;
+use switchboard_protocol::deflate::DeflateConfig;
+use switchboard_protocol::Config;
+
+/// Options for one WebSocket connection, client or server.
+///
+/// ```
+/// use switchboard::WebSocketConfig;
+/// let config = WebSocketConfig::default().max_message_size(64 << 20).compression(true);
+/// assert_eq!(config.protocol.max_message_size, 64 << 20);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WebSocketConfig {
+    /// Protocol limits and the permessage-deflate policy (see [`switchboard_protocol::Config`]).
+    pub protocol: Config,
+    /// `send`/`feed` wait while more than this many bytes are queued but unwritten, so a
+    /// slow peer slows the sender instead of growing memory. Default 64 KiB.
+    pub write_buffer_high_water: usize,
+    /// How long to wait for the peer's close frame after ours (and, on a client, for the
+    /// server to close TCP after the handshake), before cutting the connection. Default 5 s.
+    pub close_timeout: Duration,
+    /// How long the opening handshake may take, from the first byte to the 101 (slowloris
+    /// protection on a server). `None`: no limit. Default 10 s.
+    pub handshake_timeout: Option<Duration>,
+}
+
+impl Default for WebSocketConfig {
+    fn default() -> Self {
+        WebSocketConfig {
+            protocol: Config::default(),
+            write_buffer_high_water: 64 << 10,
+            close_timeout: Duration::from_secs(5),
+            handshake_timeout: Some(Duration::from_secs(10)),
+        }
+    }
+}
+
+impl WebSocketConfig {
+    /// Sets the largest accepted message (after decompression), in bytes.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.protocol.max_message_size = bytes;
+        self
+    }
+
+    /// Sets the largest accepted frame payload, in bytes.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.protocol.max_frame_size = bytes;
+        self
+    }
+
+    /// Sets the largest accepted handshake head, in bytes.
+    pub fn max_handshake_size(mut self, bytes: usize) -> Self {
+        self.protocol.max_handshake_size = bytes;
+        self
+    }
+
+    /// Sets the permessage-deflate policy (`None`: never negotiate it).
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.protocol.deflate = deflate;
+        self
+    }
+
+    /// Turns permessage-deflate on with the default policy, or off.
+    pub fn compression(self, on: bool) -> Self {
+        self.deflate(on.then(DeflateConfig::default))
+    }
+
+    /// Sets [`WebSocketConfig::write_buffer_high_water`].
+    pub fn write_buffer_high_water(mut self, bytes: usize) -> Self {
+        self.write_buffer_high_water = bytes;
+        self
+    }
+
+    /// Sets [`WebSocketConfig::close_timeout`].
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Sets [`WebSocketConfig::handshake_timeout`].
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+}

@@ -1,0 +1,378 @@
+//! The I/O driver shared by [`crate::WebSocket`] and its split halves: it owns the stream,
+//! the sans-I/O [`Connection`] and the read buffer, and runs the driving recipe from the
+//! protocol crate as poll functions.
+//!
+//! Every piece of state lives in [`Core`], and every poll function can stop at any
+//! `Pending` and resume later, so the async methods built on top are cancel-safe.
+//!
+//! Poll functions take two wakers: `rw` is woken when reading can progress, `ww` when
+//! writing can. A plain `WebSocket` passes its task's waker twice; the split halves pass a
+//! waker that wakes both halves for writes, since either may be the one flushing.
+
+use crate::config::WebSocketConfig;
+use crate::error::Error;
+use bytes::BytesMut;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
+use switchboard_protocol::{CloseFrame, Connection, Event, Message, Role, State};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Sleep;
+
+/// Output chunks handed to one vectored write. The connection coalesces small frames into
+/// one chunk, so this only bounds how many large payloads leave in one syscall.
+const MAX_IOV: usize = 64;
+
+/// Bytes read per `read` call while the buffer has no room: small, because an idle
+/// connection should hold nothing, and a larger frame grows the buffer as it arrives.
+const READ_CHUNK: usize = 4 << 10;
+
+/// An empty read buffer larger than this is released at once rather than kept for reuse,
+/// so one big message does not pin its memory on an idle connection.
+const KEEP_READ_CAPACITY: usize = 64 << 10;
+
+/// `recv` stops reading while this much output (at least) is unwritten. Only automatic
+/// replies can pile up there (`feed` waits at the high-water mark), so this bounds the
+/// memory a peer can make us spend by sending pings and never reading the pongs.
+const MIN_READ_PAUSE: usize = 1 << 20;
+
+/// Where the connection is, from the shell's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Frames flow; the close handshake may have started (the core's state says).
+    Open,
+    /// The close handshake is over or the connection failed: write what is queued, close
+    /// the transport (a client first waits for the server's FIN), then report.
+    Finishing,
+    /// The transport is closed (or broken); nothing more will be read.
+    Done,
+}
+
+pub(crate) struct Core<S> {
+    pub(crate) stream: S,
+    pub(crate) conn: Connection,
+    /// Bytes read but not yet parsed. Only ever appended to between `poll_event` calls (the
+    /// connection unmasks payload in place as it arrives).
+    read_buf: BytesMut,
+    phase: Phase,
+    /// An error to report once the transport is closed (a protocol error, a timeout).
+    pending_error: Option<Error>,
+    /// The close timeout, armed when the close handshake starts. Boxed because `Sleep` is
+    /// not `Unpin`, and allocated only for connections that close.
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// The negotiated subprotocol.
+    protocol: Option<Box<str>>,
+    high_water: usize,
+    close_timeout: Duration,
+    /// Split mode: the reader's waker, so the writer can wake it after starting a close.
+    pub(crate) reader_waker: Option<Waker>,
+}
+
+impl<S> Core<S> {
+    pub(crate) fn new(stream: S, conn: Connection, config: &WebSocketConfig) -> Self {
+        Core {
+            stream,
+            conn,
+            read_buf: BytesMut::new(),
+            phase: Phase::Open,
+            pending_error: None,
+            deadline: None,
+            protocol: None,
+            high_water: config.write_buffer_high_water,
+            close_timeout: config.close_timeout,
+            reader_waker: None,
+        }
+    }
+
+    /// Bytes that arrived after the handshake head (a client may pipeline its first frame).
+    pub(crate) fn set_read_buffer(&mut self, buf: BytesMut) {
+        debug_assert!(self.read_buf.is_empty());
+        // An empty handshake buffer still holds its capacity; an idle connection should not.
+        self.read_buf = if buf.is_empty() { BytesMut::new() } else { buf };
+    }
+
+    pub(crate) fn set_protocol(&mut self, protocol: Option<String>) {
+        self.protocol = protocol.map(String::into_boxed_str);
+    }
+
+    pub(crate) fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// Whether the transport is closed and `recv` would return `None`.
+    pub(crate) fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    fn release_read_buffer(&mut self) {
+        self.read_buf = BytesMut::new();
+    }
+
+    fn arm_deadline(&mut self) {
+        if self.deadline.is_none() {
+            self.deadline = Some(Box::pin(tokio::time::sleep(self.close_timeout)));
+        }
+    }
+
+    /// Whether the close timeout has passed (registers `waker` if not).
+    fn deadline_passed(&mut self, waker: &Waker) -> bool {
+        match self.deadline.as_mut() {
+            Some(sleep) => sleep.as_mut().poll(&mut Context::from_waker(waker)).is_ready(),
+            None => false,
+        }
+    }
+
+    fn enter_finishing(&mut self) {
+        self.phase = Phase::Finishing;
+        self.arm_deadline();
+    }
+
+    /// Starts the close handshake unless it has started already (or the connection is
+    /// over), in which case there is nothing to send and this is not an error.
+    pub(crate) fn start_close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        if self.conn.state() == State::Open && self.phase == Phase::Open {
+            self.conn.close(frame)?;
+        }
+        Ok(())
+    }
+
+    /// Queues a message, failing if the connection can no longer send.
+    pub(crate) fn queue(&mut self, message: Message) -> Result<(), Error> {
+        if self.phase != Phase::Open || self.conn.state() == State::Closed {
+            return Err(Error::closed());
+        }
+        self.conn.send(message)?;
+        Ok(())
+    }
+
+    /// Queues a ping.
+    pub(crate) fn queue_ping(&mut self, payload: bytes::Bytes) -> Result<(), Error> {
+        if self.phase != Phase::Open || self.conn.state() == State::Closed {
+            return Err(Error::closed());
+        }
+        self.conn.ping(payload)?;
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
+    /// The next message; `None` once the connection is over (after a clean close, or after
+    /// the one error that ended it was returned).
+    pub(crate) fn poll_recv(&mut self, rw: &Waker, ww: &Waker) -> Poll<Option<Result<Message, Error>>> {
+        loop {
+            match self.phase {
+                Phase::Done => return Poll::Ready(None),
+                Phase::Finishing => {
+                    ready!(self.poll_finish(rw, ww));
+                    self.phase = Phase::Done;
+                    self.release_read_buffer();
+                    return Poll::Ready(self.pending_error.take().map(Err));
+                }
+                Phase::Open => {}
+            }
+
+            match self.conn.poll_event(&mut self.read_buf) {
+                Ok(Some(Event::Message(message))) => return Poll::Ready(Some(Ok(message))),
+                // The pong is queued by the connection; it goes out before the next read.
+                Ok(Some(Event::Ping(_) | Event::Pong(_))) => continue,
+                Ok(Some(Event::Close(_))) => {
+                    self.enter_finishing();
+                    continue;
+                }
+                Err(error) => {
+                    // The connection queued a close frame with `error.close_code()`.
+                    tracing::debug!(%error, "protocol error from peer");
+                    self.pending_error = Some(Error::protocol(error));
+                    self.enter_finishing();
+                    continue;
+                }
+                Ok(None) => {}
+            }
+
+            if self.conn.state() == State::Closing {
+                // Our close frame is out (or queued); the peer has `close_timeout` to answer.
+                self.arm_deadline();
+                if self.deadline_passed(rw) {
+                    tracing::debug!("peer did not answer our close frame in time");
+                    self.pending_error = Some(Error::timeout("close handshake"));
+                    self.phase = Phase::Finishing;
+                    continue;
+                }
+            }
+
+            // Opportunistic flush before waiting for input: pongs, close replies and fed
+            // messages leave now, coalesced into one write.
+            if self.conn.buffered_amount() > 0 {
+                if let Poll::Ready(Err(error)) = self.poll_write_all(ww) {
+                    return Poll::Ready(Some(Err(self.fail_io(error))));
+                }
+                if self.conn.buffered_amount() > self.high_water.max(MIN_READ_PAUSE) {
+                    // The peer is not reading what we owe it; stop reading until it does.
+                    return Poll::Pending;
+                }
+            }
+
+            match self.poll_fill(rw) {
+                Poll::Pending => {
+                    if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
+                        // Idle: hold no buffer while waiting (the next read uses the stack).
+                        self.release_read_buffer();
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(Ok(0)) => {
+                    let closing = self.conn.state() == State::Closing;
+                    self.conn.handle_eof();
+                    self.phase = Phase::Done;
+                    self.release_read_buffer();
+                    if closing {
+                        // We asked to close and the peer hung up instead of answering: the
+                        // connection is over as requested, if not cleanly (close_info: 1006).
+                        return Poll::Ready(None);
+                    }
+                    return Poll::Ready(Some(Err(Error::abnormal_eof())));
+                }
+                Poll::Ready(Ok(_)) => continue,
+                Poll::Ready(Err(error)) => return Poll::Ready(Some(Err(self.fail_io(error)))),
+            }
+        }
+    }
+
+    /// Drives the close handshake to its end, discarding messages that arrive meanwhile.
+    pub(crate) fn poll_close(&mut self, rw: &Waker, ww: &Waker) -> Poll<Result<(), Error>> {
+        loop {
+            match ready!(self.poll_recv(rw, ww)) {
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => return Poll::Ready(Err(error)),
+                None => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+
+    /// Waits until at most the high-water mark is queued, writing meanwhile.
+    pub(crate) fn poll_ready(&mut self, ww: &Waker) -> Poll<Result<(), Error>> {
+        if self.phase == Phase::Done {
+            return Poll::Ready(Err(Error::closed()));
+        }
+        let target = self.high_water;
+        self.poll_write_until(ww, target).map_err(|e| self.fail_io(e))
+    }
+
+    /// Writes everything queued and flushes the stream.
+    pub(crate) fn poll_flush(&mut self, ww: &Waker) -> Poll<Result<(), Error>> {
+        if self.phase == Phase::Done && self.conn.buffered_amount() > 0 {
+            return Poll::Ready(Err(Error::closed()));
+        }
+        self.poll_write_all(ww).map_err(|e| self.fail_io(e))
+    }
+
+    /// The transport failed: the connection is over.
+    fn fail_io(&mut self, error: io::Error) -> Error {
+        tracing::debug!(%error, "transport error");
+        self.conn.handle_eof();
+        self.phase = Phase::Done;
+        self.release_read_buffer();
+        Error::io(error)
+    }
+
+    /// Finishing: write the close frame, close the transport (a client after the server's
+    /// FIN, §7.1.1), all within the close timeout. Transport errors here end quietly: the
+    /// close handshake is already decided.
+    fn poll_finish(&mut self, rw: &Waker, ww: &Waker) -> Poll<()> {
+        loop {
+            if self.deadline_passed(rw) {
+                // Give up on the peer; one attempt at a FIN, then drop it.
+                let _ = Pin::new(&mut self.stream).poll_shutdown(&mut Context::from_waker(ww));
+                if self.conn.state() != State::Closed {
+                    self.conn.handle_eof();
+                }
+                return Poll::Ready(());
+            }
+            if self.conn.buffered_amount() > 0 {
+                match ready!(self.poll_write_all(ww)) {
+                    Ok(()) => {}
+                    Err(_) => {
+                        self.conn.handle_eof();
+                        return Poll::Ready(());
+                    }
+                }
+            }
+            if !self.conn.should_close_transport() && self.conn.role() == Role::Client {
+                // The server closes TCP first; wait for its FIN, discarding anything else.
+                match ready!(self.poll_fill(rw)) {
+                    Ok(0) | Err(_) => self.conn.handle_eof(),
+                    Ok(_) => self.read_buf.clear(),
+                }
+                continue;
+            }
+            let _ = ready!(Pin::new(&mut self.stream).poll_shutdown(&mut Context::from_waker(ww)));
+            return Poll::Ready(());
+        }
+    }
+
+    fn poll_write_all(&mut self, ww: &Waker) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_until(ww, 0))?;
+        Pin::new(&mut self.stream).poll_flush(&mut Context::from_waker(ww))
+    }
+
+    /// Writes queued output until at most `target` bytes remain.
+    fn poll_write_until(&mut self, ww: &Waker, target: usize) -> Poll<io::Result<()>> {
+        let mut cx = Context::from_waker(ww);
+        while self.conn.buffered_amount() > target {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let count = self.conn.output_chunks(&mut slices);
+            let mut stream = Pin::new(&mut self.stream);
+            let written = if count > 1 && stream.is_write_vectored() {
+                ready!(stream.as_mut().poll_write_vectored(&mut cx, &slices[..count]))?
+            } else {
+                ready!(stream.as_mut().poll_write(&mut cx, &slices[0]))?
+            };
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.conn.advance_output(written);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads more bytes into the buffer; `Ok(0)` at end of file.
+    fn poll_fill(&mut self, rw: &Waker) -> Poll<io::Result<usize>> {
+        let mut cx = Context::from_waker(rw);
+        if self.read_buf.capacity() == self.read_buf.len() && self.read_buf.is_empty() {
+            // No buffer (idle connection): read into the stack, then copy what arrived. The
+            // copy is small and keeps an idle connection from holding any read memory.
+            let mut scratch = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut rb = ReadBuf::uninit(&mut scratch);
+            ready!(Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb))?;
+            let n = rb.filled().len();
+            self.read_buf.extend_from_slice(rb.filled());
+            return Poll::Ready(Ok(n));
+        }
+        if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_READ_CAPACITY {
+            self.read_buf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        let spare = self.read_buf.capacity() - self.read_buf.len();
+        if spare < READ_CHUNK / 4 {
+            // Grow geometrically with the frame being received: a 16 MiB frame costs a few
+            // reallocations, not thousands.
+            self.read_buf.reserve(self.read_buf.len().max(READ_CHUNK));
+        }
+        let dst = self.read_buf.spare_capacity_mut();
+        let dst_ptr = dst.as_ptr();
+        let mut rb = ReadBuf::uninit(dst);
+        ready!(Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb))?;
+        // A reader could swap in another buffer; then our memory was not written.
+        assert_eq!(dst_ptr.cast::<u8>(), rb.filled().as_ptr(), "AsyncRead replaced the read buffer");
+        let n = rb.filled().len();
+        // SAFETY: `ReadBuf` guarantees its first `n` bytes, which are the first `n` bytes of
+        // our spare capacity (checked above), have been initialised.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.read_buf.set_len(self.read_buf.len() + n);
+        }
+        Poll::Ready(Ok(n))
+    }
+}

@@ -1,0 +1,257 @@
+//! One error type for the whole library, with a [`kind`](Error::kind) to branch on.
+//!
+//! The `Display` wording is for humans and may change; match on [`ErrorKind`] and use the
+//! predicates ([`Error::close_code`], [`Error::status`]) instead (the hyper habit). A clean
+//! close is never an error: `recv` returns `None` for it.
+
+use http::StatusCode;
+use std::{fmt, io};
+use switchboard_protocol::handshake::HandshakeError;
+use switchboard_protocol::{CloseCode, ProtocolError, SendError};
+
+/// What kind of failure an [`Error`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The transport failed: connect, read or write error, or the peer dropped the
+    /// connection without a close frame (`io::ErrorKind::UnexpectedEof`, close code 1006).
+    Io,
+    /// The peer broke RFC 6455 / RFC 7692 or exceeded a limit; the connection was closed with
+    /// [`Error::close_code`].
+    Protocol,
+    /// The opening handshake failed; [`Error::status`] has the HTTP status when there was one.
+    Handshake,
+    /// A deadline passed: the handshake timeout or the close timeout.
+    Timeout,
+    /// The connection is closing or closed, so the operation cannot be done.
+    Closed,
+    /// The application passed something invalid: a bad URL, an unsendable close code, a
+    /// control payload over 125 bytes, a close reason over 123 bytes.
+    InvalidInput,
+}
+
+/// An error from a WebSocket operation: see [`ErrorKind`] for the categories.
+pub struct Error {
+    // Boxed so `Result<Message, Error>` stays two words and the happy path stays cheap.
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    detail: Detail,
+}
+
+enum Detail {
+    Io(io::Error),
+    Protocol(ProtocolError),
+    Send(SendError),
+    Handshake {
+        error: Box<dyn std::error::Error + Send + Sync>,
+        status: Option<StatusCode>,
+        response: Option<http::Response<()>>,
+    },
+    Message(String),
+}
+
+impl Error {
+    fn new(kind: ErrorKind, detail: Detail) -> Self {
+        Error { inner: Box::new(Inner { kind, detail }) }
+    }
+
+    pub(crate) fn io(error: io::Error) -> Self {
+        Error::new(ErrorKind::Io, Detail::Io(error))
+    }
+
+    /// The peer dropped the transport without a close frame.
+    pub(crate) fn abnormal_eof() -> Self {
+        Error::io(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the connection ended without a close frame (1006)",
+        ))
+    }
+
+    pub(crate) fn protocol(error: ProtocolError) -> Self {
+        Error::new(ErrorKind::Protocol, Detail::Protocol(error))
+    }
+
+    pub(crate) fn send(error: SendError) -> Self {
+        let kind = match error {
+            SendError::Closed => ErrorKind::Closed,
+            _ => ErrorKind::InvalidInput,
+        };
+        Error::new(kind, Detail::Send(error))
+    }
+
+    pub(crate) fn closed() -> Self {
+        Error::send(SendError::Closed)
+    }
+
+    pub(crate) fn timeout(what: &str) -> Self {
+        Error::new(ErrorKind::Timeout, Detail::Message(format!("{what} timed out")))
+    }
+
+    pub(crate) fn invalid_input(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidInput, Detail::Message(message.into()))
+    }
+
+    /// A handshake that failed on our side of the exchange (server: the request we refused,
+    /// with the status we answered; client: a response we could not accept).
+    pub(crate) fn handshake(
+        error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        status: Option<StatusCode>,
+        response: Option<http::Response<()>>,
+    ) -> Self {
+        Error::new(ErrorKind::Handshake, Detail::Handshake { error: error.into(), status, response })
+    }
+
+    /// A server-side refusal described by the protocol crate.
+    pub(crate) fn from_handshake_error(error: HandshakeError) -> Self {
+        let status = Some(error.status());
+        Error::handshake(error, status, None)
+    }
+
+    /// The category, to branch on.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The close code the connection was closed with, for [`ErrorKind::Protocol`] errors
+    /// (1002, 1007, 1009, …).
+    pub fn close_code(&self) -> Option<CloseCode> {
+        match &self.inner.detail {
+            Detail::Protocol(error) => Some(error.close_code()),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a failed handshake: on a server the status we answered (400, 426,
+    /// 431, or the application's), on a client the status the server answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match &self.inner.detail {
+            Detail::Handshake { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// The server's response, for a client handshake the server did not accept.
+    pub fn response(&self) -> Option<&http::Response<()>> {
+        match &self.inner.detail {
+            Detail::Handshake { response, .. } => response.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The peer's protocol violation, for [`ErrorKind::Protocol`] errors.
+    pub fn protocol_error(&self) -> Option<&ProtocolError> {
+        match &self.inner.detail {
+            Detail::Protocol(error) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The underlying I/O error, for [`ErrorKind::Io`] errors.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match &self.inner.detail {
+            Detail::Io(error) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a timeout.
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// Whether the operation failed because the connection is closing or closed.
+    pub fn is_closed(&self) -> bool {
+        self.inner.kind == ErrorKind::Closed
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind);
+        match &self.inner.detail {
+            Detail::Io(e) => d.field("io", e),
+            Detail::Protocol(e) => d.field("protocol", e),
+            Detail::Send(e) => d.field("send", e),
+            Detail::Handshake { error, status, .. } => d.field("handshake", error).field("status", status),
+            Detail::Message(m) => d.field("message", m),
+        };
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner.detail {
+            Detail::Io(e) => write!(f, "I/O error: {e}"),
+            Detail::Protocol(e) => write!(f, "protocol error (close {}): {e}", e.close_code()),
+            Detail::Send(e) => write!(f, "{e}"),
+            Detail::Handshake { error, .. } => write!(f, "handshake failed: {error}"),
+            Detail::Message(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.inner.detail {
+            Detail::Io(e) => Some(e),
+            Detail::Protocol(e) => Some(e),
+            Detail::Send(e) => Some(e),
+            Detail::Handshake { error, .. } => Some(&**error),
+            Detail::Message(_) => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(error: io::Error) -> Self {
+        Error::io(error)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(error: ProtocolError) -> Self {
+        Error::protocol(error)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(error: SendError) -> Self {
+        Error::send(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn kinds_and_predicates() {
+        let e = Error::protocol(ProtocolError::InvalidUtf8);
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        assert_eq!(e.close_code(), Some(CloseCode::INVALID_PAYLOAD));
+        assert!(e.source().is_some());
+
+        let e = Error::send(SendError::Closed);
+        assert!(e.is_closed());
+        let e = Error::send(SendError::ReasonTooLong(200));
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+
+        let e = Error::from_handshake_error(HandshakeError::MissingKey);
+        assert_eq!(e.kind(), ErrorKind::Handshake);
+        assert_eq!(e.status(), Some(StatusCode::BAD_REQUEST));
+
+        assert!(Error::timeout("close handshake").is_timeout());
+        assert_eq!(Error::abnormal_eof().io_error().unwrap().kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn result_of_message_stays_small() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+}

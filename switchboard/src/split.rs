@@ -1,0 +1,279 @@
+//! [`WebSocket::split`]: a reader and a writer for two tasks.
+//!
+//! # Design
+//!
+//! Both halves share one [`Core`] (stream, protocol state, read buffer) behind a
+//! `std::sync::Mutex`. The lock is taken inside poll functions only, which never block and
+//! never `.await`, so it is held for microseconds and never across a suspension point (the
+//! mini-redis `db.rs` argument for a synchronous mutex). This costs one uncontended lock per
+//! operation and no extra task, no channel and no copy per message, which a driver task
+//! would (quinn's alternative, simpler to reason about but slower on the echo path, and it
+//! would need a runtime to spawn on).
+//!
+//! The reader writes too: pongs and the close echo it produces are flushed by the reader
+//! before it waits for input, so they go out even if the writer is idle. When both halves
+//! write, a stream keeps only one write waker; so every write goes through a fan-out waker
+//! ([`WriteWakers`]) that wakes whichever halves are waiting for the stream to be writable.
+
+use crate::core::Core;
+use crate::error::Error;
+use crate::websocket::WebSocket;
+use bytes::Bytes;
+use futures_core::Stream;
+use futures_sink::Sink;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use switchboard_protocol::{CloseCode, CloseFrame, CloseInfo, Message, State};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+const READER: usize = 0;
+const WRITER: usize = 1;
+
+struct Shared<S> {
+    core: Mutex<Core<S>>,
+    wakers: Arc<WriteWakers>,
+    /// A waker for `wakers`, built once: the stream sees the same waker from both halves.
+    write_waker: Waker,
+}
+
+/// The tasks waiting for the stream to accept writes: slot 0 the reader, slot 1 the writer.
+#[derive(Default)]
+struct WriteWakers {
+    slots: Mutex<[Option<Waker>; 2]>,
+}
+
+impl WriteWakers {
+    /// Records `waker` for `half` before that half writes, so a wakeup that comes right
+    /// after the stream registers interest is not lost.
+    fn register(&self, half: usize, waker: &Waker) {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        match &slots[half] {
+            Some(existing) if existing.will_wake(waker) => {}
+            _ => slots[half] = Some(waker.clone()),
+        }
+    }
+}
+
+impl Wake for WriteWakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let taken = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            [slots[0].take(), slots[1].take()]
+        };
+        for waker in taken.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+}
+
+impl<S> Shared<S> {
+    fn lock(&self) -> MutexGuard<'_, Core<S>> {
+        // A panic under the lock cannot leave the core half-updated in a way that matters
+        // more than the panic itself; keep going rather than poison both halves.
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+pub(crate) fn split<S>(ws: WebSocket<S>) -> (WebSocketReader<S>, WebSocketWriter<S>) {
+    let wakers = Arc::new(WriteWakers::default());
+    let shared = Arc::new(Shared {
+        core: Mutex::new(ws.into_core()),
+        write_waker: Waker::from(wakers.clone()),
+        wakers,
+    });
+    (WebSocketReader { shared: shared.clone() }, WebSocketWriter { shared })
+}
+
+/// The receiving half of a [`WebSocket`], from [`WebSocket::split`].
+///
+/// Keep calling [`recv`](WebSocketReader::recv) (or polling the `Stream`): it also writes
+/// the automatic pongs and the close echo.
+pub struct WebSocketReader<S> {
+    shared: Arc<Shared<S>>,
+}
+
+/// The sending half of a [`WebSocket`], from [`WebSocket::split`].
+pub struct WebSocketWriter<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> std::fmt::Debug for WebSocketReader<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketReader").finish_non_exhaustive()
+    }
+}
+
+impl<S> std::fmt::Debug for WebSocketWriter<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocketWriter").finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
+    /// Receives the next message; see [`WebSocket::recv`]. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        let shared = &*self.shared;
+        shared.wakers.register(READER, cx.waker());
+        let mut core = shared.lock();
+        let poll = core.poll_recv(cx.waker(), &shared.write_waker);
+        if poll.is_pending() {
+            match &core.reader_waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => core.reader_waker = Some(cx.waker().clone()),
+            }
+        }
+        poll
+    }
+
+    /// Whether `writer` is the other half of this reader.
+    pub fn is_pair_of(&self, writer: &WebSocketWriter<S>) -> bool {
+        Arc::ptr_eq(&self.shared, &writer.shared)
+    }
+
+    /// Puts the halves back together.
+    ///
+    /// # Errors
+    ///
+    /// Gives both halves back if they come from different connections.
+    #[allow(clippy::result_large_err)]
+    pub fn reunite(self, writer: WebSocketWriter<S>) -> Result<WebSocket<S>, (Self, WebSocketWriter<S>)> {
+        if !self.is_pair_of(&writer) {
+            return Err((self, writer));
+        }
+        drop(writer);
+        let shared = Arc::try_unwrap(self.shared)
+            .unwrap_or_else(|_| unreachable!("both halves were given, so no other reference exists"));
+        let core = shared.core.into_inner().unwrap_or_else(PoisonError::into_inner);
+        Ok(WebSocket::from_core(core))
+    }
+
+    /// How the connection ended, once it has started to end.
+    pub fn close_info(&self) -> Option<CloseInfo> {
+        self.shared.lock().conn.close_info().cloned()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
+    /// Sends and flushes a message; see [`WebSocket::send`].
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Queues a message after waiting for room; see [`WebSocket::feed`].
+    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        let message = message.into();
+        poll_fn(|cx| self.with_core(cx, |core, ww| core.poll_ready(ww))).await?;
+        self.shared.lock().queue(message)
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.with_core(cx, |core, ww| core.poll_flush(ww))).await
+    }
+
+    /// Sends a ping; see [`WebSocket::ping`].
+    pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let payload = payload.into();
+        poll_fn(|cx| self.with_core(cx, |core, ww| core.poll_ready(ww))).await?;
+        self.shared.lock().queue_ping(payload)?;
+        self.flush().await
+    }
+
+    /// Sends a close frame and flushes it.
+    ///
+    /// The writer does not read, so it does not wait for the peer's answer: the reader's
+    /// `recv` returns `None` once the close handshake is over (or an error after the close
+    /// timeout). If the reader half has been dropped, this reads until the peer's close
+    /// itself, as [`WebSocket::close`] does.
+    pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        {
+            let mut core = self.shared.lock();
+            core.start_close(Some(CloseFrame::new(code.into(), reason)))?;
+            // The reader may be waiting for input; it must start the close timer.
+            if let Some(waker) = core.reader_waker.take() {
+                waker.wake();
+            }
+        }
+        poll_fn(|cx| self.poll_close(cx)).await
+    }
+
+    fn poll_close(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if Arc::strong_count(&self.shared) == 1 {
+            let shared = &*self.shared;
+            shared.wakers.register(WRITER, cx.waker());
+            let mut core = shared.lock();
+            return core.poll_close(cx.waker(), &shared.write_waker);
+        }
+        self.with_core(cx, |core, ww| match core.poll_flush(ww) {
+            // Closed: the reader already finished the handshake; nothing left to do.
+            Poll::Ready(Err(e)) if e.is_closed() => Poll::Ready(Ok(())),
+            other => other,
+        })
+    }
+
+    fn with_core<T>(&self, cx: &mut Context<'_>, f: impl FnOnce(&mut Core<S>, &Waker) -> T) -> T {
+        let shared = &*self.shared;
+        shared.wakers.register(WRITER, cx.waker());
+        let mut core = shared.lock();
+        f(&mut core, &shared.write_waker)
+    }
+
+    /// Bytes queued but not yet written (the browser's `bufferedAmount`).
+    pub fn buffered_amount(&self) -> usize {
+        self.shared.lock().conn.buffered_amount()
+    }
+
+    /// The state of the close handshake.
+    pub fn state(&self) -> State {
+        self.shared.lock().conn.state()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocketReader<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with_core(cx, |core, ww| core.poll_ready(ww))
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        self.shared.lock().queue(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with_core(cx, |core, ww| core.poll_flush(ww))
+    }
+
+    /// Sends a close frame with 1000 (Normal Closure) and flushes it; see
+    /// [`WebSocketWriter::close`].
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        {
+            let mut core = this.shared.lock();
+            core.start_close(Some(CloseFrame::new(CloseCode::NORMAL, "")))?;
+            if let Some(waker) = core.reader_waker.take() {
+                waker.wake();
+            }
+        }
+        this.poll_close(cx)
+    }
+}

@@ -1,0 +1,230 @@
+//! [`WebSocket`]: one connection after the opening handshake, over any async byte stream.
+
+use crate::config::WebSocketConfig;
+use crate::core::Core;
+use crate::error::Error;
+use crate::split::{self, WebSocketReader, WebSocketWriter};
+use bytes::{Bytes, BytesMut};
+use futures_core::Stream;
+use futures_sink::Sink;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use switchboard_protocol::{CloseCode, CloseFrame, CloseInfo, Connection, Message, State};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A WebSocket connection over the stream `S` (a `TcpStream`, a TLS stream, a
+/// `tokio::io::DuplexStream`, …), after the opening handshake.
+///
+/// Get one from [`crate::accept`] / [`crate::Acceptor`] on a server, [`crate::connect`] /
+/// [`crate::Client`] on a client, or [`WebSocket::from_connection`] if you did the handshake
+/// yourself.
+///
+/// ```no_run
+/// # async fn run(mut ws: switchboard::WebSocket<tokio::net::TcpStream>) -> Result<(), switchboard::Error> {
+/// while let Some(message) = ws.recv().await {
+///     ws.send(message?).await?; // echo
+/// }
+/// // `None`: the peer closed cleanly; `ws.close_info()` says how.
+/// # Ok(()) }
+/// ```
+///
+/// # Automatic replies
+///
+/// Pings are answered and the peer's close frame is echoed by the protocol core; the replies
+/// are written the next time `recv` waits for input (or by any `send`/`flush`), so a task that
+/// keeps calling `recv` keeps the connection healthy.
+///
+/// # Cancel safety
+///
+/// [`recv`](WebSocket::recv) is cancel-safe: all parse state lives in the protocol core and
+/// the read buffer in this struct, so dropping a `recv` future (in `tokio::select!`, or on a
+/// timeout) loses nothing and the next `recv` continues mid-frame. `send`, `feed` and
+/// `flush` are cancel-safe in the sense that a dropped future leaves the message queued
+/// (if it was queued) for the next flush; `close` can be called again to resume.
+///
+/// # Batching
+///
+/// [`send`](WebSocket::send) writes and flushes each message. To send many small messages
+/// in one syscall, [`feed`](WebSocket::feed) them and [`flush`](WebSocket::flush) once.
+pub struct WebSocket<S> {
+    core: Core<S>,
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("connection", &self.core.conn)
+            .field("protocol", &self.core.protocol())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> WebSocket<S> {
+    /// Wraps a stream whose opening handshake is done, driven by `conn` (a
+    /// [`Connection::server`] or [`Connection::client`], with deflate already set up if it
+    /// was negotiated). `config.protocol` is not used: `conn` has its own.
+    pub fn from_connection(stream: S, conn: Connection, config: &WebSocketConfig) -> Self {
+        WebSocket { core: Core::new(stream, conn, config) }
+    }
+
+    /// Gives the connection the bytes that were read past the end of the handshake head
+    /// (a client may send its first frame right behind its request). Call before `recv`.
+    pub fn with_read_buffer(mut self, buf: BytesMut) -> Self {
+        self.core.set_read_buffer(buf);
+        self
+    }
+
+    /// Records the subprotocol the handshake settled on, for [`WebSocket::protocol`].
+    pub fn with_protocol(mut self, protocol: Option<String>) -> Self {
+        self.core.set_protocol(protocol);
+        self
+    }
+
+    pub(crate) fn into_core(self) -> Core<S> {
+        self.core
+    }
+
+    pub(crate) fn from_core(core: Core<S>) -> Self {
+        WebSocket { core }
+    }
+
+    /// The subprotocol the handshake agreed on (`Sec-WebSocket-Protocol`), if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.core.protocol()
+    }
+
+    /// Bytes queued but not yet written to the stream (the browser's `bufferedAmount`).
+    pub fn buffered_amount(&self) -> usize {
+        self.core.conn.buffered_amount()
+    }
+
+    /// The state of the close handshake.
+    pub fn state(&self) -> State {
+        self.core.conn.state()
+    }
+
+    /// How the connection ended (code, reason, who closed, whether cleanly), once it has
+    /// started to end.
+    pub fn close_info(&self) -> Option<&CloseInfo> {
+        self.core.conn.close_info()
+    }
+
+    /// Whether permessage-deflate was negotiated.
+    pub fn is_compressed(&self) -> bool {
+        self.core.conn.is_compressed()
+    }
+
+    /// The underlying stream, e.g. for `peer_addr`.
+    pub fn get_ref(&self) -> &S {
+        &self.core.stream
+    }
+
+    /// The underlying stream, mutably. Reading or writing it directly corrupts the
+    /// connection; this is for socket options.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.core.stream
+    }
+
+    /// The protocol state machine (for inspection).
+    pub fn connection(&self) -> &Connection {
+        &self.core.conn
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Receives the next text or binary message.
+    ///
+    /// Returns `None` once the connection is over: after a clean close (see
+    /// [`WebSocket::close_info`] for the code and reason), and after the one error that ended
+    /// it. On a protocol violation the close frame with the right code is sent and the
+    /// transport closed before the error is returned. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.core.poll_recv(cx.waker(), cx.waker())).await
+    }
+
+    /// Sends a message and flushes it (and everything queued before it).
+    ///
+    /// Waits while more than [`WebSocketConfig::write_buffer_high_water`] bytes are queued,
+    /// so a slow peer slows the sender down.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Queues a message without flushing, after waiting for the queue to be below the
+    /// high-water mark. Follow with [`WebSocket::flush`] (or a `send`, or a `recv` that
+    /// waits for input, which also flushes).
+    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(cx.waker())).await?;
+        self.core.queue(message.into())
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_flush(cx.waker())).await
+    }
+
+    /// Sends a ping with up to 125 bytes of payload. The peer's pong is not returned by
+    /// `recv`.
+    pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        poll_fn(|cx| self.core.poll_ready(cx.waker())).await?;
+        self.core.queue_ping(payload.into())?;
+        self.flush().await
+    }
+
+    /// Closes the connection: sends a close frame with `code` and `reason` (at most 123
+    /// bytes), then reads until the peer's close frame or end of file, and closes the
+    /// transport. Messages that arrive meanwhile are discarded. Waits at most
+    /// [`WebSocketConfig::close_timeout`] for the peer (then [`crate::ErrorKind::Timeout`]).
+    ///
+    /// If the close handshake has already begun (the peer closed first), this only drives
+    /// it to its end; calling it on a closed connection does nothing.
+    pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
+        self.core.start_close(Some(CloseFrame::new(code.into(), reason)))?;
+        poll_fn(|cx| self.core.poll_close(cx.waker(), cx.waker())).await
+    }
+
+    /// Splits the connection into a reader and a writer that can be used from two tasks.
+    ///
+    /// Both halves share the connection behind a lock that is only held while a poll
+    /// function runs, never across an `.await`. Automatic replies (pongs, the close echo)
+    /// produced while reading are flushed by the reader itself, so they go out even if
+    /// the writer is idle. See [`WebSocketReader`] and [`WebSocketWriter`].
+    pub fn split(self) -> (WebSocketReader<S>, WebSocketWriter<S>) {
+        split::split(self)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        this.core.poll_recv(cx.waker(), cx.waker())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().core.poll_ready(cx.waker())
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        self.get_mut().core.queue(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.get_mut().core.poll_flush(cx.waker())
+    }
+
+    /// Closes with 1000 (Normal Closure) and waits for the peer's close, as
+    /// [`WebSocket::close`] does.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        this.core.start_close(Some(CloseFrame::new(CloseCode::NORMAL, "")))?;
+        this.core.poll_close(cx.waker(), cx.waker())
+    }
+}
