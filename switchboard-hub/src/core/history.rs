@@ -1,0 +1,525 @@
+//! Bounded per-channel history and the resume rule.
+//!
+//! The rule every transport relies on: a client that comes back with the cursor of the last
+//! message it saw gets *exactly* the messages after it, oldest first, without duplicates and
+//! without gaps — or a plain [`ResetReason`] saying why that is impossible. Never a silent
+//! hole.
+//!
+//! Messages leave history only from the front (oldest first), by count or by age, so the
+//! retained ids are always one consecutive run `first..=last`. That makes both the
+//! continuity check and the lookup O(1): the message after id `n` sits at index
+//! `n + 1 - first`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{ChannelName, Cursor, Epoch, Message, MessageId, Payload};
+
+/// How much history a channel keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryLimits {
+    /// At most this many messages (0 keeps none: live delivery only, every resume after a
+    /// missed message is a reset).
+    pub max_messages: usize,
+    /// Messages older than this are dropped; `None` keeps them until the count pushes them out.
+    pub max_age: Option<Duration>,
+}
+
+impl Default for HistoryLimits {
+    /// 1000 messages, for at most one hour.
+    fn default() -> Self {
+        Self {
+            max_messages: 1000,
+            max_age: Some(Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// Why a cursor cannot be resumed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetReason {
+    /// The cursor belongs to another lifetime of the channel (the server restarted, or the
+    /// channel was dropped while idle and created again).
+    EpochChanged,
+    /// Some messages after the cursor have already left history.
+    Expired,
+    /// The cursor lies beyond the channel's last id: it cannot belong to this epoch.
+    Ahead,
+}
+
+impl ResetReason {
+    /// A sentence for error messages and logs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ResetReason::EpochChanged => "the channel was restarted (epoch changed)",
+            ResetReason::Expired => "history no longer reaches back that far",
+            ResetReason::Ahead => "the cursor is ahead of the channel (from another epoch?)",
+        }
+    }
+
+    /// The wire code: `epoch_changed`, `expired` or `ahead`.
+    pub fn code(self) -> &'static str {
+        match self {
+            ResetReason::EpochChanged => "epoch_changed",
+            ResetReason::Expired => "expired",
+            ResetReason::Ahead => "ahead",
+        }
+    }
+}
+
+/// The answer to "what came after this cursor?" for a subscriber.
+#[derive(Debug)]
+pub enum Resume {
+    /// Continuity holds: exactly these messages follow the cursor, oldest first (maybe none).
+    Continue(Vec<Arc<Message>>),
+    /// Continuity is broken; live delivery restarts after `last`, the channel's latest id.
+    Reset {
+        /// Why.
+        reason: ResetReason,
+        /// The channel's latest id when the reset was decided.
+        last: MessageId,
+    },
+}
+
+/// One page of history, for the REST history endpoint and long polling.
+#[derive(Debug)]
+pub struct Page {
+    /// Messages, oldest first.
+    pub messages: Vec<Arc<Message>>,
+    /// Set when the requested cursor could not be honoured; `messages` is then empty and
+    /// `next` points before the oldest retained message.
+    pub reset: Option<ResetReason>,
+    /// Where to continue from.
+    pub next: Cursor,
+    /// True when more messages follow `next` right now.
+    pub more: bool,
+}
+
+/// The bounded history of one channel lifetime.
+#[derive(Debug)]
+pub struct History {
+    channel: ChannelName,
+    epoch: Epoch,
+    limits: HistoryLimits,
+    entries: VecDeque<Arc<Message>>,
+    last: MessageId,
+}
+
+impl History {
+    /// An empty history for `channel` in `epoch`.
+    pub fn new(channel: ChannelName, epoch: Epoch, limits: HistoryLimits) -> Self {
+        Self {
+            channel,
+            epoch,
+            limits,
+            entries: VecDeque::new(),
+            last: MessageId::ZERO,
+        }
+    }
+
+    /// The channel's epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// The latest id handed out (`ZERO` before the first message).
+    pub fn last_id(&self) -> MessageId {
+        self.last
+    }
+
+    /// A cursor at the latest message.
+    pub fn head(&self) -> Cursor {
+        Cursor::new(self.epoch, self.last)
+    }
+
+    /// How many messages are retained.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no message is retained.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The first retained id, or `last + 1` when nothing is retained.
+    fn first_retained(&self) -> MessageId {
+        self.entries
+            .front()
+            .map(|m| m.id())
+            .unwrap_or(self.last.next())
+    }
+
+    /// Gives `data` the next id, records it and returns the message.
+    pub fn append(&mut self, data: Payload, now: Instant) -> Arc<Message> {
+        self.last = self.last.next();
+        let msg = Arc::new(Message::new(
+            self.channel.clone(),
+            self.epoch,
+            self.last,
+            data,
+            now,
+        ));
+        if self.limits.max_messages > 0 {
+            self.entries.push_back(Arc::clone(&msg));
+        }
+        self.evict(now);
+        msg
+    }
+
+    /// Drops what is over the count limit or older than the age limit at `now`.
+    pub fn evict(&mut self, now: Instant) {
+        while self.entries.len() > self.limits.max_messages {
+            self.entries.pop_front();
+        }
+        if let Some(max_age) = self.limits.max_age {
+            while self
+                .entries
+                .front()
+                .is_some_and(|m| now.saturating_duration_since(m.published_at()) >= max_age)
+            {
+                self.entries.pop_front();
+            }
+        }
+    }
+
+    /// Whether every message after `since` is still here.
+    pub fn check(&self, since: Cursor) -> Result<(), ResetReason> {
+        if since.epoch.is_some_and(|e| e != self.epoch) {
+            return Err(ResetReason::EpochChanged);
+        }
+        if since.id > self.last {
+            return Err(ResetReason::Ahead);
+        }
+        if since.id.next() < self.first_retained() {
+            return Err(ResetReason::Expired);
+        }
+        Ok(())
+    }
+
+    /// The retained messages after `id`, at most `limit`. Call only after [`History::check`].
+    fn after(&self, id: MessageId, limit: usize) -> impl Iterator<Item = &Arc<Message>> {
+        let skip = (id.next().get() - self.first_retained().get()) as usize;
+        self.entries.iter().skip(skip).take(limit)
+    }
+
+    /// Everything after `since` for a (re)subscribing client; see [`Resume`].
+    pub fn resume(&mut self, since: Cursor, now: Instant) -> Resume {
+        self.evict(now);
+        match self.check(since) {
+            Ok(()) => Resume::Continue(self.after(since.id, usize::MAX).cloned().collect()),
+            Err(reason) => Resume::Reset {
+                reason,
+                last: self.last,
+            },
+        }
+    }
+
+    /// A page of at most `limit` messages after `since`, or the latest `limit` messages when
+    /// `since` is `None`.
+    pub fn page(&mut self, since: Option<Cursor>, limit: usize, now: Instant) -> Page {
+        self.evict(now);
+        let start = match since {
+            None => MessageId::new(
+                self.last
+                    .get()
+                    .saturating_sub(limit as u64)
+                    .max(self.first_retained().get() - 1),
+            ),
+            Some(since) => match self.check(since) {
+                Ok(()) => since.id,
+                Err(reason) => {
+                    return Page {
+                        messages: Vec::new(),
+                        reset: Some(reason),
+                        next: Cursor::new(
+                            self.epoch,
+                            MessageId::new(self.first_retained().get() - 1),
+                        ),
+                        more: !self.entries.is_empty(),
+                    }
+                }
+            },
+        };
+        let messages: Vec<_> = self.after(start, limit).cloned().collect();
+        let next_id = messages.last().map_or(start, |m| m.id());
+        Page {
+            messages,
+            reset: None,
+            next: Cursor::new(self.epoch, next_id),
+            more: next_id < self.last,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EPOCH: u64 = 77;
+
+    fn history(max_messages: usize, max_age: Option<u64>) -> History {
+        History::new(
+            ChannelName::new("c").unwrap(),
+            Epoch::new(EPOCH).unwrap(),
+            HistoryLimits {
+                max_messages,
+                max_age: max_age.map(Duration::from_secs),
+            },
+        )
+    }
+
+    fn at(id: u64) -> Cursor {
+        Cursor::new(Epoch::new(EPOCH).unwrap(), MessageId::new(id))
+    }
+
+    fn ids(msgs: &[Arc<Message>]) -> Vec<u64> {
+        msgs.iter().map(|m| m.id().get()).collect()
+    }
+
+    fn continued(r: Resume) -> Vec<u64> {
+        match r {
+            Resume::Continue(m) => ids(&m),
+            Resume::Reset { reason, .. } => panic!("unexpected reset: {reason:?}"),
+        }
+    }
+
+    fn reset(r: Resume) -> ResetReason {
+        match r {
+            Resume::Reset { reason, .. } => reason,
+            Resume::Continue(m) => panic!("unexpected continue: {:?}", ids(&m)),
+        }
+    }
+
+    #[test]
+    fn ids_start_at_one_and_increase() {
+        let t = Instant::now();
+        let mut h = history(10, None);
+        let a = h.append(Payload::text("a"), t);
+        let b = h.append(Payload::text("b"), t);
+        assert_eq!((a.id().get(), b.id().get()), (1, 2));
+        assert_eq!(h.head(), at(2));
+    }
+
+    #[test]
+    fn resume_returns_exactly_what_follows() {
+        let t = Instant::now();
+        let mut h = history(10, None);
+        for i in 0..5 {
+            h.append(Payload::text(&i.to_string()), t);
+        }
+        assert_eq!(continued(h.resume(at(0), t)), [1, 2, 3, 4, 5]);
+        assert_eq!(continued(h.resume(at(3), t)), [4, 5]);
+        assert_eq!(continued(h.resume(at(5), t)), Vec::<u64>::new());
+        // A bare id is trusted to be of this epoch.
+        assert_eq!(
+            continued(h.resume(Cursor::id_only(MessageId::new(4)), t)),
+            [5]
+        );
+    }
+
+    #[test]
+    fn count_limit_expires_the_oldest() {
+        let t = Instant::now();
+        let mut h = history(3, None);
+        for _ in 0..5 {
+            h.append(Payload::text("x"), t);
+        }
+        assert_eq!(reset(h.resume(at(1), t)), ResetReason::Expired);
+        assert_eq!(continued(h.resume(at(2), t)), [3, 4, 5]);
+    }
+
+    #[test]
+    fn age_limit_uses_the_given_clock() {
+        let t0 = Instant::now();
+        let mut h = history(100, Some(10));
+        h.append(Payload::text("old"), t0);
+        h.append(Payload::text("new"), t0 + Duration::from_secs(5));
+        assert_eq!(
+            continued(h.resume(at(0), t0 + Duration::from_secs(9))),
+            [1, 2]
+        );
+        assert_eq!(
+            reset(h.resume(at(0), t0 + Duration::from_secs(10))),
+            ResetReason::Expired
+        );
+        assert_eq!(
+            continued(h.resume(at(1), t0 + Duration::from_secs(10))),
+            [2]
+        );
+        // Everything expired: a client that saw the last message is still fine...
+        let late = t0 + Duration::from_secs(60);
+        assert_eq!(continued(h.resume(at(2), late)), Vec::<u64>::new());
+        // ...but one that missed message 2 is told so, even though history is empty.
+        assert_eq!(reset(h.resume(at(1), late)), ResetReason::Expired);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn no_history_means_live_only() {
+        let t = Instant::now();
+        let mut h = history(0, None);
+        h.append(Payload::text("x"), t);
+        assert!(h.is_empty());
+        assert_eq!(continued(h.resume(at(1), t)), Vec::<u64>::new());
+        assert_eq!(reset(h.resume(at(0), t)), ResetReason::Expired);
+    }
+
+    #[test]
+    fn foreign_epoch_or_future_id_resets() {
+        let t = Instant::now();
+        let mut h = history(10, None);
+        h.append(Payload::text("x"), t);
+        let other = Cursor::new(Epoch::new(EPOCH + 1).unwrap(), MessageId::new(1));
+        assert_eq!(reset(h.resume(other, t)), ResetReason::EpochChanged);
+        assert_eq!(reset(h.resume(at(2), t)), ResetReason::Ahead);
+        match h.resume(Cursor::id_only(MessageId::new(9)), t) {
+            Resume::Reset { reason, last } => {
+                assert_eq!((reason, last), (ResetReason::Ahead, MessageId::new(1)))
+            }
+            r => panic!("{r:?}"),
+        }
+    }
+
+    #[test]
+    fn page_without_cursor_is_the_tail() {
+        let t = Instant::now();
+        let mut h = history(10, None);
+        for _ in 0..6 {
+            h.append(Payload::text("x"), t);
+        }
+        let p = h.page(None, 4, t);
+        assert_eq!(ids(&p.messages), [3, 4, 5, 6]);
+        assert_eq!((p.next, p.more, p.reset), (at(6), false, None));
+        let p = h.page(None, 100, t);
+        assert_eq!(ids(&p.messages), [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn page_with_cursor_pages_forward() {
+        let t = Instant::now();
+        let mut h = history(10, None);
+        for _ in 0..5 {
+            h.append(Payload::text("x"), t);
+        }
+        let p = h.page(Some(at(1)), 2, t);
+        assert_eq!(
+            (ids(&p.messages), p.next, p.more),
+            (vec![2, 3], at(3), true)
+        );
+        let p = h.page(Some(p.next), 2, t);
+        assert_eq!(
+            (ids(&p.messages), p.next, p.more),
+            (vec![4, 5], at(5), false)
+        );
+        let p = h.page(Some(p.next), 2, t);
+        assert_eq!((ids(&p.messages), p.next, p.more), (vec![], at(5), false));
+    }
+
+    #[test]
+    fn page_reset_points_at_the_oldest_retained() {
+        let t = Instant::now();
+        let mut h = history(2, None);
+        for _ in 0..5 {
+            h.append(Payload::text("x"), t);
+        }
+        let p = h.page(Some(at(1)), 10, t);
+        assert_eq!(p.reset, Some(ResetReason::Expired));
+        assert!(p.messages.is_empty());
+        assert_eq!(p.next, at(3));
+        assert_eq!(ids(&h.page(Some(p.next), 10, t).messages), [4, 5]);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Publish after the clock moved on by this many seconds.
+        Publish(u64),
+        /// Ask for a page of at most this many messages from the reader's cursor.
+        Read(usize),
+        /// Resubscribe from the reader's cursor.
+        Resume,
+    }
+
+    fn ops() -> impl Strategy<Value = Vec<Op>> {
+        prop::collection::vec(
+            prop_oneof![
+                4 => (0u64..4).prop_map(Op::Publish),
+                2 => (1usize..6).prop_map(Op::Read),
+                1 => Just(Op::Resume),
+            ],
+            0..200,
+        )
+    }
+
+    proptest! {
+        /// A reader that keeps coming back with its cursor sees every id at most once, in
+        /// increasing order; each id it skips is explained by a reset; and when nothing was
+        /// evicted in between, it skips none.
+        #[test]
+        fn resume_never_duplicates_or_reorders(
+            max_messages in 0usize..8,
+            max_age in prop::option::of(1u64..6),
+            ops in ops(),
+        ) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut h = history(max_messages, max_age);
+            // Model: publish time of every id, to know what limits allow to be retained.
+            let mut published: Vec<Instant> = Vec::new();
+            let mut cursor = at(0);
+            let mut seen: Vec<u64> = Vec::new();
+            for op in ops {
+                let got = match op {
+                    Op::Publish(dt) => {
+                        now += Duration::from_secs(dt);
+                        h.append(Payload::text("x"), now);
+                        published.push(now);
+                        continue;
+                    }
+                    Op::Read(limit) => {
+                        let p = h.page(Some(cursor), limit, now);
+                        let got = ids(&p.messages);
+                        prop_assert!(got.len() <= limit);
+                        (got, p.reset, p.next)
+                    }
+                    Op::Resume => match h.resume(cursor, now) {
+                        Resume::Continue(m) => {
+                            let got = ids(&m);
+                            let next = got.last().map_or(cursor, |&id| at(id));
+                            (got, None, next)
+                        }
+                        Resume::Reset { reason, last } => (vec![], Some(reason), at(last.get())),
+                    },
+                };
+                let (got, reset, next) = got;
+                // Model of retention: id i (1-based) is retained iff within the newest
+                // `max_messages` and younger than `max_age`.
+                let last = published.len() as u64;
+                let retained = |id: u64| {
+                    id + max_messages as u64 > last
+                        && max_age.is_none_or(|a| {
+                            now.saturating_duration_since(published[id as usize - 1])
+                                < Duration::from_secs(a)
+                        })
+                };
+                let must_reset = (cursor.id.get() + 1..=last).any(|id| !retained(id));
+                prop_assert_eq!(reset.is_some(), must_reset, "cursor {:?} last {}", cursor, last);
+                if reset.is_none() {
+                    // Exactly the next ids, consecutive from the cursor.
+                    let expect: Vec<u64> =
+                        (cursor.id.get() + 1..=last).take(got.len()).collect();
+                    prop_assert_eq!(&got, &expect);
+                }
+                for id in &got {
+                    prop_assert!(seen.last().is_none_or(|l| id > l), "dup or reorder: {}", id);
+                    seen.push(*id);
+                }
+                prop_assert!(next.id >= cursor.id || reset.is_some());
+                cursor = next;
+            }
+        }
+    }
+}

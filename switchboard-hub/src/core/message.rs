@@ -1,0 +1,222 @@
+//! A published message and the wire forms it is sent in, each encoded once.
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::{ChannelName, Cursor, Epoch, MessageId, Payload};
+
+/// One message as stored in history and handed to every subscriber.
+///
+/// Messages are shared behind an `Arc`: history and every subscriber queue hold the same one.
+/// The wire forms ([`Message::ws_envelope`], [`Message::plain_text`], [`Message::sse_event`])
+/// are computed by the first subscriber that needs them and then shared as `Bytes` by all the
+/// others, so fan-out to 10 000 WebSocket subscribers encodes the envelope once, not 10 000
+/// times.
+#[derive(Debug)]
+pub struct Message {
+    channel: ChannelName,
+    epoch: Epoch,
+    id: MessageId,
+    data: Payload,
+    published_at: Instant,
+    ws_envelope: OnceLock<Bytes>,
+    plain_text: OnceLock<Bytes>,
+    sse_json: OnceLock<Bytes>,
+    sse_plain: OnceLock<Bytes>,
+}
+
+/// How the `data:` lines of an SSE event carry the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SseFormat {
+    /// The payload's JSON text, exact (what the browser client asks for).
+    Json,
+    /// [`Payload::plain_text`], what a plain `new EventSource()` chat page wants to show.
+    Plain,
+}
+
+impl Message {
+    /// A message; `published_at` is when the hub accepted it (for fan-out latency).
+    pub fn new(
+        channel: ChannelName,
+        epoch: Epoch,
+        id: MessageId,
+        data: Payload,
+        published_at: Instant,
+    ) -> Self {
+        Self {
+            channel,
+            epoch,
+            id,
+            data,
+            published_at,
+            ws_envelope: OnceLock::new(),
+            plain_text: OnceLock::new(),
+            sse_json: OnceLock::new(),
+            sse_plain: OnceLock::new(),
+        }
+    }
+
+    /// The channel it was published on.
+    pub fn channel(&self) -> &ChannelName {
+        &self.channel
+    }
+
+    /// The epoch of the channel when it was published.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Its id within the channel.
+    pub fn id(&self) -> MessageId {
+        self.id
+    }
+
+    /// The cursor that points at this message (resume after it).
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.epoch, self.id)
+    }
+
+    /// Its data.
+    pub fn data(&self) -> &Payload {
+        &self.data
+    }
+
+    /// When the hub accepted it.
+    pub fn published_at(&self) -> Instant {
+        self.published_at
+    }
+
+    /// The `/ws` JSON protocol frame: `{"op":"message","channel":…,"id":…,"data":…}`.
+    pub fn ws_envelope(&self) -> Bytes {
+        self.ws_envelope
+            .get_or_init(|| {
+                // Channel names need no JSON escaping (see `ChannelName`), and the payload is
+                // already compact JSON, so the envelope is spliced, not serialised.
+                let mut out =
+                    Vec::with_capacity(self.data.len() + self.channel.as_str().len() + 48);
+                out.extend_from_slice(b"{\"op\":\"message\",\"channel\":\"");
+                out.extend_from_slice(self.channel.as_str().as_bytes());
+                out.extend_from_slice(b"\",\"id\":");
+                out.extend_from_slice(self.id.to_string().as_bytes());
+                out.extend_from_slice(b",\"data\":");
+                out.extend_from_slice(self.data.json());
+                out.push(b'}');
+                Bytes::from(out)
+            })
+            .clone()
+    }
+
+    /// The payload as plain UTF-8 text, as the seeds' chat room (`/ws/{channel}`) sends it.
+    pub fn plain_text(&self) -> Bytes {
+        self.plain_text
+            .get_or_init(|| Bytes::from(self.data.plain_text().into_owned()))
+            .clone()
+    }
+
+    /// The whole SSE event, `id: EPOCH:ID` line, `data:` lines and the blank line.
+    pub fn sse_event(&self, format: SseFormat) -> Bytes {
+        let cell = match format {
+            SseFormat::Json => &self.sse_json,
+            SseFormat::Plain => &self.sse_plain,
+        };
+        cell.get_or_init(|| {
+            let text = match format {
+                SseFormat::Json => std::borrow::Cow::Borrowed(self.data.as_str()),
+                SseFormat::Plain => self.data.plain_text(),
+            };
+            Bytes::from(sse_event(None, &self.cursor().to_string(), &text))
+        })
+        .clone()
+    }
+}
+
+/// Formats one Server-Sent Event. Every line break in `data` (CR, LF or CRLF, all of which
+/// the SSE parser treats as line ends) starts a new `data:` line, so the browser's
+/// `event.data` gets the text back with `\n` separators.
+pub fn sse_event(event: Option<&str>, id: &str, data: &str) -> String {
+    let mut out = String::with_capacity(data.len() + id.len() + 16);
+    if let Some(event) = event {
+        out.push_str("event: ");
+        out.push_str(event);
+        out.push('\n');
+    }
+    if !id.is_empty() {
+        out.push_str("id: ");
+        out.push_str(id);
+        out.push('\n');
+    }
+    let mut rest = data;
+    loop {
+        let end = rest.find(['\r', '\n']).unwrap_or(rest.len());
+        out.push_str("data: ");
+        out.push_str(&rest[..end]);
+        out.push('\n');
+        if end == rest.len() {
+            break;
+        }
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + skip..];
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(data: Payload) -> Message {
+        Message::new(
+            ChannelName::new("chat").unwrap(),
+            Epoch::new(7).unwrap(),
+            MessageId::new(3),
+            data,
+            Instant::now(),
+        )
+    }
+
+    #[test]
+    fn ws_envelope_is_valid_json_and_shared() {
+        let m = msg(Payload::from_json(br#"{"a":[1,"x"]}"#).unwrap());
+        let env = m.ws_envelope();
+        let v: serde_json::Value = serde_json::from_slice(&env).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"op":"message","channel":"chat","id":3,"data":{"a":[1,"x"]}})
+        );
+        // Encoded once: the second call hands out the same allocation.
+        assert_eq!(m.ws_envelope().as_ptr(), env.as_ptr());
+    }
+
+    #[test]
+    fn plain_text_unwraps_strings_only() {
+        assert_eq!(
+            &msg(Payload::text("héllo")).plain_text()[..],
+            "héllo".as_bytes()
+        );
+        assert_eq!(
+            &msg(Payload::from_json(b"[1]").unwrap()).plain_text()[..],
+            b"[1]"
+        );
+    }
+
+    #[test]
+    fn sse_event_splits_lines() {
+        let m = msg(Payload::text("a\nb\r\nc\rd"));
+        assert_eq!(
+            &m.sse_event(SseFormat::Plain)[..],
+            b"id: 7:3\ndata: a\ndata: b\ndata: c\ndata: d\n\n"
+        );
+        assert_eq!(
+            &m.sse_event(SseFormat::Json)[..],
+            b"id: 7:3\ndata: \"a\\nb\\r\\nc\\rd\"\n\n"
+        );
+        assert_eq!(sse_event(Some("reset"), "", ""), "event: reset\ndata: \n\n");
+    }
+}

@@ -1,0 +1,17 @@
+//! The pure core of the hub: names, ids, payloads, history and the resume rule.
+//!
+//! Nothing here does I/O, spawns, sleeps or reads the clock: time comes in as a `now`
+//! argument, and epochs are drawn by the caller. Everything is therefore testable with
+//! plain function calls, and the property tests can drive thousands of histories per second.
+
+mod channel;
+mod history;
+mod id;
+mod message;
+mod payload;
+
+pub use channel::{ChannelName, ChannelNameError, MAX_CHANNEL_NAME_LEN};
+pub use history::{History, HistoryLimits, Page, ResetReason, Resume};
+pub use id::{Cursor, CursorError, Epoch, MessageId, MAX_EPOCH};
+pub use message::{sse_event, Message, SseFormat};
+pub use payload::{Payload, PayloadError};
