@@ -102,11 +102,6 @@ impl<S> Core<S> {
         self.protocol.as_deref()
     }
 
-    /// Whether the transport is closed and `recv` would return `None`.
-    pub(crate) fn is_done(&self) -> bool {
-        self.phase == Phase::Done
-    }
-
     fn release_read_buffer(&mut self) {
         self.read_buf = BytesMut::new();
     }

@@ -6,7 +6,6 @@
 
 use http::StatusCode;
 use std::{fmt, io};
-use switchboard_protocol::handshake::HandshakeError;
 use switchboard_protocol::{CloseCode, ProtocolError, SendError};
 
 /// What kind of failure an [`Error`] is.
@@ -102,12 +101,6 @@ impl Error {
         response: Option<http::Response<()>>,
     ) -> Self {
         Error::new(ErrorKind::Handshake, Detail::Handshake { error: error.into(), status, response })
-    }
-
-    /// A server-side refusal described by the protocol crate.
-    pub(crate) fn from_handshake_error(error: HandshakeError) -> Self {
-        let status = Some(error.status());
-        Error::handshake(error, status, None)
     }
 
     /// The category, to branch on.
@@ -229,6 +222,7 @@ impl From<SendError> for Error {
 mod tests {
     use super::*;
     use std::error::Error as _;
+    use switchboard_protocol::handshake::HandshakeError;
 
     #[test]
     fn kinds_and_predicates() {
@@ -242,7 +236,7 @@ mod tests {
         let e = Error::send(SendError::ReasonTooLong(200));
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
 
-        let e = Error::from_handshake_error(HandshakeError::MissingKey);
+        let e = Error::handshake(HandshakeError::MissingKey, Some(StatusCode::BAD_REQUEST), None);
         assert_eq!(e.kind(), ErrorKind::Handshake);
         assert_eq!(e.status(), Some(StatusCode::BAD_REQUEST));
 

@@ -1,18 +1,77 @@
-//! Switchboard: a fast, strict WebSocket (RFC 6455, RFC 7692) client and server on tokio.
+//! Switchboard: a fast, strict WebSocket (RFC 6455, with RFC 7692 permessage-deflate)
+//! client and server on tokio.
 //!
-//! This crate is the async shell around the sans-I/O [`switchboard_protocol`] core.
+//! This crate is the async shell around the sans-I/O [`switchboard_protocol`] core: it reads
+//! and writes the stream, runs the timers, and gives you a [`WebSocket`] with `recv`, `send`,
+//! `close` and `split`, plus `Stream`/`Sink` impls.
+//!
+//! # Server
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), switchboard::Error> {
+//! let server = switchboard::Server::bind("127.0.0.1:9001").await?;
+//! server
+//!     .serve(|mut ws| async move {
+//!         while let Some(Ok(message)) = ws.recv().await {
+//!             if ws.send(message).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     })
+//!     .await
+//! # }
+//! ```
+//!
+//! On a stream you accepted yourself, use [`accept`], or an [`Acceptor`] to set limits,
+//! subprotocols, compression and a callback that inspects the request (path, headers,
+//! `Origin`) and accepts or rejects it.
+//!
+//! # Client
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), switchboard::Error> {
+//! let (mut ws, _response) = switchboard::connect("ws://127.0.0.1:9001/").await?;
+//! ws.send("hello").await?;
+//! while let Some(message) = ws.recv().await {
+//!     println!("{:?}", message?);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! [`Client::builder`] adds subprotocols, headers and configuration.
+//!
+//! # Errors and closing
+//!
+//! `recv` returns `None` when the connection is over, `Some(Err(_))` once for the error that
+//! ended it. A clean close is not an error: [`WebSocket::close_info`] has the code and
+//! reason. Every [`Error`] has a [`kind`](Error::kind).
+//!
+//! # Memory
+//!
+//! Buffers start empty and grow with need: an idle connection holds no read buffer (reads
+//! go through the stack until data arrives), and a buffer that grew for a large message is
+//! released when it empties. Received messages are handed out as `Bytes` that share the
+//! read buffer, without a copy.
 #![deny(unsafe_code)]
 
+mod client;
 mod config;
 mod core;
 mod error;
+mod server;
 mod split;
+mod stream;
 mod websocket;
 
+pub use client::{connect, Client, ClientBuilder};
 pub use config::WebSocketConfig;
 pub use error::{Error, ErrorKind};
+pub use server::{accept, Accept, Acceptor, AcceptorBuilder, HandshakeRequest, Reject, Server};
 pub use split::{WebSocketReader, WebSocketWriter};
+pub use stream::MaybeTlsStream;
 pub use websocket::WebSocket;
 
+/// The protocol core this crate drives, for lower-level use.
+pub use switchboard_protocol as protocol;
 pub use switchboard_protocol::deflate::DeflateConfig;
 pub use switchboard_protocol::{CloseCode, CloseFrame, CloseInfo, Initiator, Message, State, Utf8Bytes};

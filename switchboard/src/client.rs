@@ -1,0 +1,260 @@
+//! The client side: [`connect`] and [`Client`].
+
+use crate::config::WebSocketConfig;
+use crate::error::Error;
+use crate::stream::MaybeTlsStream;
+use crate::websocket::WebSocket;
+use bytes::{Buf, BytesMut};
+use http::{HeaderName, HeaderValue, Uri};
+use std::io;
+use std::time::Duration;
+use switchboard_protocol::deflate::DeflateConfig;
+use switchboard_protocol::handshake::{ClientHandshake, HandshakeError};
+use switchboard_protocol::Connection;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads the response head in pieces this large.
+const HEAD_CHUNK: usize = 1 << 10;
+
+/// Opens a WebSocket connection to a `ws://` URL with the default [`Client`]; returns the
+/// connection and the server's 101 response.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), switchboard::Error> {
+/// let (mut ws, _response) = switchboard::connect("ws://127.0.0.1:9001/chat").await?;
+/// ws.send("hello").await?;
+/// if let Some(reply) = ws.recv().await {
+///     println!("{:?}", reply?);
+/// }
+/// ws.close(switchboard::CloseCode::NORMAL, "bye").await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect(url: &str) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
+    Client::default().connect(url).await
+}
+
+/// A configured WebSocket client: subprotocols to offer, extra headers, limits and
+/// compression. Reusable for many connections.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), switchboard::Error> {
+/// let (ws, response) = switchboard::Client::builder()
+///     .protocols(["chat.v2"])
+///     .header("Authorization", "Bearer s3cret")
+///     .compression(true)
+///     .connect("ws://127.0.0.1:9001/chat")
+///     .await?;
+/// assert_eq!(ws.protocol(), Some("chat.v2"));
+/// # let _ = response; Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    config: WebSocketConfig,
+    protocols: Vec<String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Default)]
+pub struct ClientBuilder {
+    client: Client,
+    /// The first invalid header given, reported by `build`/`connect`.
+    invalid: Option<String>,
+}
+
+impl ClientBuilder {
+    /// Offers these subprotocols (`Sec-WebSocket-Protocol`), most preferred first.
+    pub fn protocols(mut self, protocols: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.client.protocols.extend(protocols.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds a header to the upgrade request (`Origin`, `Authorization`, `Cookie`, …). The
+    /// handshake's own headers (`Upgrade`, `Connection`, `Sec-WebSocket-*`) are set by the
+    /// library and ignored here.
+    pub fn header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        K: TryInto<HeaderName>,
+        V: TryInto<HeaderValue>,
+    {
+        match (name.try_into(), value.try_into()) {
+            (Ok(name), Ok(value)) => self.client.headers.push((name, value)),
+            _ => {
+                self.invalid.get_or_insert_with(|| "invalid header name or value".to_owned());
+            }
+        }
+        self
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: WebSocketConfig) -> Self {
+        self.client.config = config;
+        self
+    }
+
+    /// The largest accepted message, in bytes.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.client.config = self.client.config.max_message_size(bytes);
+        self
+    }
+
+    /// The permessage-deflate policy to offer; `None` offers nothing.
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.client.config = self.client.config.deflate(deflate);
+        self
+    }
+
+    /// Offers permessage-deflate with the default policy, or not.
+    pub fn compression(mut self, on: bool) -> Self {
+        self.client.config = self.client.config.compression(on);
+        self
+    }
+
+    /// How long connecting (TCP and handshake) may take; `None`: no limit.
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.client.config = self.client.config.handshake_timeout(timeout);
+        self
+    }
+
+    /// Finishes the client.
+    pub fn build(self) -> Result<Client, Error> {
+        match self.invalid {
+            Some(why) => Err(Error::invalid_input(why)),
+            None => Ok(self.client),
+        }
+    }
+
+    /// Builds the client and connects to `url`; see [`Client::connect`].
+    pub async fn connect(self, url: &str) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
+        self.build()?.connect(url).await
+    }
+
+    /// Builds the client and runs the handshake on a stream you opened; see
+    /// [`Client::connect_on`].
+    pub async fn connect_on<S: AsyncRead + AsyncWrite + Unpin>(
+        self,
+        stream: S,
+        url: &str,
+    ) -> Result<(WebSocket<S>, http::Response<()>), Error> {
+        self.build()?.connect_on(stream, url).await
+    }
+}
+
+impl Client {
+    /// Starts building a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// The configuration connections get.
+    pub fn config(&self) -> &WebSocketConfig {
+        &self.config
+    }
+
+    /// Connects to a `ws://host[:port]/path` URL: opens TCP, sends the upgrade request,
+    /// checks the 101 response (accept key, subprotocol and extensions), and returns the
+    /// connection with the response.
+    ///
+    /// A server that answers with another status gives a [`crate::ErrorKind::Handshake`] error
+    /// whose [`Error::status`] and [`Error::response`] say what it answered. `wss://` URLs
+    /// are refused with [`crate::ErrorKind::InvalidInput`] until TLS support lands.
+    pub async fn connect(&self, url: &str) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
+        let handshake = self.handshake_for(url)?;
+        if handshake.is_secure() {
+            return Err(Error::invalid_input(format!("{url}: wss:// needs TLS, which this build does not support yet")));
+        }
+        let work = async {
+            let tcp = TcpStream::connect((handshake.host(), handshake.port())).await?;
+            // Small frames should leave at once: coalescing is done by `feed`/`flush`.
+            tcp.set_nodelay(true)?;
+            self.run_handshake(MaybeTlsStream::Plain(tcp), handshake).await
+        };
+        self.with_timeout(work).await
+    }
+
+    /// Runs the client handshake for `url` on a stream you opened yourself (a TLS stream,
+    /// a proxy tunnel, an in-memory pipe). The URL's scheme is not acted on: the stream is
+    /// used as it is.
+    pub async fn connect_on<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        url: &str,
+    ) -> Result<(WebSocket<S>, http::Response<()>), Error> {
+        let handshake = self.handshake_for(url)?;
+        self.with_timeout(self.run_handshake(stream, handshake)).await
+    }
+
+    async fn with_timeout<T>(&self, work: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        match self.config.handshake_timeout {
+            Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| Error::timeout("opening handshake"))?,
+            None => work.await,
+        }
+    }
+
+    /// The request for `url`, with our offers and headers.
+    fn handshake_for(&self, url: &str) -> Result<ClientHandshake, Error> {
+        let uri: Uri = url.parse().map_err(|e| Error::invalid_input(format!("invalid URL {url:?}: {e}")))?;
+        let invalid = |e: HandshakeError| Error::invalid_input(e.to_string());
+        let mut handshake = ClientHandshake::new(&uri, rand::random()).map_err(invalid)?;
+        handshake = handshake.try_protocols(self.protocols.iter().cloned()).map_err(invalid)?;
+        if let Some(policy) = &self.config.protocol.deflate {
+            handshake = handshake.try_extensions(policy.client_offer()).map_err(invalid)?;
+        }
+        for (name, value) in &self.headers {
+            handshake = handshake.header(name.clone(), value.clone());
+        }
+        Ok(handshake)
+    }
+
+    async fn run_handshake<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+        handshake: ClientHandshake,
+    ) -> Result<(WebSocket<S>, http::Response<()>), Error> {
+        let mut head = Vec::with_capacity(256);
+        handshake.encode_request(&mut head);
+        stream.write_all(&head).await?;
+        stream.flush().await?;
+
+        let max = self.config.protocol.max_handshake_size;
+        let mut buf = BytesMut::new();
+        let (response, consumed) = loop {
+            match ClientHandshake::parse_response(&buf, max) {
+                Ok(Some(parsed)) => break parsed,
+                Ok(None) => {}
+                Err(error) => return Err(Error::handshake(error, None, None)),
+            }
+            if buf.capacity() == buf.len() {
+                buf.reserve(HEAD_CHUNK.min(max + 1 - buf.len()).max(1));
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(Error::io(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection during the opening handshake",
+                )));
+            }
+        };
+
+        let status = Some(response.status());
+        let answer = match handshake.validate(&response) {
+            Ok(answer) => answer,
+            Err(error) => return Err(Error::handshake(error, status, Some(response))),
+        };
+        let mut conn = Connection::client(self.config.protocol.clone(), rand::random::<[u8; 4]>);
+        if let Some(policy) = &self.config.protocol.deflate {
+            // RFC 7692 §7: a response that does not fit our offer fails the connection.
+            match policy.client_accept(&answer.extensions) {
+                Ok(Some(params)) => conn = conn.with_deflate(params),
+                Ok(None) => {}
+                Err(error) => return Err(Error::handshake(error, status, Some(response))),
+            }
+        }
+        // Frames the server sent right behind its 101 belong to the connection.
+        buf.advance(consumed);
+        let ws = WebSocket::from_connection(stream, conn, &self.config)
+            .with_read_buffer(buf)
+            .with_protocol(answer.protocol);
+        Ok((ws, response))
+    }
+}
