@@ -5,6 +5,16 @@
 //!
 //! - [`core`]: pure data and rules (channel names, ids and epochs, payloads, history, the
 //!   resume rule). No I/O, no clock.
+//! - [`broker`]: where channels live, behind the [`Broker`] trait; [`MemoryBroker`] is the
+//!   embedded default.
+//! - [`Hub`]: the handle transports use — publish, subscribe, history, channel list — with
+//!   limits and [`metrics`].
 #![deny(unsafe_code)]
 
+pub mod broker;
 pub mod core;
+mod hub;
+pub mod metrics;
+
+pub use broker::{Broker, BrokerError, ChannelInfo, MemoryBroker, MemoryBrokerConfig};
+pub use hub::{Delivery, Hub, HubOptions, PublishError, Published, SubscribeError, Subscription};

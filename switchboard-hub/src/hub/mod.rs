@@ -1,0 +1,180 @@
+//! The [`Hub`]: the one handle every transport holds.
+
+mod subscription;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use crate::broker::{Broker, BrokerError, ChannelInfo, MemoryBroker, MemoryBrokerConfig};
+use crate::core::{ChannelName, Cursor, Epoch, MessageId, Page, Payload};
+use crate::metrics::{Metrics, Transport};
+
+pub use subscription::{Delivery, Subscription};
+
+/// The real-time hub: publish to and subscribe on named channels, created on first use.
+///
+/// A cheap handle (an `Arc` inside): clone it into every connection task. Channels, history
+/// and fan-out live in a [`Broker`]; the hub adds the limits and metrics every transport
+/// shares, so that the transports stay thin translations of one API.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    broker: Arc<dyn Broker>,
+    metrics: Arc<Metrics>,
+    max_message_bytes: usize,
+}
+
+/// Settings the hub enforces on top of its broker.
+#[derive(Clone, Copy, Debug)]
+pub struct HubOptions {
+    /// The largest payload accepted, in bytes of compact JSON.
+    pub max_message_bytes: usize,
+}
+
+impl Default for HubOptions {
+    /// 64 KiB messages.
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// What [`Hub::publish`] answers: where the message landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Published {
+    /// The message's id in its channel.
+    pub id: MessageId,
+    /// The channel's epoch.
+    pub epoch: Epoch,
+}
+
+impl Published {
+    /// The cursor of the published message.
+    pub fn cursor(&self) -> Cursor {
+        Cursor::new(self.epoch, self.id)
+    }
+}
+
+/// Why a publish failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The payload is larger than [`HubOptions::max_message_bytes`].
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The payload size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The broker refused or failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+/// Why a subscribe failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// The broker refused or failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl Hub {
+    /// A hub over `broker`.
+    pub fn new(broker: Arc<dyn Broker>, options: HubOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                broker,
+                metrics: Arc::new(Metrics::default()),
+                max_message_bytes: options.max_message_bytes,
+            }),
+        }
+    }
+
+    /// A hub over a fresh [`MemoryBroker`].
+    pub fn in_memory(broker: MemoryBrokerConfig, options: HubOptions) -> Self {
+        Self::new(Arc::new(MemoryBroker::new(broker)), options)
+    }
+
+    /// The shared metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The largest payload accepted.
+    pub fn max_message_bytes(&self) -> usize {
+        self.inner.max_message_bytes
+    }
+
+    /// Publishes `data` on `channel` for a client that came in over `via`.
+    pub async fn publish(
+        &self,
+        channel: &ChannelName,
+        data: Payload,
+        via: Transport,
+    ) -> Result<Published, PublishError> {
+        let limit = self.inner.max_message_bytes;
+        if data.len() > limit {
+            self.inner.metrics.record_rejected();
+            return Err(PublishError::TooLarge {
+                size: data.len(),
+                limit,
+            });
+        }
+        let msg = self.inner.broker.publish(channel.clone(), data).await?;
+        self.inner.metrics.record_publish(via);
+        Ok(Published {
+            id: msg.id(),
+            epoch: msg.epoch(),
+        })
+    }
+
+    /// Subscribes to `channel`. With `since`, first replays what followed it (see
+    /// [`Subscription`]); without, delivers only messages published from now on.
+    pub async fn subscribe(
+        &self,
+        channel: &ChannelName,
+        since: Option<Cursor>,
+    ) -> Result<Subscription, SubscribeError> {
+        let mut sub = self.inner.broker.subscribe(channel.clone(), since).await?;
+        sub.set_metrics(Arc::clone(&self.inner.metrics));
+        Ok(sub)
+    }
+
+    /// A page of `channel`'s history: at most `limit` messages after `since`, or the latest
+    /// `limit` without it.
+    pub async fn history(
+        &self,
+        channel: &ChannelName,
+        since: Option<Cursor>,
+        limit: usize,
+    ) -> Result<Page, BrokerError> {
+        self.inner
+            .broker
+            .history(channel.clone(), since, limit)
+            .await
+    }
+
+    /// Drops idle channels (see [`Broker::sweep`]); returns how many.
+    pub fn sweep(&self) -> usize {
+        self.inner.broker.sweep()
+    }
+
+    /// All channels with their subscriber counts, sorted by name.
+    pub async fn channels(&self) -> Result<Vec<ChannelInfo>, BrokerError> {
+        self.inner.broker.channels().await
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("max_message_bytes", &self.inner.max_message_bytes)
+            .finish_non_exhaustive()
+    }
+}
