@@ -63,6 +63,11 @@ mod split;
 mod stream;
 mod websocket;
 
+#[cfg(feature = "axum")]
+pub mod axum;
+#[cfg(feature = "hyper")]
+pub mod upgrade;
+
 pub use client::{connect, Client, ClientBuilder};
 pub use config::WebSocketConfig;
 pub use error::{Error, ErrorKind};

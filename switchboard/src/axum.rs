@@ -1,0 +1,259 @@
+//! An axum extractor that upgrades to a Switchboard WebSocket (feature `axum`).
+//!
+//! It reads like axum's own `WebSocketUpgrade`, and runs on this crate's protocol core:
+//!
+//! ```no_run
+//! use axum::{response::Response, routing::get, Router};
+//! use switchboard::axum::{WebSocket, WebSocketUpgrade};
+//!
+//! async fn chat(ws: WebSocketUpgrade) -> Response {
+//!     ws.protocols(["chat.v1"]).max_message_size(64 << 10).on_upgrade(|mut socket: WebSocket| async move {
+//!         while let Some(Ok(message)) = socket.recv().await {
+//!             if socket.send(message).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     })
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let app: Router = Router::new().route("/chat", get(chat));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! A request that is not a WebSocket upgrade (a plain `GET` from a browser's address bar)
+//! is refused with `426 Upgrade Required` and a one-line body; an upgrade request that
+//! breaks RFC 6455 §4.2.1 with its 400/405/426.
+
+use crate::config::WebSocketConfig;
+use crate::error::Error;
+use crate::upgrade::{self, is_upgrade_request, UpgradedWebSocket};
+use ::axum::body::Body;
+use ::axum::extract::FromRequestParts;
+use ::axum::response::{IntoResponse, Response};
+use http::header::{CONNECTION, UPGRADE};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use std::fmt;
+use std::future::Future;
+use switchboard_protocol::deflate::DeflateConfig;
+use switchboard_protocol::handshake::{validate_request, ClientOffer, Rejection};
+
+/// The WebSocket an axum handler gets from [`WebSocketUpgrade::on_upgrade`].
+pub type WebSocket = UpgradedWebSocket;
+
+type FailureCallback = Box<dyn FnOnce(Error) + Send + 'static>;
+
+/// Extractor for a WebSocket upgrade request: configure it, then answer with
+/// [`WebSocketUpgrade::on_upgrade`]. See the [module docs](self).
+pub struct WebSocketUpgrade {
+    offer: ClientOffer,
+    on_upgrade: OnUpgrade,
+    config: WebSocketConfig,
+    protocols: Vec<String>,
+    on_failed: Option<FailureCallback>,
+}
+
+impl fmt::Debug for WebSocketUpgrade {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketUpgrade")
+            .field("offer", &self.offer)
+            .field("config", &self.config)
+            .field("protocols", &self.protocols)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocketUpgrade {
+    /// The subprotocols this endpoint speaks, most preferred first: the first one the
+    /// client also offers is chosen, and the connection goes ahead without one if there is
+    /// none in common (RFC 6455 §4.2.2). To refuse such clients instead, check
+    /// [`WebSocketUpgrade::selected_protocol`] and return your own response.
+    pub fn protocols(mut self, protocols: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The subprotocol that will be chosen, given [`WebSocketUpgrade::protocols`].
+    pub fn selected_protocol(&self) -> Option<&str> {
+        self.offer.select_protocol(&self.protocols)
+    }
+
+    /// The subprotocols the client offers, most preferred first.
+    pub fn requested_protocols(&self) -> &[String] {
+        self.offer.protocols()
+    }
+
+    /// Replaces the whole configuration (limits, compression, timers).
+    pub fn config(mut self, config: WebSocketConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The largest accepted message, in bytes (after decompression). Default 64 MiB.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.max_message_size(bytes);
+        self
+    }
+
+    /// The largest accepted frame payload, in bytes.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.max_frame_size(bytes);
+        self
+    }
+
+    /// How many unwritten bytes make `send` wait (see
+    /// [`WebSocketConfig::write_buffer_high_water`]).
+    pub fn write_buffer_high_water(mut self, bytes: usize) -> Self {
+        self.config = self.config.write_buffer_high_water(bytes);
+        self
+    }
+
+    /// The permessage-deflate policy; `None` (the default) never negotiates it.
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.config = self.config.deflate(deflate);
+        self
+    }
+
+    /// Accepts permessage-deflate with the default policy when the client offers it.
+    pub fn compression(mut self, on: bool) -> Self {
+        self.config = self.config.compression(on);
+        self
+    }
+
+    /// Called instead of the handler if the upgrade fails after the 101 (the client went
+    /// away). By default the failure is logged at debug level.
+    pub fn on_failed_upgrade(mut self, callback: impl FnOnce(Error) + Send + 'static) -> Self {
+        self.on_failed = Some(Box::new(callback));
+        self
+    }
+
+    /// Answers the request with `101 Switching Protocols` and runs `callback` on the
+    /// WebSocket in a new task once hyper has handed the connection over.
+    pub fn on_upgrade<F, Fut>(self, callback: F) -> Response
+    where
+        F: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let negotiated = upgrade::negotiate(&self.offer, &self.config, &self.protocols);
+        let (response, pending) = negotiated.split();
+        let on_upgrade = self.on_upgrade;
+        let on_failed = self.on_failed;
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => callback(pending.into_websocket(TokioIo::new(upgraded))).await,
+                Err(error) => {
+                    let error = Error::io(std::io::Error::other(error));
+                    match on_failed {
+                        Some(on_failed) => on_failed(error),
+                        None => tracing::debug!(%error, "WebSocket upgrade failed after the 101"),
+                    }
+                }
+            }
+        });
+        response.map(|()| Body::empty())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
+    type Rejection = WebSocketUpgradeRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let head =
+            upgrade::head_from_parts(&parts.method, &parts.uri, parts.version, &parts.headers);
+        if !is_upgrade_request(&head) {
+            return Err(WebSocketUpgradeRejection::not_upgrade());
+        }
+        let offer = validate_request(&head).map_err(WebSocketUpgradeRejection::from)?;
+        let on_upgrade = parts
+            .extensions
+            .remove::<OnUpgrade>()
+            .ok_or_else(WebSocketUpgradeRejection::not_upgradable)?;
+        Ok(WebSocketUpgrade {
+            offer,
+            on_upgrade,
+            config: WebSocketConfig::default(),
+            protocols: Vec::new(),
+            on_failed: None,
+        })
+    }
+}
+
+/// Why [`WebSocketUpgrade`] refused a request; it answers with its HTTP response.
+#[derive(Debug)]
+pub struct WebSocketUpgradeRejection {
+    rejection: Rejection,
+}
+
+impl WebSocketUpgradeRejection {
+    /// A plain HTTP request on a WebSocket endpoint: 426 (RFC 7231 §6.5.15, which wants an
+    /// `Upgrade` header naming the protocol to switch to).
+    fn not_upgrade() -> Self {
+        let mut rejection = Rejection::with_status(
+            StatusCode::UPGRADE_REQUIRED,
+            "this endpoint speaks WebSocket only",
+        );
+        rejection
+            .response
+            .headers_mut()
+            .insert(UPGRADE, HeaderValue::from_static("websocket"));
+        WebSocketUpgradeRejection { rejection }
+    }
+
+    /// The request came through a connection that cannot be upgraded (HTTP/2, or hyper
+    /// without `with_upgrades()`).
+    fn not_upgradable() -> Self {
+        let rejection = Rejection::with_status(
+            StatusCode::UPGRADE_REQUIRED,
+            "this connection cannot be upgraded to WebSocket",
+        );
+        WebSocketUpgradeRejection { rejection }
+    }
+
+    /// The status the response carries.
+    pub fn status(&self) -> StatusCode {
+        self.rejection.status()
+    }
+
+    /// The handshake rule the request broke, or the refusal.
+    pub fn reason(&self) -> &switchboard_protocol::handshake::HandshakeError {
+        &self.rejection.error
+    }
+}
+
+impl From<Rejection> for WebSocketUpgradeRejection {
+    fn from(rejection: Rejection) -> Self {
+        WebSocketUpgradeRejection { rejection }
+    }
+}
+
+impl fmt::Display for WebSocketUpgradeRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.rejection, f)
+    }
+}
+
+impl std::error::Error for WebSocketUpgradeRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.rejection.error)
+    }
+}
+
+impl IntoResponse for WebSocketUpgradeRejection {
+    fn into_response(self) -> Response {
+        let mut response = self.rejection.response.map(Body::from);
+        // Inside hyper the request was read whole, so the HTTP connection is still sound:
+        // let hyper decide whether to keep it instead of the bare-socket `Connection: close`.
+        let headers = response.headers_mut();
+        headers.remove(CONNECTION);
+        if headers.contains_key(UPGRADE) {
+            // RFC 7230 §6.7: an `Upgrade` header comes with the `upgrade` connection option.
+            headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+        response
+    }
+}

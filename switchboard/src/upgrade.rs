@@ -1,0 +1,371 @@
+//! Upgrading a request served by hyper 1 to a WebSocket (feature `hyper`).
+//!
+//! hyper parses the HTTP request and owns the connection; we check the request against
+//! RFC 6455 §4.2.1, negotiate the subprotocol and permessage-deflate, and hand back the
+//! `101 Switching Protocols` response for the service to return. Once hyper has written it,
+//! the connection is given up to us ([`hyper::upgrade::on`]) and [`UpgradeFut`] resolves to
+//! a [`WebSocket`] over it.
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use http_body_util::{combinators::BoxBody, BodyExt, Empty};
+//! use switchboard::upgrade::{is_upgrade_request, upgrade, UpgradeOptions};
+//!
+//! async fn service(
+//!     mut req: http::Request<hyper::body::Incoming>,
+//! ) -> Result<http::Response<BoxBody<Bytes, std::convert::Infallible>>, std::convert::Infallible> {
+//!     if !is_upgrade_request(&req) {
+//!         return Ok(http::Response::new(Empty::new().boxed()));
+//!     }
+//!     match upgrade(&mut req, &UpgradeOptions::new().protocols(["chat"])) {
+//!         Ok((response, websocket)) => {
+//!             tokio::spawn(async move {
+//!                 let Ok(mut ws) = websocket.await else { return };
+//!                 while let Some(Ok(message)) = ws.recv().await {
+//!                     if ws.send(message).await.is_err() {
+//!                         break;
+//!                     }
+//!                 }
+//!             });
+//!             Ok(response.map(|body| body.boxed()))
+//!         }
+//!         // 400/405/426 with a one-line body: send it as it is.
+//!         Err(rejection) => Ok(rejection.response.map(|body| body.boxed())),
+//!     }
+//! }
+//! ```
+//!
+//! The hyper connection must be served `with_upgrades()` (axum's `serve` does this).
+
+use crate::config::WebSocketConfig;
+use crate::error::Error;
+use crate::websocket::WebSocket;
+use bytes::Bytes;
+use http::header::{CONNECTION, UPGRADE};
+use http::{Request, Response};
+use http_body_util::Empty;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use switchboard_protocol::deflate::DeflateConfig;
+use switchboard_protocol::handshake::{header_has_token, validate_request, ClientOffer, Rejection};
+use switchboard_protocol::Connection;
+
+/// The stream under a WebSocket that hyper handed over after the 101.
+pub type UpgradedStream = TokioIo<hyper::upgrade::Upgraded>;
+
+/// A WebSocket over a connection that hyper upgraded.
+pub type UpgradedWebSocket = WebSocket<UpgradedStream>;
+
+/// Whether `req` asks for a WebSocket: `Upgrade` lists `websocket` and `Connection` lists
+/// `upgrade` (token lists, any case). Use it to route a path that serves both plain HTTP
+/// and WebSocket; [`upgrade`] still checks everything else.
+pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
+    header_has_token(req.headers(), UPGRADE, "websocket")
+        && header_has_token(req.headers(), CONNECTION, "upgrade")
+}
+
+/// What an upgraded connection gets: its [`WebSocketConfig`] (limits, compression, timers)
+/// and the subprotocols this endpoint speaks.
+///
+/// ```
+/// use switchboard::upgrade::UpgradeOptions;
+/// let options = UpgradeOptions::new().protocols(["chat.v2", "chat.v1"]).max_message_size(1 << 20);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct UpgradeOptions {
+    config: WebSocketConfig,
+    protocols: Vec<String>,
+}
+
+impl UpgradeOptions {
+    /// The default configuration and no subprotocol.
+    pub fn new() -> Self {
+        UpgradeOptions::default()
+    }
+
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: WebSocketConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The configuration connections get.
+    pub fn websocket_config(&self) -> &WebSocketConfig {
+        &self.config
+    }
+
+    /// The subprotocols this endpoint speaks, most preferred first: the first one the
+    /// client also offers is chosen (the server's preference decides, RFC 6455 §4.2.2).
+    pub fn protocols(mut self, protocols: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The largest accepted message, in bytes (after decompression).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.max_message_size(bytes);
+        self
+    }
+
+    /// The largest accepted frame payload, in bytes.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.max_frame_size(bytes);
+        self
+    }
+
+    /// The permessage-deflate policy; `None` never negotiates it.
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.config = self.config.deflate(deflate);
+        self
+    }
+
+    /// Accepts permessage-deflate with the default policy when offered, or never.
+    pub fn compression(mut self, on: bool) -> Self {
+        self.config = self.config.compression(on);
+        self
+    }
+}
+
+/// Validates `req` as a WebSocket upgrade request and negotiates the subprotocol and
+/// permessage-deflate. Returns the `101` response for the service to return and a future
+/// that resolves to the WebSocket once hyper has sent it.
+///
+/// A request that fails RFC 6455 §4.2.1 gives the [`Rejection`] whose `response` is ready
+/// to send (400 with a one-line reason, 405 for a method other than GET, 426 with
+/// `Sec-WebSocket-Version: 13` for another version). `req` must come from hyper (it takes
+/// the upgrade handle from its extensions); without one, the future fails.
+#[expect(
+    clippy::result_large_err,
+    reason = "a refusal happens at most once per request, and carrying the ready response is its point"
+)]
+pub fn upgrade<B>(
+    req: &mut Request<B>,
+    options: &UpgradeOptions,
+) -> Result<(Response<Empty<Bytes>>, UpgradeFut), Rejection> {
+    let offer = validate_request(&request_head(req))?;
+    let negotiated = negotiate(&offer, &options.config, &options.protocols);
+    let on_upgrade = req.extensions_mut().remove::<OnUpgrade>();
+    let (response, pending) = negotiated.split();
+    Ok((
+        response.map(|()| Empty::new()),
+        UpgradeFut {
+            on_upgrade,
+            pending: Some(pending),
+        },
+    ))
+}
+
+/// Resolves to the [`WebSocket`] once hyper has sent the 101 and handed the connection
+/// over; fails if the client went away first or the request did not come from a hyper
+/// connection served `with_upgrades()`.
+#[must_use = "the WebSocket exists only once this future is awaited"]
+pub struct UpgradeFut {
+    on_upgrade: Option<OnUpgrade>,
+    pending: Option<Pending>,
+}
+
+impl std::fmt::Debug for UpgradeFut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpgradeFut")
+            .field("protocol", &self.pending.as_ref().map(|p| &p.protocol))
+            .finish()
+    }
+}
+
+impl Future for UpgradeFut {
+    type Output = Result<UpgradedWebSocket, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let Some(on_upgrade) = this.on_upgrade.as_mut() else {
+            return Poll::Ready(Err(Error::io(io::Error::other(
+                "the request has no upgrade handle: serve it with hyper's `with_upgrades()`",
+            ))));
+        };
+        let upgraded = ready!(Pin::new(on_upgrade).poll(cx));
+        this.on_upgrade = None;
+        let upgraded = upgraded.map_err(|e| Error::io(io::Error::other(e)))?;
+        let pending = this.pending.take().ok_or_else(Error::closed)?;
+        Poll::Ready(Ok(pending.into_websocket(TokioIo::new(upgraded))))
+    }
+}
+
+/// The outcome of negotiating one valid request: the 101 response and what the connection
+/// needs once the stream is ours.
+pub(crate) struct Negotiated {
+    response: Response<()>,
+    pending: Pending,
+}
+
+/// The connection-to-be, waiting for its stream.
+pub(crate) struct Pending {
+    conn: Connection,
+    protocol: Option<String>,
+    config: WebSocketConfig,
+}
+
+impl Negotiated {
+    pub(crate) fn split(self) -> (Response<()>, Pending) {
+        (self.response, self.pending)
+    }
+}
+
+impl Pending {
+    /// The connection over `stream`, which must be the upgraded one: the handshake is over.
+    pub(crate) fn into_websocket<S>(self, stream: S) -> WebSocket<S> {
+        WebSocket::from_connection(stream, self.conn, &self.config).with_protocol(self.protocol)
+    }
+}
+
+/// The subprotocol a server speaking `supported` (most preferred first) answers `offer`
+/// with; `None` if they share none.
+pub(crate) fn select_protocol(offer: &ClientOffer, supported: &[String]) -> Option<String> {
+    offer.select_protocol(supported).map(str::to_owned)
+}
+
+/// Chooses the subprotocol and the permessage-deflate parameters for `offer`, and builds
+/// the 101 response and the server connection that go with them.
+pub(crate) fn negotiate(
+    offer: &ClientOffer,
+    config: &WebSocketConfig,
+    protocols: &[String],
+) -> Negotiated {
+    let protocol = select_protocol(offer, protocols);
+    let deflate = match &config.protocol.deflate {
+        // The negotiation declines malformed offers itself, and an error would be a policy
+        // refusal: either way compression is optional, so the connection goes on without.
+        Some(policy) => policy.server_accept(offer.extensions()).unwrap_or(None),
+        None => None,
+    };
+    let response = offer.response(
+        protocol.as_deref(),
+        deflate.as_ref().map(|(_, value)| value.as_str()),
+    );
+    let mut conn = Connection::server(config.protocol.clone());
+    if let Some((params, _)) = deflate {
+        conn = conn.with_deflate(params);
+    }
+    Negotiated {
+        response,
+        pending: Pending {
+            conn,
+            protocol,
+            config: config.clone(),
+        },
+    }
+}
+
+/// The head of `req` as the protocol crate's validator takes it.
+pub(crate) fn request_head<B>(req: &Request<B>) -> Request<()> {
+    head_from_parts(req.method(), req.uri(), req.version(), req.headers())
+}
+
+/// A `Request<()>` from the pieces of a head (axum hands out `Parts`).
+pub(crate) fn head_from_parts(
+    method: &http::Method,
+    uri: &http::Uri,
+    version: http::Version,
+    headers: &http::HeaderMap,
+) -> Request<()> {
+    let mut head = Request::new(());
+    *head.method_mut() = method.clone();
+    *head.uri_mut() = uri.clone();
+    *head.version_mut() = version;
+    *head.headers_mut() = headers.clone();
+    head
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &[(&str, &str)]) -> Request<()> {
+        let mut builder = Request::get("/chat").header("host", "example.com");
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    const VALID: &[(&str, &str)] = &[
+        ("upgrade", "websocket"),
+        ("connection", "keep-alive, Upgrade"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-version", "13"),
+    ];
+
+    #[test]
+    fn upgrade_requests_are_recognised_by_their_token_lists() {
+        assert!(is_upgrade_request(&request(VALID)));
+        assert!(is_upgrade_request(&request(&[
+            ("upgrade", "WebSocket"),
+            ("connection", "upgrade")
+        ])));
+        assert!(!is_upgrade_request(&request(&[("upgrade", "websocket")])));
+        assert!(!is_upgrade_request(&request(&[("connection", "upgrade")])));
+        assert!(!is_upgrade_request(&request(&[
+            ("upgrade", "h2c"),
+            ("connection", "upgrade")
+        ])));
+    }
+
+    #[test]
+    fn a_valid_request_gets_the_rfc_accept_key_and_the_servers_preferred_protocol() {
+        let mut req = request(&[VALID, &[("sec-websocket-protocol", "b, a")]].concat());
+        let options = UpgradeOptions::new().protocols(["a", "b"]);
+        let (response, fut) = upgrade(&mut req, &options).expect("valid");
+        assert_eq!(response.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+        // RFC 6455 §1.3's example key and answer.
+        assert_eq!(
+            response.headers()["sec-websocket-accept"],
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert_eq!(response.headers()["sec-websocket-protocol"], "a");
+        assert!(format!("{fut:?}").contains("\"a\""));
+    }
+
+    #[test]
+    fn deflate_is_answered_only_when_configured() {
+        let offer = [
+            VALID,
+            &[(
+                "sec-websocket-extensions",
+                "permessage-deflate; client_max_window_bits",
+            )],
+        ]
+        .concat();
+        let (response, _) = upgrade(&mut request(&offer), &UpgradeOptions::new()).unwrap();
+        assert!(!response.headers().contains_key("sec-websocket-extensions"));
+        let (response, _) = upgrade(
+            &mut request(&offer),
+            &UpgradeOptions::new().compression(true),
+        )
+        .unwrap();
+        let value = response.headers()["sec-websocket-extensions"]
+            .to_str()
+            .unwrap();
+        assert!(value.starts_with("permessage-deflate"), "{value}");
+    }
+
+    #[test]
+    fn invalid_requests_are_rejected_with_their_status() {
+        let rejection = upgrade(&mut request(&VALID[..3]), &UpgradeOptions::new()).unwrap_err();
+        assert_eq!(rejection.status(), http::StatusCode::UPGRADE_REQUIRED);
+        assert_eq!(rejection.response.headers()["sec-websocket-version"], "13");
+        let no_key = [&VALID[..2], &VALID[3..]].concat();
+        let rejection = upgrade(&mut request(&no_key), &UpgradeOptions::new()).unwrap_err();
+        assert_eq!(rejection.status(), http::StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_did_not_come_from_hyper_fails_the_future() {
+        let (_, fut) = upgrade(&mut request(VALID), &UpgradeOptions::new()).unwrap();
+        let error = fut.await.unwrap_err();
+        assert!(error.to_string().contains("with_upgrades"), "{error}");
+    }
+}
