@@ -69,7 +69,11 @@ fn assert_failing(conn: &mut Connection, error: Option<ProtocolError>, code: u16
     let (header, n) = FrameHeader::parse(&out).unwrap().unwrap();
     assert_eq!(header.opcode, OpCode::Close);
     assert_eq!(u16::from_be_bytes([out[n], out[n + 1]]), code);
-    assert_eq!(n + header.payload_len as usize, out.len(), "nothing after the close frame");
+    assert_eq!(
+        n + header.payload_len as usize,
+        out.len(),
+        "nothing after the close frame"
+    );
     assert_eq!(conn.state(), State::Closed);
     assert!(conn.should_close_transport());
 }
@@ -90,7 +94,9 @@ mod examples_5_7 {
 
     #[test]
     fn single_frame_masked_text_to_server() {
-        let bytes = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+        let bytes = [
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
         assert_eq!(feed(&mut server(), &bytes), (vec![text("Hello")], None));
     }
 
@@ -107,20 +113,31 @@ mod examples_5_7 {
         assert_eq!(events, vec![Event::Ping(Bytes::from_static(b"Hello"))]);
         // Our pong, masked with the client's key [1, 2, 3, 4].
         let mut expect = vec![0x8a, 0x85, 1, 2, 3, 4];
-        expect.extend(b"Hello".iter().enumerate().map(|(i, b)| b ^ [1, 2, 3, 4][i % 4]));
+        expect.extend(
+            b"Hello"
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ [1, 2, 3, 4][i % 4]),
+        );
         assert_eq!(output(&mut conn), expect);
     }
 
     #[test]
     fn masked_pong_to_server() {
-        let bytes = [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
-        assert_eq!(feed(&mut server(), &bytes).0, vec![Event::Pong(Bytes::from_static(b"Hello"))]);
+        let bytes = [
+            0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ];
+        assert_eq!(
+            feed(&mut server(), &bytes).0,
+            vec![Event::Pong(Bytes::from_static(b"Hello"))]
+        );
     }
 
     #[test]
     fn binary_256_bytes_in_one_unmasked_frame() {
         let mut conn = server();
-        conn.send(Message::Binary(Bytes::from(vec![7u8; 256]))).unwrap();
+        conn.send(Message::Binary(Bytes::from(vec![7u8; 256])))
+            .unwrap();
         let out = output(&mut conn);
         assert_eq!(&out[..4], &[0x82, 0x7e, 0x01, 0x00]);
         assert_eq!(out.len(), 4 + 256);
@@ -129,7 +146,8 @@ mod examples_5_7 {
     #[test]
     fn binary_64_kib_in_one_unmasked_frame() {
         let mut conn = server();
-        conn.send(Message::Binary(Bytes::from(vec![7u8; 65536]))).unwrap();
+        conn.send(Message::Binary(Bytes::from(vec![7u8; 65536])))
+            .unwrap();
         let out = output(&mut conn);
         assert_eq!(&out[..10], &[0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]);
         assert_eq!(out.len(), 10 + 65536);
@@ -161,7 +179,25 @@ mod masking_5_1 {
         conn.send("a".into()).unwrap();
         conn.send("b".into()).unwrap();
         let out = output(&mut conn);
-        assert_eq!(out, [0x81, 0x81, 9, 9, 9, 9, b'a' ^ 9, 0x81, 0x81, 5, 6, 7, 8, b'b' ^ 5]);
+        assert_eq!(
+            out,
+            [
+                0x81,
+                0x81,
+                9,
+                9,
+                9,
+                9,
+                b'a' ^ 9,
+                0x81,
+                0x81,
+                5,
+                6,
+                7,
+                8,
+                b'b' ^ 5
+            ]
+        );
     }
 }
 
@@ -220,7 +256,10 @@ mod fragmentation_5_4 {
         let mut conn = server();
         let (events, err) = feed(&mut conn, &bytes);
         assert_eq!(err, None);
-        assert_eq!(events, vec![Event::Ping(Bytes::from_static(b"p")), text("Hello")]);
+        assert_eq!(
+            events,
+            vec![Event::Ping(Bytes::from_static(b"p")), text("Hello")]
+        );
         assert_eq!(output(&mut conn), [0x8a, 0x01, b'p']);
     }
 
@@ -270,7 +309,10 @@ mod control_5_5 {
 
     #[test]
     fn ping_payload_over_125_bytes_cannot_be_sent() {
-        assert_eq!(server().ping(Bytes::from(vec![0; 126])), Err(SendError::ControlTooLong(126)));
+        assert_eq!(
+            server().ping(Bytes::from(vec![0; 126])),
+            Err(SendError::ControlTooLong(126))
+        );
     }
 }
 
@@ -289,12 +331,21 @@ mod close_7 {
         let mut conn = server();
         let (events, err) = feed(&mut conn, &c(true, 8, &close_payload(4000, b"bye")));
         assert_eq!(err, None);
-        assert_eq!(events, vec![Event::Close(Some(CloseFrame::new(CloseCode(4000), "bye")))]);
-        assert_eq!(output(&mut conn), [&[0x88, 0x05][..], &close_payload(4000, b"bye")].concat());
+        assert_eq!(
+            events,
+            vec![Event::Close(Some(CloseFrame::new(CloseCode(4000), "bye")))]
+        );
+        assert_eq!(
+            output(&mut conn),
+            [&[0x88, 0x05][..], &close_payload(4000, b"bye")].concat()
+        );
         assert_eq!(conn.state(), State::Closed);
         assert!(conn.should_close_transport());
         let info = conn.close_info().unwrap();
-        assert_eq!((info.code, info.initiator, info.clean), (CloseCode(4000), Initiator::Remote, true));
+        assert_eq!(
+            (info.code, info.initiator, info.clean),
+            (CloseCode(4000), Initiator::Remote, true)
+        );
         // Anything after the close is discarded, and nothing more is sent.
         assert_eq!(feed(&mut conn, &c(true, 9, b"late")).0, vec![]);
         assert!(conn.output_chunks_vec().is_empty());
@@ -313,7 +364,8 @@ mod close_7 {
     #[test]
     fn local_close_then_peer_reply_completes_cleanly() {
         let mut conn = client();
-        conn.close(Some(CloseFrame::new(CloseCode::NORMAL, "done"))).unwrap();
+        conn.close(Some(CloseFrame::new(CloseCode::NORMAL, "done")))
+            .unwrap();
         assert_eq!(conn.state(), State::Closing);
         assert_eq!(conn.send("x".into()), Err(SendError::Closed));
         output(&mut conn);
@@ -321,8 +373,17 @@ mod close_7 {
         let mut bytes = frame(true, 0, 1, None, b"late");
         bytes.extend(frame(true, 0, 8, None, &close_payload(1000, b"")));
         let (events, _) = feed(&mut conn, &bytes);
-        assert_eq!(events, vec![text("late"), Event::Close(Some(CloseFrame::new(CloseCode::NORMAL, "")))]);
-        assert!(conn.output_chunks_vec().is_empty(), "a close is answered only once");
+        assert_eq!(
+            events,
+            vec![
+                text("late"),
+                Event::Close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+            ]
+        );
+        assert!(
+            conn.output_chunks_vec().is_empty(),
+            "a close is answered only once"
+        );
         assert_eq!(conn.state(), State::Closed);
         // A client waits for the server to close TCP.
         assert!(!conn.should_close_transport());
@@ -341,16 +402,25 @@ mod close_7 {
 
     #[test]
     fn invalid_close_codes_fail() {
-        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for code in [
+            0u16, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             let mut conn = server();
             let (_, err) = feed(&mut conn, &c(true, 8, &close_payload(code, b"")));
-            assert_eq!(err, Some(ProtocolError::InvalidCloseCode(code)), "code {code}");
+            assert_eq!(
+                err,
+                Some(ProtocolError::InvalidCloseCode(code)),
+                "code {code}"
+            );
         }
     }
 
     #[test]
     fn valid_close_codes_are_echoed() {
-        for code in [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
+        for code in [
+            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+            4000, 4999,
+        ] {
             let mut conn = server();
             let (_, err) = feed(&mut conn, &c(true, 8, &close_payload(code, b"")));
             assert_eq!(err, None, "code {code}");
@@ -442,7 +512,11 @@ mod output {
         conn.send(Message::Binary(payload.clone())).unwrap();
         let chunks = conn.output_chunks_vec();
         assert_eq!(chunks.len(), 2);
-        assert_eq!(chunks[1].as_ptr(), payload.as_ptr(), "the payload chunk is the caller's bytes");
+        assert_eq!(
+            chunks[1].as_ptr(),
+            payload.as_ptr(),
+            "the payload chunk is the caller's bytes"
+        );
         let mut slices = [IoSlice::new(&[]); 1];
         assert_eq!(conn.output_chunks(&mut slices), 1);
     }
@@ -450,7 +524,8 @@ mod output {
     #[test]
     fn partial_writes_resume_where_they_stopped() {
         let mut conn = server();
-        conn.send(Message::Binary(Bytes::from(vec![1u8; 5000]))).unwrap();
+        conn.send(Message::Binary(Bytes::from(vec![1u8; 5000])))
+            .unwrap();
         conn.send("tail".into()).unwrap();
         let all = conn.output_chunks_vec().concat();
         let mut written = Vec::new();
@@ -488,7 +563,10 @@ mod prepared {
         let mut conn = server();
         conn.send("a".into()).unwrap();
         conn.send_prepared(&prepared).unwrap();
-        assert_eq!(output(&mut conn), [0x81, 0x01, b'a', 0x81, 0x02, b'h', b'i']);
+        assert_eq!(
+            output(&mut conn),
+            [0x81, 0x01, b'a', 0x81, 0x02, b'h', b'i']
+        );
     }
 
     #[test]
@@ -516,17 +594,199 @@ mod pair {
     fn messages_and_close_both_ways() {
         let (mut cl, mut sv) = (client(), server());
         cl.send("hello".into()).unwrap();
-        cl.send(Message::Binary(Bytes::from_static(&[0, 1, 2]))).unwrap();
+        cl.send(Message::Binary(Bytes::from_static(&[0, 1, 2])))
+            .unwrap();
         assert_eq!(
             pipe(&mut cl, &mut sv),
-            vec![text("hello"), Event::Message(Message::Binary(Bytes::from_static(&[0, 1, 2])))]
+            vec![
+                text("hello"),
+                Event::Message(Message::Binary(Bytes::from_static(&[0, 1, 2])))
+            ]
         );
-        sv.close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "restart"))).unwrap();
-        assert_eq!(pipe(&mut sv, &mut cl), vec![Event::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "restart")))]);
-        assert_eq!(pipe(&mut cl, &mut sv), vec![Event::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "restart")))]);
+        sv.close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "restart")))
+            .unwrap();
+        assert_eq!(
+            pipe(&mut sv, &mut cl),
+            vec![Event::Close(Some(CloseFrame::new(
+                CloseCode::GOING_AWAY,
+                "restart"
+            )))]
+        );
+        assert_eq!(
+            pipe(&mut cl, &mut sv),
+            vec![Event::Close(Some(CloseFrame::new(
+                CloseCode::GOING_AWAY,
+                "restart"
+            )))]
+        );
         assert!(sv.should_close_transport());
         assert_eq!(sv.close_info().unwrap().initiator, Initiator::Local);
         assert_eq!(cl.close_info().unwrap().initiator, Initiator::Remote);
+    }
+}
+
+/// RFC 7692 on a connection: RSV1, fragments, limits, text validation after inflation.
+mod deflate_7692 {
+    use super::*;
+    use crate::deflate::{DeflateConfig, DeflateParams};
+
+    const TAKEOVER: DeflateParams = DeflateParams {
+        server_no_context_takeover: false,
+        client_no_context_takeover: false,
+        server_max_window_bits: 15,
+        client_max_window_bits: 15,
+    };
+
+    fn config(max_message: usize) -> Config {
+        Config::default()
+            .max_message_size(max_message)
+            .deflate(Some(DeflateConfig {
+                threshold: 0,
+                ..DeflateConfig::default()
+            }))
+    }
+
+    fn pair(params: DeflateParams, max_message: usize) -> (Connection, Connection) {
+        let cl = Connection::client(config(max_message), || [9, 8, 7, 6]).with_deflate(params);
+        let sv = Connection::server(config(max_message)).with_deflate(params);
+        (cl, sv)
+    }
+
+    /// Compressed frames as the peer would send them: RSV1 on the first frame only.
+    fn compressed_frames(
+        deflate: &mut Deflate,
+        opcode: u8,
+        payload: &[u8],
+        parts: usize,
+        key: Option<[u8; 4]>,
+    ) -> Vec<u8> {
+        let mut data = BytesMut::new();
+        deflate.compress(payload, &mut data);
+        let step = data.len().div_ceil(parts.max(1)).max(1);
+        let chunks: Vec<&[u8]> = data.chunks(step).collect();
+        let mut out = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let (op, rsv) = if i == 0 { (opcode, 0b100) } else { (0, 0) };
+            out.extend(frame(i + 1 == chunks.len(), rsv, op, key, chunk));
+        }
+        out
+    }
+
+    #[test]
+    fn messages_round_trip_both_ways_with_rsv1_set() {
+        let (mut cl, mut sv) = pair(TAKEOVER, 1 << 20);
+        let text_msg = Message::Text("compress me ".repeat(50).into());
+        cl.send(text_msg.clone()).unwrap();
+        let wire = output(&mut cl);
+        assert_eq!(wire[0], 0xc1, "FIN + RSV1 + text");
+        assert!(
+            wire.len() < 100,
+            "600 repetitive bytes compress well, got {}",
+            wire.len()
+        );
+        assert_eq!(
+            feed(&mut sv, &wire),
+            (vec![Event::Message(text_msg.clone())], None)
+        );
+        sv.send(text_msg.clone()).unwrap();
+        let wire = output(&mut sv);
+        assert_eq!(feed(&mut cl, &wire), (vec![Event::Message(text_msg)], None));
+    }
+
+    #[test]
+    fn fragmented_compressed_message_with_interleaved_ping() {
+        let (_, mut sv) = pair(TAKEOVER, 1 << 20);
+        let mut peer = Deflate::new(Role::Client, TAKEOVER, &DeflateConfig::default());
+        let payload = "ζ fragmented and compressed ".repeat(40);
+        let mut bytes = compressed_frames(&mut peer, 1, payload.as_bytes(), 3, Some([1, 2, 3, 4]));
+        // A ping between the first and second fragment.
+        let first_len = FrameHeader::parse(&bytes)
+            .unwrap()
+            .map(|(h, n)| n + h.payload_len as usize)
+            .unwrap();
+        let ping = c(true, 9, b"p");
+        bytes.splice(first_len..first_len, ping);
+        let (events, err) = feed(&mut sv, &bytes);
+        assert_eq!(err, None);
+        assert_eq!(
+            events,
+            vec![Event::Ping(Bytes::from_static(b"p")), text(&payload)]
+        );
+    }
+
+    #[test]
+    fn rsv1_on_a_continuation_or_control_frame_fails() {
+        let (_, mut sv) = pair(TAKEOVER, 1 << 20);
+        let mut bytes = frame(false, 0b100, 1, Some([0; 4]), &[0x00]);
+        bytes.extend(frame(true, 0b100, 0, Some([0; 4]), &[0x00]));
+        let (_, err) = feed(&mut sv, &bytes);
+        assert_eq!(err, Some(ProtocolError::ReservedBits(0b100)));
+        let (_, mut sv) = pair(TAKEOVER, 1 << 20);
+        let (_, err) = feed(&mut sv, &frame(true, 0b100, 9, Some([0; 4]), b""));
+        assert_eq!(err, Some(ProtocolError::ReservedBits(0b100)));
+    }
+
+    #[test]
+    fn a_bomb_is_refused_with_1009_at_the_limit() {
+        let (_, mut sv) = pair(TAKEOVER, 64 << 10);
+        let mut peer = Deflate::new(
+            Role::Client,
+            TAKEOVER,
+            &DeflateConfig {
+                level: 9,
+                ..DeflateConfig::default()
+            },
+        );
+        let bytes = compressed_frames(&mut peer, 2, &vec![0u8; 8 << 20], 1, Some([5, 5, 5, 5]));
+        assert!(
+            bytes.len() < 16 << 10,
+            "8 MiB of zeros deflates to {} bytes",
+            bytes.len()
+        );
+        let (events, err) = feed(&mut sv, &bytes);
+        assert!(events.is_empty());
+        assert_failing(&mut sv, err, 1009);
+    }
+
+    #[test]
+    fn invalid_utf8_after_inflation_fails_with_1007() {
+        let (_, mut sv) = pair(TAKEOVER, 1 << 20);
+        let mut peer = Deflate::new(Role::Client, TAKEOVER, &DeflateConfig::default());
+        let bytes = compressed_frames(&mut peer, 1, b"valid \xff invalid", 1, Some([1, 1, 1, 1]));
+        let (_, err) = feed(&mut sv, &bytes);
+        assert_failing(&mut sv, err, 1007);
+    }
+
+    #[test]
+    fn corrupt_deflate_data_fails_with_1007() {
+        let (_, mut sv) = pair(TAKEOVER, 1 << 20);
+        let (_, err) = feed(
+            &mut sv,
+            &frame(true, 0b100, 2, Some([0; 4]), &[0xff, 0xff, 0xff, 0xff]),
+        );
+        assert_failing(&mut sv, err, 1007);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_under_any_parameters(messages in proptest::collection::vec(any_message(), 1..6),
+                                           server_nct in any::<bool>(), client_nct in any::<bool>(),
+                                           server_bits in 9u8..=15, client_bits in 9u8..=15) {
+            let params = DeflateParams {
+                server_no_context_takeover: server_nct,
+                client_no_context_takeover: client_nct,
+                server_max_window_bits: server_bits,
+                client_max_window_bits: client_bits,
+            };
+            let (mut cl, mut sv) = pair(params, 1 << 20);
+            for m in &messages {
+                cl.send(m.clone()).unwrap();
+                sv.send(m.clone()).unwrap();
+            }
+            let expect: Vec<Event> = messages.into_iter().map(Event::Message).collect();
+            prop_assert_eq!(feed(&mut sv, &output(&mut cl)), (expect.clone(), None));
+            prop_assert_eq!(feed(&mut cl, &output(&mut sv)), (expect, None));
+        }
     }
 }
 
@@ -545,7 +805,11 @@ fn fragments(message: &Message, parts: usize, key: [u8; 4]) -> Vec<u8> {
     };
     let parts = parts.max(1);
     let step = data.len().div_ceil(parts).max(1);
-    let chunks: Vec<&[u8]> = if data.is_empty() { vec![&[][..]] } else { data.chunks(step).collect() };
+    let chunks: Vec<&[u8]> = if data.is_empty() {
+        vec![&[][..]]
+    } else {
+        data.chunks(step).collect()
+    };
     let mut out = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
         let op = if i == 0 { opcode } else { 0 };
