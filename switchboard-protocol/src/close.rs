@@ -88,6 +88,9 @@ impl CloseFrame {
 
     /// A close frame with `code` and `reason`.
     pub fn new(code: CloseCode, reason: impl Into<Utf8Bytes>) -> Self {
-        CloseFrame { code, reason: reason.into() }
+        CloseFrame {
+            code,
+            reason: reason.into(),
+        }
     }
 }

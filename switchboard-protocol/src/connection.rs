@@ -74,13 +74,22 @@ impl PreparedMessage {
             Message::Text(text) => (OpCode::Text, text.as_bytes()),
             Message::Binary(bytes) => (OpCode::Binary, bytes),
         };
-        let header = FrameHeader { fin: true, rsv: 0, opcode, mask: None, payload_len: payload.len() as u64 };
+        let header = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode,
+            mask: None,
+            payload_len: payload.len() as u64,
+        };
         let mut frame = BytesMut::with_capacity(header.encoded_len() + payload.len());
         let mut head = [0u8; MAX_HEADER_LEN];
         let n = header.encode(&mut head);
         frame.extend_from_slice(&head[..n]);
         frame.extend_from_slice(payload);
-        PreparedMessage { message, frame: frame.freeze() }
+        PreparedMessage {
+            message,
+            frame: frame.freeze(),
+        }
     }
 
     /// The message.
@@ -198,7 +207,11 @@ impl Connection {
         Self::new(Role::Client, config, Some(Box::new(mask_key)))
     }
 
-    fn new(role: Role, config: Config, mask_key: Option<Box<dyn FnMut() -> [u8; 4] + Send>>) -> Self {
+    fn new(
+        role: Role,
+        config: Config,
+        mask_key: Option<Box<dyn FnMut() -> [u8; 4] + Send>>,
+    ) -> Self {
         Connection {
             role,
             config,
@@ -258,10 +271,11 @@ impl Connection {
             let frame = match self.frame {
                 Some(frame) => frame,
                 None => {
-                    let Some((header, header_len)) = FrameHeader::parse(buf).map_err(|e| match e {
-                        HeaderError::ReservedOpcode(op) => ProtocolError::ReservedOpcode(op),
-                        HeaderError::LengthTopBit => ProtocolError::LengthTopBit,
-                    })?
+                    let Some((header, header_len)) =
+                        FrameHeader::parse(buf).map_err(|e| match e {
+                            HeaderError::ReservedOpcode(op) => ProtocolError::ReservedOpcode(op),
+                            HeaderError::LengthTopBit => ProtocolError::LengthTopBit,
+                        })?
                     else {
                         return Ok(None);
                     };
@@ -301,7 +315,11 @@ impl Connection {
         // §5.2: RSV bits "MUST be 0 unless an extension is negotiated that defines meanings
         // for non-zero values"; RFC 7692 §6 defines RSV1 on the first frame of a data message.
         let starts_message = matches!(header.opcode, OpCode::Text | OpCode::Binary);
-        let allowed_rsv = if self.deflate.is_some() && starts_message { 0b100 } else { 0 };
+        let allowed_rsv = if self.deflate.is_some() && starts_message {
+            0b100
+        } else {
+            0
+        };
         if header.rsv & !allowed_rsv != 0 {
             return Err(ProtocolError::ReservedBits(header.rsv));
         }
@@ -316,7 +334,10 @@ impl Connection {
             }
         }
         if header.payload_len > self.config.max_frame_size as u64 {
-            return Err(ProtocolError::FrameTooBig { size: header.payload_len, max: self.config.max_frame_size });
+            return Err(ProtocolError::FrameTooBig {
+                size: header.payload_len,
+                max: self.config.max_frame_size,
+            });
         }
         let len = header.payload_len as usize;
         match header.opcode {
@@ -338,7 +359,10 @@ impl Connection {
                 }
                 let compressed = header.rsv & 0b100 != 0;
                 if !compressed && len > self.config.max_message_size {
-                    return Err(ProtocolError::MessageTooBig { size: len as u64, max: self.config.max_message_size });
+                    return Err(ProtocolError::MessageTooBig {
+                        size: len as u64,
+                        max: self.config.max_message_size,
+                    });
                 }
                 self.message = Some(Assembly {
                     text: header.opcode == OpCode::Text,
@@ -350,7 +374,13 @@ impl Connection {
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => {}
         }
-        Ok(InFrame { fin: header.fin, opcode: header.opcode, mask: header.mask, len, processed: 0 })
+        Ok(InFrame {
+            fin: header.fin,
+            opcode: header.opcode,
+            mask: header.mask,
+            len,
+            processed: 0,
+        })
     }
 
     /// Unmasks newly arrived payload bytes and, for uncompressed text, validates them now,
@@ -364,15 +394,24 @@ impl Connection {
         }
         if let Some(message) = self.message.as_mut() {
             if message.text && !message.compressed {
-                message.utf8.feed(bytes).map_err(|_| ProtocolError::InvalidUtf8)?;
+                message
+                    .utf8
+                    .feed(bytes)
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
             }
         }
         Ok(())
     }
 
-    fn finish_frame(&mut self, frame: InFrame, payload: BytesMut) -> Result<Option<Event>, ProtocolError> {
+    fn finish_frame(
+        &mut self,
+        frame: InFrame,
+        payload: BytesMut,
+    ) -> Result<Option<Event>, ProtocolError> {
         match frame.opcode {
-            OpCode::Text | OpCode::Binary | OpCode::Continuation => self.finish_data_frame(frame, payload),
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+                self.finish_data_frame(frame, payload)
+            }
             OpCode::Ping => {
                 let payload = payload.freeze();
                 if !self.close_sent {
@@ -387,18 +426,36 @@ impl Connection {
         }
     }
 
-    fn finish_data_frame(&mut self, frame: InFrame, payload: BytesMut) -> Result<Option<Event>, ProtocolError> {
+    fn finish_data_frame(
+        &mut self,
+        frame: InFrame,
+        payload: BytesMut,
+    ) -> Result<Option<Event>, ProtocolError> {
         let max = self.config.max_message_size;
-        let message = self.message.as_mut().expect("a data frame always has a message in progress");
+        let message = self
+            .message
+            .as_mut()
+            .expect("a data frame always has a message in progress");
         if message.compressed {
-            let deflate = self.deflate.as_mut().expect("RSV1 is only accepted with deflate negotiated");
+            let deflate = self
+                .deflate
+                .as_mut()
+                .expect("RSV1 is only accepted with deflate negotiated");
             let before = message.data.len();
-            deflate.decompress(&payload, frame.fin, max, &mut message.data).map_err(|e| match e {
-                InflateError::TooBig => ProtocolError::MessageTooBig { size: max as u64 + 1, max },
-                InflateError::Corrupt => ProtocolError::InflateFailed,
-            })?;
+            deflate
+                .decompress(&payload, frame.fin, max, &mut message.data)
+                .map_err(|e| match e {
+                    InflateError::TooBig => ProtocolError::MessageTooBig {
+                        size: max as u64 + 1,
+                        max,
+                    },
+                    InflateError::Corrupt => ProtocolError::InflateFailed,
+                })?;
             if message.text {
-                message.utf8.feed(&message.data[before..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+                message
+                    .utf8
+                    .feed(&message.data[before..])
+                    .map_err(|_| ProtocolError::InvalidUtf8)?;
             }
         } else if !frame.fin || !message.data.is_empty() {
             message.data.extend_from_slice(&payload);
@@ -407,11 +464,20 @@ impl Connection {
             return Ok(None);
         }
         let mut message = self.message.take().expect("checked above");
-        let data = if message.compressed || !message.data.is_empty() { message.data } else { payload };
+        let data = if message.compressed || !message.data.is_empty() {
+            message.data
+        } else {
+            payload
+        };
         let data = data.freeze();
         if message.text {
-            message.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-            Ok(Some(Event::Message(Message::Text(Utf8Bytes::from_validated(data)))))
+            message
+                .utf8
+                .finish()
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+            Ok(Some(Event::Message(Message::Text(
+                Utf8Bytes::from_validated(data),
+            ))))
         } else {
             Ok(Some(Event::Message(Message::Binary(data))))
         }
@@ -427,7 +493,8 @@ impl Connection {
                 if !code.is_valid_on_wire() {
                     return Err(ProtocolError::InvalidCloseCode(code.0));
                 }
-                let reason = std::str::from_utf8(&payload[2..]).map_err(|_| ProtocolError::InvalidUtf8)?;
+                let reason =
+                    std::str::from_utf8(&payload[2..]).map_err(|_| ProtocolError::InvalidUtf8)?;
                 Some(CloseFrame::new(code, reason))
             }
         };
@@ -446,7 +513,9 @@ impl Connection {
             self.close_sent = true;
             self.close_info = Some(CloseInfo {
                 code: frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code),
-                reason: frame.as_ref().map_or_else(String::new, |f| f.reason.to_string()),
+                reason: frame
+                    .as_ref()
+                    .map_or_else(String::new, |f| f.reason.to_string()),
                 initiator: Initiator::Remote,
                 clean: true,
             });
@@ -463,7 +532,12 @@ impl Connection {
             let frame = CloseFrame::new(code, reason.as_str());
             self.queue_frame(OpCode::Close, false, encode_close_payload(&frame));
             self.close_sent = true;
-            self.close_info = Some(CloseInfo { code, reason, initiator: Initiator::Local, clean: false });
+            self.close_info = Some(CloseInfo {
+                code,
+                reason,
+                initiator: Initiator::Local,
+                clean: false,
+            });
         }
         self.failed = true;
         self.frame = None;
@@ -477,7 +551,10 @@ impl Connection {
         self.frame = None;
         self.message = None;
         if !self.close_received && !self.failed {
-            let initiator = self.close_info.as_ref().map_or(Initiator::Remote, |i| i.initiator);
+            let initiator = self
+                .close_info
+                .as_ref()
+                .map_or(Initiator::Remote, |i| i.initiator);
             self.close_info = Some(CloseInfo {
                 code: CloseCode::ABNORMAL,
                 reason: String::new(),
@@ -519,11 +596,15 @@ impl Connection {
         if self.close_sent {
             return Err(SendError::Closed);
         }
-        let compress = self.deflate.as_ref().is_some_and(|d| d.should_compress(prepared.message.len()));
+        let compress = self
+            .deflate
+            .as_ref()
+            .is_some_and(|d| d.should_compress(prepared.message.len()));
         if self.role == Role::Client || compress {
             return self.send(prepared.message.clone());
         }
-        self.out.push_encoded(prepared.frame.clone(), self.config.vectored_write_threshold);
+        self.out
+            .push_encoded(prepared.frame.clone(), self.config.vectored_write_threshold);
         Ok(())
     }
 
@@ -567,7 +648,9 @@ impl Connection {
         self.close_sent = true;
         self.close_info = Some(CloseInfo {
             code: frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code),
-            reason: frame.as_ref().map_or_else(String::new, |f| f.reason.to_string()),
+            reason: frame
+                .as_ref()
+                .map_or_else(String::new, |f| f.reason.to_string()),
             initiator: Initiator::Local,
             clean: false,
         });
@@ -583,7 +666,8 @@ impl Connection {
             mask,
             payload_len: payload.len() as u64,
         };
-        self.out.push_frame(&header, payload, self.config.vectored_write_threshold);
+        self.out
+            .push_frame(&header, payload, self.config.vectored_write_threshold);
     }
 
     // ----- outputs -----
@@ -595,7 +679,12 @@ impl Connection {
 
     /// The queued output as a list of slices (convenience for tests and simple shells).
     pub fn output_chunks_vec(&self) -> Vec<&[u8]> {
-        self.out.chunks.iter().map(|c| &c[..]).chain((!self.out.tail.is_empty()).then_some(&self.out.tail[..])).collect()
+        self.out
+            .chunks
+            .iter()
+            .map(|c| &c[..])
+            .chain((!self.out.tail.is_empty()).then_some(&self.out.tail[..]))
+            .collect()
     }
 
     /// Marks `n` bytes of output as written.
@@ -613,7 +702,9 @@ impl Connection {
     /// already ended.
     pub fn should_close_transport(&self) -> bool {
         self.out.len == 0
-            && (self.failed || self.eof || (self.close_sent && self.close_received && self.role == Role::Server))
+            && (self.failed
+                || self.eof
+                || (self.close_sent && self.close_received && self.role == Role::Server))
     }
 
     // ----- getters -----
@@ -724,7 +815,13 @@ impl OutQueue {
     fn chunks<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         let tail = (!self.tail.is_empty()).then_some(&self.tail[..]);
         let mut n = 0;
-        for chunk in self.chunks.iter().map(|c| &c[..]).filter(|c| !c.is_empty()).chain(tail) {
+        for chunk in self
+            .chunks
+            .iter()
+            .map(|c| &c[..])
+            .filter(|c| !c.is_empty())
+            .chain(tail)
+        {
             if n == dst.len() {
                 break;
             }

@@ -34,7 +34,9 @@ impl Utf8Validator {
             // Complete the code point cut by the previous piece, one byte at a time, so that
             // an invalid continuation is caught even when the piece is a single byte.
             while self.partial_len > 0 {
-                let Some((&byte, rest)) = input.split_first() else { return Ok(()) };
+                let Some((&byte, rest)) = input.split_first() else {
+                    return Ok(());
+                };
                 self.partial[self.partial_len as usize] = byte;
                 self.partial_len += 1;
                 input = rest;

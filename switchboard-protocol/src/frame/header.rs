@@ -70,7 +70,13 @@ impl FrameHeader {
         } else {
             None
         };
-        let header = FrameHeader { fin: b0 & 0x80 != 0, rsv: (b0 >> 4) & 0x07, opcode, mask, payload_len };
+        let header = FrameHeader {
+            fin: b0 & 0x80 != 0,
+            rsv: (b0 >> 4) & 0x07,
+            opcode,
+            mask,
+            payload_len,
+        };
         Ok(Some((header, pos)))
     }
 
@@ -152,7 +158,13 @@ mod tests {
     #[test]
     fn length_encodings_are_minimal() {
         for (len, expect) in [(125u64, 2usize), (126, 4), (0xffff, 4), (0x10000, 10)] {
-            let h = FrameHeader { fin: true, rsv: 0, opcode: OpCode::Binary, mask: None, payload_len: len };
+            let h = FrameHeader {
+                fin: true,
+                rsv: 0,
+                opcode: OpCode::Binary,
+                mask: None,
+                payload_len: len,
+            };
             assert_eq!(h.encoded_len(), expect, "length {len}");
         }
     }
@@ -166,7 +178,10 @@ mod tests {
     #[test]
     fn reserved_opcodes_are_rejected() {
         for op in (0x3..=0x7).chain(0xB..=0xF) {
-            assert_eq!(FrameHeader::parse(&[0x80 | op, 0]), Err(HeaderError::ReservedOpcode(op)));
+            assert_eq!(
+                FrameHeader::parse(&[0x80 | op, 0]),
+                Err(HeaderError::ReservedOpcode(op))
+            );
         }
     }
 }
