@@ -12,9 +12,12 @@
 #![deny(unsafe_code)]
 
 pub mod broker;
+pub mod config;
 pub mod core;
 mod hub;
 pub mod metrics;
+pub mod security;
 
 pub use broker::{Broker, BrokerError, ChannelInfo, MemoryBroker, MemoryBrokerConfig};
+pub use config::{ConfigError, HubConfig, LagPolicy};
 pub use hub::{Delivery, Hub, HubOptions, PublishError, Published, SubscribeError, Subscription};

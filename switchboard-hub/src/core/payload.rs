@@ -94,9 +94,10 @@ impl fmt::Debug for Payload {
 
 impl serde::Serialize for Payload {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Re-parse into a borrowed raw form would need serde_json's raw_value feature; the
-        // REST history path is not hot, so a Value round trip keeps the dependency lean.
-        self.to_value().serialize(s)
+        // Spliced as is: the text is already validated, compact JSON.
+        let raw: &serde_json::value::RawValue =
+            serde_json::from_slice(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
     }
 }
 

@@ -1,0 +1,11 @@
+//! Access control, as pure functions and small state machines (time comes in as an argument):
+//! the Origin allowlist, HMAC-signed JWTs with per-channel rights, and token-bucket rate
+//! limits.
+
+mod jwt;
+mod origin;
+mod rate;
+
+pub use jwt::{Claims, JwtKey, TokenError};
+pub use origin::OriginPolicy;
+pub use rate::{KeyedRateLimiter, RateLimit, TokenBucket};
