@@ -57,6 +57,8 @@ mod connection;
 pub mod deflate;
 mod error;
 pub mod frame;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod handshake;
 mod message;
 mod utf8;
