@@ -1,0 +1,781 @@
+//! The load generator: many connections, each keeping `in_flight` echo round trips going, on
+//! one thread.
+//!
+//! Cost per message is what matters here, so each connection is one hand-written future
+//! ([`Driver`]) that owns its socket and polls reads and writes itself: no split halves, no
+//! channels, no per-message allocation. Sends write slices of a buffer that holds the frame
+//! `in_flight` times over, so several queued frames go out in one syscall; the echo is parsed
+//! by [`EchoParser`], which skips payloads by counting.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::procstat;
+use crate::wire::{self, EchoParser, PayloadKind, WireError};
+
+/// Where to send load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A WebSocket server: `ws://host:port/path`.
+    WebSocket {
+        /// The address to connect to.
+        addr: SocketAddr,
+        /// The `Host` header (the URL's authority).
+        host: String,
+        /// The request target, e.g. `/`.
+        path: String,
+    },
+    /// A plain TCP echo: `tcp://host:port`. No handshake; the same masked frames are sent and
+    /// come back unchanged, so the figures are comparable with a WebSocket server's.
+    RawTcp {
+        /// The address to connect to.
+        addr: SocketAddr,
+    },
+}
+
+impl Target {
+    /// Parses `ws://host:port/path` or `tcp://host:port`. Host names are resolved once here.
+    pub fn parse(url: &str) -> Result<Self, LoadError> {
+        let parsed = url::Url::parse(url).map_err(|e| LoadError::Target(format!("{url}: {e}")))?;
+        let addr = parsed
+            .socket_addrs(|| Some(80))
+            .map_err(|e| LoadError::Target(format!("{url}: {e}")))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| LoadError::Target(format!("{url}: no address")))?;
+        match parsed.scheme() {
+            "ws" => {
+                let host = match parsed.port() {
+                    Some(port) => format!("{}:{port}", parsed.host_str().unwrap_or_default()),
+                    None => parsed.host_str().unwrap_or_default().to_owned(),
+                };
+                let mut path = parsed.path().to_owned();
+                if let Some(query) = parsed.query() {
+                    path = format!("{path}?{query}");
+                }
+                Ok(Target::WebSocket { addr, host, path })
+            }
+            "tcp" => Ok(Target::RawTcp { addr }),
+            other => Err(LoadError::Target(format!(
+                "{url}: scheme {other} (use ws:// or tcp://)"
+            ))),
+        }
+    }
+
+    /// The socket address connected to.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Target::WebSocket { addr, .. } | Target::RawTcp { addr } => *addr,
+        }
+    }
+}
+
+/// What to run. `Options::new` gives the defaults documented on each field.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The server.
+    pub target: Target,
+    /// Connections to open (default 100).
+    pub connections: usize,
+    /// Payload bytes per message (default 20).
+    pub size: usize,
+    /// Text or binary messages (default text).
+    pub kind: PayloadKind,
+    /// Messages outstanding per connection (default 1: send, wait for the echo, repeat).
+    pub in_flight: usize,
+    /// Load before measuring starts, so caches, allocators and TCP windows settle (default 2 s).
+    pub warmup: Duration,
+    /// How long to measure (default 5 s).
+    pub duration: Duration,
+    /// Stop measuring after this many echoes, if it comes before `duration`.
+    pub max_messages: Option<u64>,
+    /// Connection attempts in progress at once while connecting (default 64), so a large `-c`
+    /// does not overflow the server's listen backlog.
+    pub connect_concurrency: usize,
+    /// How long connecting, and draining at the end, may each take (default 30 s).
+    pub setup_timeout: Duration,
+    /// The server's PID, to report its CPU use while measuring.
+    pub server_pid: Option<u32>,
+    /// A progress line on stderr once a second, if stderr is a terminal.
+    pub progress: bool,
+}
+
+impl Options {
+    /// Defaults for `target`.
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            connections: 100,
+            size: 20,
+            kind: PayloadKind::Text,
+            in_flight: 1,
+            warmup: Duration::from_secs(2),
+            duration: Duration::from_secs(5),
+            max_messages: None,
+            connect_concurrency: 64,
+            setup_timeout: Duration::from_secs(30),
+            server_pid: None,
+            progress: false,
+        }
+    }
+}
+
+/// Latency percentiles in microseconds, from send to the end of the echo.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Largest seen.
+    pub max_us: f64,
+    /// Mean.
+    pub mean_us: f64,
+}
+
+/// The result of a run. MB are 10^6 bytes of payload, counted once per echoed message.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Report {
+    /// The target as given.
+    pub target: String,
+    /// Connections that took part.
+    pub connections: usize,
+    /// Payload bytes per message.
+    pub size: usize,
+    /// Text or binary.
+    pub kind: PayloadKind,
+    /// Messages outstanding per connection.
+    pub in_flight: usize,
+    /// Seconds actually measured.
+    pub seconds: f64,
+    /// Echoes received while measuring.
+    pub messages: u64,
+    /// Echoes per second.
+    pub msgs_per_sec: f64,
+    /// Payload MB (10^6 bytes) echoed per second.
+    pub mb_per_sec: f64,
+    /// Round-trip latency.
+    pub latency: Latency,
+    /// CPU the generator used while measuring, in cores (1.0 = one core busy all the time).
+    pub client_cpu: f64,
+    /// CPU the server used while measuring, in cores, when its PID was given.
+    pub server_cpu: Option<f64>,
+    /// Connections that failed or were cut off during the run (their echoes up to then count).
+    pub failed_connections: usize,
+}
+
+/// Why a run could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The target URL is not usable.
+    #[error("bad target {0}")]
+    Target(String),
+    /// Connecting, the handshake or the first echo failed on some connection.
+    #[error("connection {index}: {source}")]
+    Setup {
+        /// Which connection (0-based).
+        index: usize,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// Connecting took longer than `setup_timeout`.
+    #[error("connecting timed out")]
+    SetupTimeout,
+    /// Options that cannot work, e.g. zero connections.
+    #[error("bad options: {0}")]
+    Options(&'static str),
+}
+
+/// Runs the benchmark described by `opts` on the current thread and returns its report.
+///
+/// The returned future is not `Send`: every connection is a task on a [`tokio::task::LocalSet`]
+/// sharing one histogram without locks. Await it from `block_on` (or use
+/// [`run_on_current_thread`], which makes its own one-thread runtime).
+pub async fn run(opts: &Options) -> Result<Report, LoadError> {
+    if opts.connections == 0 || opts.in_flight == 0 {
+        return Err(LoadError::Options(
+            "connections and in_flight must be at least 1",
+        ));
+    }
+    let local = tokio::task::LocalSet::new();
+    local.run_until(run_local(opts)).await
+}
+
+/// [`run`] on a new current-thread runtime: the generator uses exactly one core.
+pub fn run_on_current_thread(opts: &Options) -> Result<Report, LoadError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| LoadError::Setup { index: 0, source })?;
+    rt.block_on(run(opts))
+}
+
+/// What the connection tasks share with the controller. Single-threaded, so plain cells.
+struct Shared {
+    /// Where the run is; drivers read it on every echo.
+    phase: Cell<Phase>,
+    /// Echoes received while measuring.
+    measured: Cell<u64>,
+    /// Echoes received in any phase, for the progress line.
+    echoed: Cell<u64>,
+    /// Round-trip times in nanoseconds while measuring.
+    histogram: RefCell<Histogram<u64>>,
+    /// `max_messages`, or `u64::MAX`.
+    max_messages: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Warmup,
+    Measure,
+    /// Queue no more messages; finish once the outstanding ones are back.
+    Drain,
+}
+
+async fn run_local(opts: &Options) -> Result<Report, LoadError> {
+    let payload = wire::payload(opts.kind, opts.size);
+    let streams = tokio::time::timeout(opts.setup_timeout, connect_all(opts, &payload))
+        .await
+        .map_err(|_| LoadError::SetupTimeout)??;
+
+    let shared = Rc::new(Shared {
+        phase: Cell::new(Phase::Warmup),
+        measured: Cell::new(0),
+        echoed: Cell::new(0),
+        // 1 ns to 100 s at 3 significant figures.
+        histogram: RefCell::new(
+            Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid bounds"),
+        ),
+        max_messages: opts.max_messages.unwrap_or(u64::MAX),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, stream) in streams.into_iter().enumerate() {
+        let frame = wire::client_frame(opts.kind, &payload, mask_for(index));
+        tasks.spawn_local(Driver::new(stream, &frame, opts.in_flight, shared.clone()));
+    }
+
+    let progress = opts.progress && std::io::stderr().is_terminal();
+    tick_until(&shared, "warm-up", opts.warmup, progress).await;
+
+    shared.phase.set(Phase::Measure);
+    let start = Instant::now();
+    let client_cpu0 = procstat::own_cpu_time();
+    let server_cpu0 = opts.server_pid.and_then(procstat::process_cpu_time);
+    tick_until(&shared, "measure", opts.duration, progress).await;
+    let seconds = start.elapsed().as_secs_f64();
+    let client_cpu = (procstat::own_cpu_time() - client_cpu0).as_secs_f64() / seconds;
+    let server_cpu = match (
+        server_cpu0,
+        opts.server_pid.and_then(procstat::process_cpu_time),
+    ) {
+        (Some(before), Some(after)) => Some((after - before).as_secs_f64() / seconds),
+        _ => None,
+    };
+    shared.phase.set(Phase::Drain);
+    let measured = shared.measured.get();
+    if progress {
+        eprintln!();
+    }
+
+    let mut failed = 0;
+    let drained = tokio::time::timeout(opts.setup_timeout, async {
+        while let Some(result) = tasks.join_next().await {
+            if !matches!(result, Ok(Ok(()))) {
+                failed += 1;
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        failed += tasks.len();
+        tasks.abort_all();
+    }
+
+    let histogram = shared.histogram.borrow();
+    let us = |ns: u64| ns as f64 / 1000.0;
+    Ok(Report {
+        target: match &opts.target {
+            Target::WebSocket { host, path, .. } => format!("ws://{host}{path}"),
+            Target::RawTcp { addr } => format!("tcp://{addr}"),
+        },
+        connections: opts.connections,
+        size: opts.size,
+        kind: opts.kind,
+        in_flight: opts.in_flight,
+        seconds,
+        messages: measured,
+        msgs_per_sec: measured as f64 / seconds,
+        mb_per_sec: measured as f64 * opts.size as f64 / seconds / 1e6,
+        latency: Latency {
+            p50_us: us(histogram.value_at_quantile(0.5)),
+            p99_us: us(histogram.value_at_quantile(0.99)),
+            p999_us: us(histogram.value_at_quantile(0.999)),
+            max_us: us(histogram.max()),
+            mean_us: histogram.mean() / 1000.0,
+        },
+        client_cpu,
+        server_cpu,
+        failed_connections: failed,
+    })
+}
+
+/// Sleeps for `length`, printing a progress line once a second when asked.
+async fn tick_until(shared: &Shared, label: &str, length: Duration, progress: bool) {
+    if !progress {
+        tokio::time::sleep(length).await;
+        return;
+    }
+    let end = tokio::time::Instant::now() + length;
+    let start = Instant::now();
+    let mut last = shared.echoed.get();
+    while tokio::time::Instant::now() < end {
+        let step = (end - tokio::time::Instant::now()).min(Duration::from_secs(1));
+        tokio::time::sleep(step).await;
+        let now = shared.echoed.get();
+        let rate = (now - last) as f64 / step.as_secs_f64().max(1e-9);
+        last = now;
+        eprint!(
+            "\r{label} {:>5.1}/{:.0} s  {:>12.0} msg/s   ",
+            start.elapsed().as_secs_f64(),
+            length.as_secs_f64(),
+            rate
+        );
+    }
+}
+
+/// A mask key per connection: nonzero, so the server's unmasking does real work.
+fn mask_for(index: usize) -> [u8; 4] {
+    let i = index as u32;
+    (0x37fa_213d_u32 ^ i.wrapping_mul(0x9e37_79b9))
+        .to_be_bytes()
+        .map(|b| b | 1)
+}
+
+/// Opens every connection, at most `connect_concurrency` at a time, each with its handshake
+/// and one verified echo.
+async fn connect_all(opts: &Options, payload: &[u8]) -> Result<Vec<TcpStream>, LoadError> {
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.connect_concurrency.max(1)));
+    let payload: Rc<[u8]> = payload.into();
+    let mut tasks = tokio::task::JoinSet::new();
+    for index in 0..opts.connections {
+        let permit = limit.clone().acquire_owned().await.expect("never closed");
+        let target = opts.target.clone();
+        let payload = payload.clone();
+        let kind = opts.kind;
+        tasks.spawn_local(async move {
+            let result = open(&target, index, kind, &payload).await;
+            drop(permit);
+            (index, result)
+        });
+    }
+    let mut streams = Vec::with_capacity(opts.connections);
+    while let Some(joined) = tasks.join_next().await {
+        let (index, result) = joined.expect("connection setup task panicked");
+        streams.push(result.map_err(|source| LoadError::Setup { index, source })?);
+    }
+    Ok(streams)
+}
+
+/// Connects, does the handshake (unless raw TCP) and checks one echo byte for byte.
+pub async fn open(
+    target: &Target,
+    index: usize,
+    kind: PayloadKind,
+    payload: &[u8],
+) -> std::io::Result<TcpStream> {
+    let mut stream = TcpStream::connect(target.addr()).await?;
+    // Frames are written whole; Nagle would only add delay to the round trip.
+    stream.set_nodelay(true)?;
+    let mut buf = Vec::with_capacity(1024);
+    if let Target::WebSocket { host, path, .. } = target {
+        let key = wire::client_key(index as u64);
+        stream
+            .write_all(&wire::client_request(host, path, &key))
+            .await?;
+        loop {
+            if read_more(&mut stream, &mut buf).await? == 0 {
+                return Err(eof("during the handshake"));
+            }
+            if let Some(used) = wire::check_server_response(&buf, &key).map_err(invalid)? {
+                buf.drain(..used);
+                break;
+            }
+        }
+    }
+    stream
+        .write_all(&wire::client_frame(kind, payload, mask_for(index)))
+        .await?;
+    loop {
+        if let Some((echo, used)) = wire::parse_whole_message(&buf).map_err(invalid)? {
+            if echo != payload || used != buf.len() {
+                return Err(invalid("the first echo differs from the message sent"));
+            }
+            return Ok(stream);
+        }
+        if read_more(&mut stream, &mut buf).await? == 0 {
+            return Err(eof("before the first echo"));
+        }
+    }
+}
+
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let len = buf.len();
+    buf.resize(len + 64 * 1024, 0);
+    let n = stream.read(&mut buf[len..]).await?;
+    buf.truncate(len + n);
+    Ok(n)
+}
+
+fn eof(when: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        format!("server closed {when}"),
+    )
+}
+
+fn invalid(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// How much one read may take. Large enough that a 16 KiB echo usually arrives in one read,
+/// small enough that 10,000 connections cost 640 MiB only if they all run at once.
+const READ_BUF_LEN: usize = 64 * 1024;
+
+/// One connection's load loop as a hand-polled future; see the module docs.
+struct Driver {
+    stream: TcpStream,
+    /// The frame `in_flight` times over: any run of queued frames is one slice of it.
+    batch: Box<[u8]>,
+    frame_len: usize,
+    /// Frames queued and not yet completely written (at most `in_flight`).
+    queued: usize,
+    /// Bytes of the first queued frame already written.
+    written: usize,
+    /// Send times of the messages whose echo has not ended yet, oldest first.
+    sent_at: VecDeque<Instant>,
+    read_buf: Box<[u8]>,
+    parser: EchoParser,
+    shared: Rc<Shared>,
+}
+
+impl Driver {
+    fn new(stream: TcpStream, frame: &[u8], in_flight: usize, shared: Rc<Shared>) -> Self {
+        let now = Instant::now();
+        Self {
+            stream,
+            batch: frame.repeat(in_flight).into_boxed_slice(),
+            frame_len: frame.len(),
+            queued: in_flight,
+            written: 0,
+            sent_at: std::iter::repeat_n(now, in_flight).collect(),
+            read_buf: vec![0; READ_BUF_LEN].into_boxed_slice(),
+            parser: EchoParser::new(),
+            shared,
+        }
+    }
+
+    /// Writes queued frames until none are left (`Ready`) or the socket is full (`Pending`).
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        while self.queued > 0 {
+            let end = self.queued * self.frame_len;
+            match Pin::new(&mut self.stream).poll_write(cx, &self.batch[self.written..end]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()))
+                }
+                Poll::Ready(Ok(n)) => {
+                    let total = self.written + n;
+                    self.queued -= total / self.frame_len;
+                    self.written = total % self.frame_len;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Accounts for `done` echoes that just ended, queueing as many new messages unless the
+    /// run is draining.
+    fn on_echoes(&mut self, done: u32) {
+        let now = Instant::now();
+        let shared = &*self.shared;
+        let phase = shared.phase.get();
+        shared.echoed.set(shared.echoed.get() + u64::from(done));
+        for _ in 0..done {
+            let Some(sent) = self.sent_at.pop_front() else {
+                break;
+            };
+            if phase == Phase::Measure {
+                let measured = shared.measured.get() + 1;
+                shared.measured.set(measured);
+                let ns = now.duration_since(sent).as_nanos() as u64;
+                shared.histogram.borrow_mut().saturating_record(ns.max(1));
+                if measured >= shared.max_messages {
+                    shared.phase.set(Phase::Drain);
+                }
+            }
+            if phase != Phase::Drain {
+                self.queued += 1;
+                self.sent_at.push_back(now);
+            }
+        }
+    }
+}
+
+impl Future for Driver {
+    type Output = Result<(), std::io::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            let send_blocked = match this.poll_send(cx) {
+                Poll::Ready(Ok(())) => false,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => true,
+            };
+            if this.sent_at.is_empty() {
+                // Draining and every echo is back.
+                return Poll::Ready(Ok(()));
+            }
+            let mut read_buf = ReadBuf::new(&mut this.read_buf);
+            match Pin::new(&mut this.stream).poll_read(cx, &mut read_buf) {
+                Poll::Ready(Ok(())) => {
+                    let filled = read_buf.filled();
+                    if filled.is_empty() {
+                        return Poll::Ready(Err(eof("mid-run")));
+                    }
+                    match this.parser.feed(filled) {
+                        Ok(done) => this.on_echoes(done),
+                        Err(WireError::Closed) => {
+                            return Poll::Ready(Err(eof("with a close frame")))
+                        }
+                        Err(e) => return Poll::Ready(Err(invalid(e))),
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // Both directions are waiting (or there is nothing to send): the socket will
+                // wake us for whichever comes first.
+                Poll::Pending if send_blocked || this.queued == 0 => return Poll::Pending,
+                Poll::Pending => {}
+            }
+        }
+    }
+}
+
+/// Options for [`hold_idle`].
+#[derive(Debug, Clone)]
+pub struct IdleOptions {
+    /// The server.
+    pub target: Target,
+    /// Connections to open and hold.
+    pub connections: usize,
+    /// Whether each connection exchanges one 20-byte text echo after its handshake, so the
+    /// server has allocated whatever it allocates for a connection that has seen traffic
+    /// (default true).
+    pub echo_once: bool,
+    /// Connection attempts in progress at once (default 64).
+    pub connect_concurrency: usize,
+    /// How long connecting may take (default 60 s).
+    pub setup_timeout: Duration,
+}
+
+impl IdleOptions {
+    /// Defaults for `target` and `connections`.
+    pub fn new(target: Target, connections: usize) -> Self {
+        Self {
+            target,
+            connections,
+            echo_once: true,
+            connect_concurrency: 64,
+            setup_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Opens `opts.connections` connections, calls `ready` once all are open, then keeps them
+/// open until `hold` completes, and closes them. For measuring a server's memory per idle
+/// connection from the outside. Returns how long connecting took.
+pub async fn hold_idle(
+    opts: &IdleOptions,
+    ready: impl FnOnce(usize),
+    hold: impl Future<Output = ()>,
+) -> Result<Duration, LoadError> {
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let start = Instant::now();
+            let load = Options {
+                connections: opts.connections,
+                connect_concurrency: opts.connect_concurrency,
+                ..Options::new(opts.target.clone())
+            };
+            let connect = async {
+                if opts.echo_once {
+                    connect_all(&load, &wire::payload(PayloadKind::Text, 20)).await
+                } else {
+                    connect_without_echo(&load).await
+                }
+            };
+            let streams = tokio::time::timeout(opts.setup_timeout, connect)
+                .await
+                .map_err(|_| LoadError::SetupTimeout)??;
+            let took = start.elapsed();
+            ready(streams.len());
+            hold.await;
+            drop(streams);
+            Ok(took)
+        })
+        .await
+}
+
+async fn connect_without_echo(opts: &Options) -> Result<Vec<TcpStream>, LoadError> {
+    let mut streams = Vec::with_capacity(opts.connections);
+    for index in 0..opts.connections {
+        let setup = async {
+            let mut stream = TcpStream::connect(opts.target.addr()).await?;
+            if let Target::WebSocket { host, path, .. } = &opts.target {
+                let key = wire::client_key(index as u64);
+                stream
+                    .write_all(&wire::client_request(host, path, &key))
+                    .await?;
+                let mut buf = Vec::new();
+                while wire::check_server_response(&buf, &key)
+                    .map_err(invalid)?
+                    .is_none()
+                {
+                    if read_more(&mut stream, &mut buf).await? == 0 {
+                        return Err(eof("during the handshake"));
+                    }
+                }
+            }
+            Ok(stream)
+        };
+        streams.push(
+            setup
+                .await
+                .map_err(|source| LoadError::Setup { index, source })?,
+        );
+    }
+    Ok(streams)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse() {
+        let t = Target::parse("ws://127.0.0.1:9001/echo?x=1").unwrap();
+        assert_eq!(
+            t,
+            Target::WebSocket {
+                addr: "127.0.0.1:9001".parse().unwrap(),
+                host: "127.0.0.1:9001".into(),
+                path: "/echo?x=1".into()
+            }
+        );
+        assert_eq!(
+            Target::parse("tcp://127.0.0.1:7").unwrap(),
+            Target::RawTcp {
+                addr: "127.0.0.1:7".parse().unwrap()
+            }
+        );
+        assert!(Target::parse("http://127.0.0.1:7").is_err());
+    }
+
+    #[test]
+    fn masks_are_nonzero_in_every_byte() {
+        for i in 0..10_000 {
+            assert!(mask_for(i).iter().all(|&b| b != 0));
+        }
+    }
+
+    /// A raw TCP echo on loopback, bounded by the run's own duration.
+    async fn tcp_echo() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = stream.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn runs_against_a_tcp_echo_and_counts_every_echo() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let addr = tcp_echo().await;
+            for (size, in_flight) in [(20, 1), (70_000, 3)] {
+                let opts = Options {
+                    connections: 4,
+                    size,
+                    kind: PayloadKind::Binary,
+                    in_flight,
+                    warmup: Duration::from_millis(50),
+                    duration: Duration::from_millis(200),
+                    max_messages: Some(2_000),
+                    server_pid: Some(std::process::id()),
+                    ..Options::new(Target::RawTcp { addr })
+                };
+                let report = run(&opts).await.unwrap();
+                assert!(
+                    report.messages > 0 && report.messages <= 2_000 + 4 * in_flight as u64,
+                    "{report:?}"
+                );
+                assert_eq!(report.failed_connections, 0);
+                assert!(
+                    report.latency.p50_us > 0.0 && report.latency.p50_us <= report.latency.max_us
+                );
+                assert!(report.server_cpu.is_some());
+            }
+        });
+    }
+
+    #[test]
+    fn a_server_that_does_not_echo_faithfully_fails_setup() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut buf = [0u8; 64];
+                let n = stream.read(&mut buf).await.unwrap();
+                buf[n - 1] ^= 1; // flip one payload bit
+                stream.write_all(&buf[..n]).await.unwrap();
+            });
+            let opts = Options {
+                connections: 1,
+                ..Options::new(Target::RawTcp { addr })
+            };
+            assert!(matches!(
+                run(&opts).await,
+                Err(LoadError::Setup { index: 0, .. })
+            ));
+        });
+    }
+}
