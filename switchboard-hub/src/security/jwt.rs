@@ -103,7 +103,7 @@ impl JwtKey {
             return Err(TokenError::UnsupportedAlgorithm);
         }
         let mut mac = self.mac.clone();
-        mac.update(token[..token.len() - sig.len() - 1].as_bytes());
+        mac.update(&token.as_bytes()[..token.len() - sig.len() - 1]);
         // `verify_slice` compares in constant time.
         mac.verify_slice(&decode(sig)?)
             .map_err(|_| TokenError::BadSignature)?;

@@ -40,7 +40,7 @@ impl OriginPolicy {
                         .split_once("://")
                         .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
                 });
-                same_origin || list.iter().any(|o| *o == origin)
+                same_origin || list.contains(&origin)
             }
         }
     }
