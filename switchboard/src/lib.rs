@@ -65,6 +65,8 @@ mod websocket;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "hyper")]
 pub mod upgrade;
 

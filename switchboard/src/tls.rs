@@ -1,0 +1,246 @@
+//! TLS through rustls (feature `tls`): a server's certificate and key from PEM files, and
+//! the roots a `wss://` client trusts.
+//!
+//! rustls runs with its `ring` provider, chosen explicitly rather than through the
+//! process-wide default, so another crate enabling a second provider cannot make these
+//! builders panic.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Server: terminate TLS, then run the WebSocket handshake on the TLS stream.
+//! let acceptor = switchboard::tls::acceptor_from_pem("cert.pem", "key.pem")?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9443").await?;
+//! let (tcp, _) = listener.accept().await?;
+//! let mut ws = switchboard::accept(acceptor.accept(tcp).await?).await?;
+//! # let _ = ws.recv().await;
+//!
+//! // Client: the webpki roots plus a private CA.
+//! let config = switchboard::tls::client_config(["my-ca.pem"])?;
+//! let tcp = tokio::net::TcpStream::connect("127.0.0.1:9443").await?;
+//! let tls = switchboard::tls::connect(tcp, "localhost", config).await?;
+//! let (ws, _) = switchboard::Client::default().connect_on(tls, "wss://localhost:9443/").await?;
+//! # Ok(()) }
+//! ```
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The rustls crate this module builds on, for its configuration types.
+pub use rustls;
+pub use tokio_rustls::client::TlsStream as ClientTlsStream;
+pub use tokio_rustls::server::TlsStream as ServerTlsStream;
+pub use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// The ALPN protocol both sides announce: the WebSocket handshake is HTTP/1.1 (RFC 6455 §4),
+/// and a browser that got `h2` from ALPN would not send it.
+const ALPN_HTTP_11: &[u8] = b"http/1.1";
+
+/// Why a TLS configuration could not be built. Each variant names the file it is about.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// The file is not valid PEM, or a PEM section is not what its label says.
+    #[error("{}: invalid PEM: {reason}", .path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file has no `CERTIFICATE` section.
+    #[error("{}: no PEM certificate found", .0.display())]
+    NoCertificate(PathBuf),
+    /// The file has no private key section (`PRIVATE KEY`, `RSA PRIVATE KEY` or
+    /// `EC PRIVATE KEY`).
+    #[error("{}: no PEM private key found", .0.display())]
+    NoPrivateKey(PathBuf),
+    /// rustls refused the configuration (a key that does not match the certificate, a CA
+    /// certificate it cannot parse, …).
+    #[error("TLS configuration refused: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+fn pem_error(path: &Path, error: pem::Error) -> TlsError {
+    match error {
+        pem::Error::Io(source) => TlsError::Read {
+            path: path.to_owned(),
+            source,
+        },
+        other => TlsError::Pem {
+            path: path.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// The crypto provider every configuration here uses.
+fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+/// Reads every certificate in a PEM file, in order (for a server: its certificate first,
+/// then the intermediates).
+pub fn load_certificates(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let path = path.as_ref();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| pem_error(path, e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(path, e))?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(path.to_owned()));
+    }
+    Ok(certs)
+}
+
+/// Reads the first private key in a PEM file (PKCS#8, PKCS#1 RSA or SEC1 EC).
+pub fn load_private_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let path = path.as_ref();
+    PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
+        pem::Error::NoItemsFound => TlsError::NoPrivateKey(path.to_owned()),
+        other => pem_error(path, other),
+    })
+}
+
+/// A server configuration from a PEM certificate chain and private key, announcing
+/// `http/1.1` over ALPN.
+pub fn server_config_from_pem(
+    cert_path: impl AsRef<Path>,
+    key_path: impl AsRef<Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = load_certificates(cert_path)?;
+    let key = load_private_key(key_path)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![ALPN_HTTP_11.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A [`TlsAcceptor`] from a PEM certificate chain and private key: call
+/// [`TlsAcceptor::accept`] on each TCP stream, then run the WebSocket handshake on the
+/// result.
+pub fn acceptor_from_pem(
+    cert_path: impl AsRef<Path>,
+    key_path: impl AsRef<Path>,
+) -> Result<TlsAcceptor, TlsError> {
+    server_config_from_pem(cert_path, key_path).map(TlsAcceptor::from)
+}
+
+/// The Mozilla root store as shipped by the `webpki-roots` crate: what a `wss://` client
+/// trusts by default.
+pub fn webpki_roots() -> RootCertStore {
+    RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    }
+}
+
+/// A client configuration that trusts `roots`.
+pub fn client_config_with_roots(roots: RootCertStore) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_HTTP_11.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A client configuration that trusts the webpki roots plus every certificate in the
+/// given PEM files (a private or test CA: `switchboard connect --ca FILE`).
+pub fn client_config<P: AsRef<Path>>(
+    extra_ca_files: impl IntoIterator<Item = P>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = webpki_roots();
+    for path in extra_ca_files {
+        for cert in load_certificates(path.as_ref())? {
+            roots.add(cert)?;
+        }
+    }
+    client_config_with_roots(roots)
+}
+
+/// The configuration [`crate::connect`] uses for `wss://` unless told otherwise: the
+/// webpki roots, built once.
+pub fn default_client_config() -> Arc<ClientConfig> {
+    static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            client_config_with_roots(webpki_roots())
+                .expect("the ring provider supports the default protocol versions")
+        })
+        .clone()
+}
+
+/// Runs the TLS client handshake on `stream` for the server `host` (a DNS name or an IP
+/// address, with or without IPv6 brackets), checking its certificate against `config`.
+pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    host: &str,
+    config: Arc<ClientConfig>,
+) -> io::Result<ClientTlsStream<S>> {
+    let name = server_name(host)?;
+    TlsConnector::from(config).connect(name, stream).await
+}
+
+/// The name to verify the certificate against.
+pub(crate) fn server_name(host: &str) -> io::Result<ServerName<'static>> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    ServerName::try_from(bare.to_owned()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid TLS server name {host:?}"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_accept_dns_names_and_ip_addresses() {
+        assert!(matches!(
+            server_name("example.com").unwrap(),
+            ServerName::DnsName(_)
+        ));
+        assert!(matches!(
+            server_name("127.0.0.1").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert!(matches!(
+            server_name("[::1]").unwrap(),
+            ServerName::IpAddress(_)
+        ));
+        assert_eq!(
+            server_name("bad name!").unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn the_default_client_config_trusts_the_webpki_roots() {
+        let config = default_client_config();
+        assert_eq!(config.alpn_protocols, vec![ALPN_HTTP_11.to_vec()]);
+        assert!(webpki_roots().len() > 50);
+    }
+}
