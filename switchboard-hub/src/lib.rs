@@ -9,6 +9,8 @@
 //!   embedded default.
 //! - [`Hub`]: the handle transports use — publish, subscribe, history, channel list — with
 //!   limits and [`metrics`].
+//! - [`transport`]: the axum router (REST, SSE, long polling, WebSocket), served by
+//!   [`HubServer`].
 #![deny(unsafe_code)]
 
 pub mod broker;
@@ -17,7 +19,10 @@ pub mod core;
 mod hub;
 pub mod metrics;
 pub mod security;
+mod server;
+pub mod transport;
 
 pub use broker::{Broker, BrokerError, ChannelInfo, MemoryBroker, MemoryBrokerConfig};
 pub use config::{ConfigError, HubConfig, LagPolicy};
 pub use hub::{Delivery, Hub, HubOptions, PublishError, Published, SubscribeError, Subscription};
+pub use server::HubServer;

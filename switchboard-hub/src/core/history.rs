@@ -86,6 +86,8 @@ pub enum Resume {
 /// One page of history, for the REST history endpoint and long polling.
 #[derive(Debug)]
 pub struct Page {
+    /// The channel's epoch.
+    pub epoch: Epoch,
     /// Messages, oldest first.
     pub messages: Vec<Arc<Message>>,
     /// Set when the requested cursor could not be honoured; `messages` is then empty and
@@ -232,6 +234,7 @@ impl History {
                 Ok(()) => since.id,
                 Err(reason) => {
                     return Page {
+                        epoch: self.epoch,
                         messages: Vec::new(),
                         reset: Some(reason),
                         next: Cursor::new(
@@ -246,6 +249,7 @@ impl History {
         let messages: Vec<_> = self.after(start, limit).cloned().collect();
         let next_id = messages.last().map_or(start, |m| m.id());
         Page {
+            epoch: self.epoch,
             messages,
             reset: None,
             next: Cursor::new(self.epoch, next_id),

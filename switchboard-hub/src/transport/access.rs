@@ -1,0 +1,125 @@
+//! Per-request access checks shared by every transport: origin, token, rights, rate.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::ConnectInfo;
+use http::{header, HeaderMap};
+
+use super::error::ApiError;
+use super::AppState;
+use crate::core::ChannelName;
+use crate::security::Claims;
+
+/// What a client wants to do with a channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    Publish,
+    Subscribe,
+}
+
+/// The client's verified identity: `None` claims when auth is off.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Caller {
+    claims: Option<Claims>,
+    auth_enabled: bool,
+}
+
+impl Caller {
+    /// Checks that this caller may do `action` on `channel`.
+    pub(crate) fn authorize(&self, action: Action, channel: &ChannelName) -> Result<(), ApiError> {
+        if !self.auth_enabled {
+            return Ok(());
+        }
+        let claims = self
+            .claims
+            .as_ref()
+            .ok_or_else(|| ApiError::Unauthorized("a token is required".into()))?;
+        let allowed = match action {
+            Action::Publish => claims.may_publish(channel),
+            Action::Subscribe => claims.may_subscribe(channel),
+        };
+        if allowed {
+            Ok(())
+        } else {
+            let verb = match action {
+                Action::Publish => "publish to",
+                Action::Subscribe => "subscribe to",
+            };
+            Err(ApiError::Forbidden(format!(
+                "the token does not allow to {verb} {channel:?}"
+            )))
+        }
+    }
+
+    /// Requires a valid token when auth is on (for endpoints not tied to one channel).
+    pub(crate) fn require_token(&self) -> Result<(), ApiError> {
+        if self.auth_enabled && self.claims.is_none() {
+            return Err(ApiError::Unauthorized("a token is required".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the `Origin` header and verifies the token (from `Authorization: Bearer …` or the
+/// `token` query parameter, which is all a browser's `WebSocket` and `EventSource` can send).
+pub(crate) fn admit(
+    state: &AppState,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !state.origins.allows(origin, host) {
+        state.hub.metrics().record_rejected();
+        return Err(ApiError::OriginNotAllowed);
+    }
+    let Some(key) = &state.jwt else {
+        return Ok(Caller::default());
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let claims = match bearer.or(query_token) {
+        None => None,
+        Some(token) => {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            match key.verify(token.trim(), now) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    state.hub.metrics().record_rejected();
+                    return Err(e.into());
+                }
+            }
+        }
+    };
+    Ok(Caller {
+        claims,
+        auth_enabled: true,
+    })
+}
+
+/// The client's IP address, when the server recorded it (`serve` does; router tests don't).
+pub(crate) fn client_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Charges one publish to the client's address.
+pub(crate) fn charge_http_publish(state: &AppState, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    let Some(ip) = ip else {
+        return Ok(());
+    };
+    let now = tokio::time::Instant::now().into_std();
+    state.http_rate.try_take(ip, now).map_err(|retry_after| {
+        state.hub.metrics().record_rejected();
+        ApiError::RateLimited { retry_after }
+    })
+}

@@ -1,0 +1,110 @@
+//! The HTTP side of the hub: one axum [`Router`] serving every transport.
+//!
+//! | route | transport |
+//! | --- | --- |
+//! | `POST /api/channels/{channel}/messages` | publish (JSON or text body) |
+//! | `GET /api/channels/{channel}/messages?since=&limit=` | history |
+//! | `GET /api/channels` | channels and subscriber counts |
+//! | `GET /sse/{channel}?since=&format=` | Server-Sent Events |
+//! | `GET /poll/{channel}?since=&timeout=&limit=` | long polling |
+//! | `GET /healthz`, `GET /metrics` | health, Prometheus |
+//!
+//! Each handler is a thin translation between HTTP and [`Hub`]; what they share (origin and
+//! token checks, rate limits, parameter parsing, the error mapping) lives in its own module.
+
+mod access;
+pub mod error;
+mod params;
+mod poll;
+mod rest;
+mod sse;
+mod wire;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::config::HubConfig;
+use crate::hub::Hub;
+use crate::security::{JwtKey, KeyedRateLimiter, OriginPolicy, RateLimit};
+
+pub use error::ApiError;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState(Arc<StateInner>);
+
+pub(crate) struct StateInner {
+    pub(crate) hub: Hub,
+    pub(crate) config: HubConfig,
+    pub(crate) origins: OriginPolicy,
+    pub(crate) jwt: Option<JwtKey>,
+    pub(crate) http_rate: KeyedRateLimiter<IpAddr>,
+    /// Turns `true` when the server begins shutting down: long-lived streams end then, so
+    /// that graceful shutdown does not wait for clients that never leave.
+    pub(crate) closing: watch::Receiver<bool>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = StateInner;
+
+    fn deref(&self) -> &StateInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub(crate) fn new(hub: Hub, config: HubConfig, closing: watch::Receiver<bool>) -> Self {
+        let rate = RateLimit {
+            per_second: config.rate_limit.messages_per_second,
+            burst: config.rate_limit.burst,
+        };
+        Self(Arc::new(StateInner {
+            origins: OriginPolicy::from_config(&config.allowed_origins),
+            jwt: config
+                .auth
+                .as_ref()
+                .map(|a| JwtKey::new(a.jwt_secret.as_bytes())),
+            http_rate: KeyedRateLimiter::new(rate, 100_000),
+            hub,
+            config,
+            closing,
+        }))
+    }
+
+    /// The per-connection publish rate limit.
+    pub(crate) fn rate_limit(&self) -> RateLimit {
+        RateLimit {
+            per_second: self.config.rate_limit.messages_per_second,
+            burst: self.config.rate_limit.burst,
+        }
+    }
+}
+
+/// Completes when the server starts shutting down; never, if the server handle is gone
+/// without having signalled (a router used on its own).
+pub(crate) async fn closing(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|closing| *closing).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Builds the router. `closing` turns `true` when the server shuts down.
+pub(crate) fn router(hub: Hub, config: HubConfig, closing: watch::Receiver<bool>) -> Router {
+    let state = AppState::new(hub, config, closing);
+    Router::new()
+        .route("/healthz", get(rest::healthz))
+        .route("/metrics", get(rest::metrics))
+        .route("/api/channels", get(rest::channels))
+        .route(
+            "/api/channels/{channel}/messages",
+            get(rest::history).post(rest::publish),
+        )
+        .route("/sse/{channel}", get(sse::sse))
+        .route("/poll/{channel}", get(poll::poll))
+        .fallback(rest::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,145 @@
+//! The REST API: publish, read history, list channels, health.
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderMap, StatusCode};
+
+use super::access::{self, Action};
+use super::error::ApiError;
+use super::params::{self, Params};
+use super::wire::{json_response, MessageList, WireReset};
+use super::AppState;
+use crate::core::Payload;
+use crate::metrics::Transport;
+
+/// `POST /api/channels/{channel}/messages`: the body is the message, JSON
+/// (`application/json` or any `+json` type) or text (`text/*`, or no content type). Answers
+/// `{"id":…,"epoch":…,"cursor":"EPOCH:ID"}`.
+pub(crate) async fn publish(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let query = Params::from_uri(&parts.uri)?;
+    let caller = access::admit(&state, &parts.headers, query.get("token"))?;
+    let channel = params::channel(&channel)?;
+    caller.authorize(Action::Publish, &channel)?;
+    access::charge_http_publish(&state, access::client_ip(&parts.extensions))?;
+    let payload = read_payload(&state, &parts.headers, body).await?;
+    let published = state
+        .hub
+        .publish(&channel, payload, Transport::Rest)
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "channel": channel,
+            "id": published.id,
+            "epoch": published.epoch,
+            "cursor": published.cursor(),
+        }),
+    ))
+}
+
+/// Reads and validates a publish body.
+async fn read_payload(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Payload, ApiError> {
+    enum Kind {
+        Json,
+        Text,
+    }
+    let media = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let kind = match media.as_deref() {
+        None | Some("") => Kind::Text,
+        Some("application/json") => Kind::Json,
+        Some(m) if m.ends_with("+json") => Kind::Json,
+        Some(m) if m.starts_with("text/") => Kind::Text,
+        Some(_) => return Err(ApiError::UnsupportedMediaType),
+    };
+    let limit = state.hub.max_message_bytes();
+    // The limit applies to the stored (compact JSON) form, which the hub checks; the raw
+    // body may carry some whitespace or fewer escapes, so allow it some room, but bounded.
+    let raw_limit = limit.saturating_mul(2).saturating_add(1024);
+    let bytes = axum::body::to_bytes(body, raw_limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })?;
+    match kind {
+        Kind::Json => Payload::from_json(&bytes).map_err(|e| ApiError::BadMessage(e.to_string())),
+        Kind::Text => std::str::from_utf8(&bytes)
+            .map(Payload::text)
+            .map_err(|_| ApiError::BadMessage("text body is not valid UTF-8".into())),
+    }
+}
+
+/// `GET /api/channels/{channel}/messages?since=&limit=`: with `since`, the messages after
+/// it, oldest first; without, the latest `limit`. Continue with `next`; `more` says whether
+/// more are already there. When `since` cannot be honoured, `reset` says why and `next`
+/// points before the oldest message still held.
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let query = Params::from_uri(req.uri())?;
+    let caller = access::admit(&state, req.headers(), query.get("token"))?;
+    let channel = params::channel(&channel)?;
+    caller.authorize(Action::Subscribe, &channel)?;
+    let since = query.cursor("since")?;
+    let max = state.config.limits.history_page_max;
+    let limit = query.count("limit")?.unwrap_or(100).min(max);
+    let page = state.hub.history(&channel, since, limit).await?;
+    let mut list = MessageList::new(&channel, page.epoch, &page.messages, page.next);
+    list.more = Some(page.more);
+    list.reset = page.reset.map(WireReset::from);
+    Ok(json_response(StatusCode::OK, &list))
+}
+
+/// `GET /api/channels`: `{"channels":[{"name","epoch","last_id","retained","subscribers"}]}`.
+pub(crate) async fn channels(
+    State(state): State<AppState>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let query = Params::from_uri(req.uri())?;
+    access::admit(&state, req.headers(), query.get("token"))?.require_token()?;
+    let channels = state.hub.channels().await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "channels": channels }),
+    ))
+}
+
+/// `GET /healthz`: `{"status":"ok"}`.
+pub(crate) async fn healthz() -> Response {
+    json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.hub.metrics().render(),
+    )
+        .into_response()
+}
+
+/// Any other path: a JSON 404.
+pub(crate) async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
