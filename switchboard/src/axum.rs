@@ -29,6 +29,7 @@
 
 use crate::config::WebSocketConfig;
 use crate::error::Error;
+use crate::security::{LimitExceeded, OriginPolicy};
 use crate::upgrade::{self, is_upgrade_request, UpgradedWebSocket};
 use ::axum::body::Body;
 use ::axum::extract::FromRequestParts;
@@ -52,6 +53,7 @@ type FailureCallback = Box<dyn FnOnce(Error) + Send + 'static>;
 /// [`WebSocketUpgrade::on_upgrade`]. See the [module docs](self).
 pub struct WebSocketUpgrade {
     offer: ClientOffer,
+    origin: Option<HeaderValue>,
     on_upgrade: OnUpgrade,
     config: WebSocketConfig,
     protocols: Vec<String>,
@@ -86,6 +88,36 @@ impl WebSocketUpgrade {
     /// The subprotocols the client offers, most preferred first.
     pub fn requested_protocols(&self) -> &[String] {
         self.offer.protocols()
+    }
+
+    /// The `Origin` header: the page that opened the connection, when a browser did.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    /// Refuses the upgrade with `403 Forbidden` unless `policy` allows the request's
+    /// `Origin` (cross-site WebSocket hijacking, see [`OriginPolicy`]).
+    ///
+    /// ```
+    /// use axum::response::Response;
+    /// use switchboard::axum::{WebSocketUpgrade, WebSocketUpgradeRejection};
+    /// use switchboard::security::OriginPolicy;
+    ///
+    /// async fn handler(ws: WebSocketUpgrade) -> Result<Response, WebSocketUpgradeRejection> {
+    ///     let policy = OriginPolicy::allow(["https://example.com"]);
+    ///     Ok(ws.allow_origins(&policy)?.on_upgrade(|_socket| async {}))
+    /// }
+    /// ```
+    #[expect(
+        clippy::result_large_err,
+        reason = "the refusal carries its ready response; it happens once per request"
+    )]
+    pub fn allow_origins(self, policy: &OriginPolicy) -> Result<Self, WebSocketUpgradeRejection> {
+        if policy.is_allowed(self.origin()) {
+            Ok(self)
+        } else {
+            Err(Rejection::with_status(StatusCode::FORBIDDEN, "origin not allowed").into())
+        }
     }
 
     /// Replaces the whole configuration (limits, compression, timers).
@@ -175,6 +207,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
             .ok_or_else(WebSocketUpgradeRejection::not_upgradable)?;
         Ok(WebSocketUpgrade {
             offer,
+            origin: parts.headers.get(http::header::ORIGIN).cloned(),
             on_upgrade,
             config: WebSocketConfig::default(),
             protocols: Vec::new(),
@@ -255,5 +288,13 @@ impl IntoResponse for WebSocketUpgradeRejection {
             headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
         response
+    }
+}
+
+/// A connection over a [`ConnectionLimiter`](crate::security::ConnectionLimiter)'s limit
+/// answers with 503 or 429, `Retry-After` and a one-line body.
+impl IntoResponse for LimitExceeded {
+    fn into_response(self) -> Response {
+        WebSocketUpgradeRejection::from(self.rejection()).into_response()
     }
 }

@@ -294,3 +294,82 @@ async fn a_bare_hyper_service_upgrades_with_upgrade() {
     .await;
     assert!(refused.starts_with("HTTP/1.1 405"), "{refused}");
 }
+
+/// Origin allowlist and per-client limits in an axum handler.
+#[tokio::test]
+async fn origin_policy_and_connection_limits_guard_a_route() {
+    use axum::extract::{ConnectInfo, State};
+    use axum::response::IntoResponse;
+    use switchboard::security::{ConnectionLimiter, OriginPolicy};
+
+    async fn guarded(
+        ws: WebSocketUpgrade,
+        ConnectInfo(peer): ConnectInfo<SocketAddr>,
+        State(limiter): State<ConnectionLimiter>,
+    ) -> Result<axum::response::Response, axum::response::Response> {
+        let policy = OriginPolicy::allow(["https://good.example"]).allow_missing(false);
+        let ws = ws
+            .allow_origins(&policy)
+            .map_err(IntoResponse::into_response)?;
+        let permit = limiter
+            .try_acquire(peer.ip())
+            .map_err(IntoResponse::into_response)?;
+        Ok(ws.on_upgrade(move |socket| async move {
+            echo(socket).await;
+            drop(permit);
+        }))
+    }
+
+    let limiter = ConnectionLimiter::new(100, 1);
+    let router = Router::new()
+        .route("/guarded", get(guarded))
+        .with_state(limiter.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    let url = format!("ws://{addr}/guarded");
+    let with_origin = |origin: &str| Client::builder().header("origin", origin).build().unwrap();
+
+    for (origin, status) in [(None, 403), (Some("https://evil.example"), 403)] {
+        let client = match origin {
+            Some(origin) => with_origin(origin),
+            None => Client::default(),
+        };
+        let error = client.connect(&url).await.unwrap_err();
+        assert_eq!(
+            error.status().map(|s| s.as_u16()),
+            Some(status),
+            "{origin:?}"
+        );
+    }
+
+    let good = with_origin("https://good.example");
+    let (mut first, _) = good.connect(&url).await.unwrap();
+    let error = good.connect(&url).await.unwrap_err();
+    assert_eq!(error.status(), Some(http::StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(error.response().unwrap().headers()["retry-after"], "5");
+    first.send("still here").await.unwrap();
+    assert_eq!(
+        first.recv().await.unwrap().unwrap(),
+        Message::from("still here")
+    );
+    first.close(CloseCode::NORMAL, "").await.unwrap();
+
+    // The place is freed when the server's handler ends.
+    tokio::time::timeout(LIMIT, async {
+        while limiter.active() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let (mut again, _) = good.connect(&url).await.unwrap();
+    again.close(CloseCode::NORMAL, "").await.unwrap();
+}
