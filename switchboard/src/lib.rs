@@ -65,6 +65,7 @@ mod websocket;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+pub mod proxy;
 pub mod security;
 #[cfg(feature = "tls")]
 pub mod tls;
