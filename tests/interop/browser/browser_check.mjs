@@ -1,6 +1,6 @@
 // Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) against an echo server.
 //
-// usage: node browser_check.mjs --ws-port PORT --expect-deflate 0|1 [--chromium /usr/bin/chromium]
+// usage: node browser_check.mjs --ws-port PORT --expect-deflate 0|1 [--chromium /usr/bin/chromium] [--label TEXT]
 //
 // Serves echo.html from a throw-away HTTP server on 127.0.0.1 (so the page has a
 // real http:// Origin), opens it in a fresh Chromium profile, and reports the
@@ -18,7 +18,7 @@ const arg = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] 
 const wsPort = arg("--ws-port");
 const expectDeflate = arg("--expect-deflate", "1");
 const executablePath = arg("--chromium", "/usr/bin/chromium");
-const label = "chromium -> switchboard echo";
+const label = arg("--label", "chromium -> switchboard echo");
 let failed = 0;
 function report(ok, what, detail = "") {
   console.log(`${ok ? "PASS" : "FAIL"} ${label}: ${what}${detail !== "" ? ` (${detail})` : ""}`);
