@@ -1,21 +1,35 @@
-//! [`HubServer`]: the hub, its router and a graceful `serve` loop.
+//! [`HubServer`]: the hub, its router and the accept loop.
+//!
+//! The accept loop is ours rather than `axum::serve` for two reasons: every request gets a
+//! [`ConnectionControl`] so that a transport can drop a client that stopped reading (see
+//! `transport::conn`), and shutdown can both drain politely and bound how long it waits.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tower::ServiceExt as _;
 
 use crate::config::HubConfig;
 use crate::hub::Hub;
+use crate::transport::ConnectionControl;
 
 /// How long shutdown waits for open connections after asking them to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// How often idle channels are swept away.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a client may take to send its request head.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A hub with its HTTP server: build it, then [`HubServer::serve`] or take its
 /// [`HubServer::router`] into a larger axum app.
@@ -61,17 +75,15 @@ impl HubServer {
         )
     }
 
-    /// Serves on `listener` until `shutdown` completes, then asks streams and WebSockets to
-    /// finish (SSE streams end, WebSockets close with 1001 "going away", long polls answer)
-    /// and waits up to 10 s for them.
+    /// Serves HTTP/1.1 on `listener` until `shutdown` completes; then stops accepting, asks
+    /// streams and WebSockets to finish (SSE streams end, WebSockets close with 1001 "going
+    /// away", long polls answer), and waits up to 10 s for them.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let router = self.router();
         let sweeper = {
             let hub = self.hub.clone();
             tokio::spawn(async move {
@@ -85,26 +97,83 @@ impl HubServer {
                 }
             })
         };
-        let closing_tx = self.closing_tx.clone();
-        let mut closed = self.closing_tx.subscribe();
-        let signal = async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing streams and connections");
-            let _ = closing_tx.send(true);
-        };
-        let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-        let server = std::pin::pin!(std::future::IntoFuture::into_future(server));
-        let result = tokio::select! {
-            r = server => r,
-            _ = async {
-                let _ = closed.wait_for(|c| *c).await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } => {
-                tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
-                Ok(())
-            }
-        };
+        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        let closing = self.closing_tx.subscribe();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut shutdown => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let control = ConnectionControl::new(peer, alive_tx.clone());
+            tokio::spawn(serve_connection(
+                tcp,
+                peer,
+                router.clone(),
+                control,
+                closing.clone(),
+            ));
+        }
+        tracing::info!("shutting down: closing streams and connections");
+        self.closing_tx.send_replace(true);
+        drop(alive_tx);
+        drop(listener);
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, alive_rx.recv()).await;
+        if drained.is_err() {
+            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
+        }
         sweeper.abort();
-        result
+        Ok(())
+    }
+}
+
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    control: ConnectionControl,
+    mut closing: watch::Receiver<bool>,
+) {
+    let service = {
+        let control = control.clone();
+        tower::service_fn(move |req: hyper::Request<Incoming>| {
+            let mut req = req.map(Body::new);
+            req.extensions_mut().insert(control.clone());
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req)
+        })
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::trace!(%peer, error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        _ = control.killed() => {
+            tracing::debug!(%peer, "connection killed");
+            return;
+        }
+        _ = crate::transport::closing(&mut closing) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = control.killed() => {}
     }
 }

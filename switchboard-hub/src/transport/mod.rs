@@ -13,6 +13,7 @@
 //! token checks, rate limits, parameter parsing, the error mapping) lives in its own module.
 
 mod access;
+mod conn;
 pub mod error;
 mod params;
 mod poll;
@@ -31,6 +32,7 @@ use crate::config::HubConfig;
 use crate::hub::Hub;
 use crate::security::{JwtKey, KeyedRateLimiter, OriginPolicy, RateLimit};
 
+pub use conn::ConnectionControl;
 pub use error::ApiError;
 
 /// Shared by every handler; cheap to clone.

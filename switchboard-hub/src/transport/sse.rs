@@ -14,13 +14,19 @@
 //! 2. the replay of missed messages, or an `event: reset` when history cannot reach back;
 //! 3. live messages, with a `: ping` comment after `sse_heartbeat_secs` of silence (proxies
 //!    close idle connections, and a write is how a server notices a vanished client);
-//! 4. if the client falls a whole queue behind: `event: lagged` and the end of the stream
-//!    (policy `disconnect`; the browser reconnects and resumes from history), or a silent
-//!    resume from history (policy `resume`).
+//! 4. if the client stops keeping up (its queue of `queue_size` events is full): under the
+//!    `disconnect` policy the connection is closed — the browser reconnects and resumes
+//!    from history; under `resume`, delivery pauses and continues from history once the
+//!    client has caught up.
 //!
 //! `?format=plain` (the default) sends text payloads as their text, so a plain
 //! `new EventSource(url)` page shows what was typed; `?format=json` sends every payload as
 //! its exact JSON, which the browser client uses.
+//!
+//! Shape: a forwarding task reads the subscription and pushes encoded events into a bounded
+//! queue that the response body drains. The task keeps reading even when the client does
+//! not, which is how a stalled client is noticed at all (hyper simply stops polling the body
+//! of a response whose socket is full).
 
 use std::time::Duration;
 
@@ -29,9 +35,11 @@ use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::{header, HeaderValue};
+use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 
 use super::access::{self, Action};
+use super::conn::ConnectionControl;
 use super::error::ApiError;
 use super::params::{self, Params};
 use super::AppState;
@@ -39,6 +47,8 @@ use crate::config::LagPolicy;
 use crate::core::{sse_event, Cursor, SseFormat};
 use crate::hub::{Delivery, Subscription};
 use crate::metrics::{ConnectionGuard, Transport};
+
+const PING: Bytes = Bytes::from_static(b": ping\n\n");
 
 /// The handler.
 pub(crate) async fn sse(
@@ -72,23 +82,24 @@ pub(crate) async fn sse(
         }
     };
     let sub = state.hub.subscribe(&channel, since).await?;
-    let heartbeat = Duration::from_secs(state.config.limits.sse_heartbeat_secs);
+    let (tx, mut rx) = mpsc::channel::<Bytes>(state.config.limits.queue_size.max(2));
     let preamble = Bytes::from(format!("retry: 1000\nid: {}\n\n", sub.cursor()));
-    let state_closing = state.closing.clone();
-    let session = Session {
+    // Cannot fail: the queue is new and holds at least two.
+    let _ = tx.try_send(preamble);
+    let forwarder = Forwarder {
         guard: state.hub.metrics().connection(Transport::Sse),
+        heartbeat: Duration::from_secs(state.config.limits.sse_heartbeat_secs),
+        control: req.extensions().get::<ConnectionControl>().cloned(),
+        closing: state.closing.clone(),
         state,
         sub,
         format,
-        heartbeat,
-        beat_at: Instant::now() + heartbeat,
-        preamble: Some(preamble),
-        done: false,
-        closing: state_closing,
+        tx,
     };
-    let stream = futures_util::stream::unfold(session, |mut s| async move {
-        let chunk = s.next_chunk().await?;
-        Some((Ok::<_, std::convert::Infallible>(chunk), s))
+    tokio::spawn(forwarder.run());
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|chunk| chunk.map(Ok::<_, std::convert::Infallible>))
     });
     let mut res = Response::new(Body::from_stream(stream));
     let h = res.headers_mut();
@@ -102,50 +113,98 @@ pub(crate) async fn sse(
     Ok(res)
 }
 
-struct Session {
+/// What to do after a delivery.
+enum Step {
+    Send(Bytes),
+    Skip,
+    End,
+}
+
+struct Forwarder {
     state: AppState,
     sub: Subscription,
     format: SseFormat,
+    tx: mpsc::Sender<Bytes>,
     heartbeat: Duration,
-    beat_at: Instant,
-    preamble: Option<Bytes>,
-    done: bool,
+    control: Option<ConnectionControl>,
     closing: tokio::sync::watch::Receiver<bool>,
     #[allow(dead_code)] // held for its Drop: the open-connection gauge
     guard: ConnectionGuard,
 }
 
-impl Session {
-    /// The next bytes to send; `None` ends the response.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        if let Some(p) = self.preamble.take() {
-            return Some(p);
-        }
+impl Forwarder {
+    /// Runs until the client goes, the channel closes, the server shuts down or the client
+    /// is dropped for lagging. Returning drops `tx`, which ends the response.
+    async fn run(mut self) {
+        let mut beat_at = Instant::now() + self.heartbeat;
         loop {
-            if self.done {
-                return None;
-            }
             let delivery = tokio::select! {
-                d = self.sub.next() => d?,
-                _ = super::closing(&mut self.closing) => return None,
-                _ = tokio::time::sleep_until(self.beat_at) => {
-                    self.beat_at = Instant::now() + self.heartbeat;
-                    return Some(Bytes::from_static(b": ping\n\n"));
+                d = self.sub.next() => match d {
+                    Some(d) => d,
+                    None => return,
+                },
+                _ = self.tx.closed() => return,
+                _ = super::closing(&mut self.closing) => return,
+                _ = tokio::time::sleep_until(beat_at) => {
+                    beat_at = Instant::now() + self.heartbeat;
+                    // A full queue already tells the client we are alive.
+                    let _ = self.tx.try_send(PING);
+                    continue;
                 }
             };
-            if let Some(chunk) = self.render(delivery).await {
-                self.beat_at = Instant::now() + self.heartbeat;
-                return Some(chunk);
+            let chunk = match self.render(delivery).await {
+                Step::Send(chunk) => chunk,
+                Step::Skip => continue,
+                Step::End => return,
+            };
+            if !self.push(chunk).await {
+                return;
+            }
+            beat_at = Instant::now() + self.heartbeat;
+        }
+    }
+
+    /// Queues `chunk`; false when the stream must end.
+    async fn push(&mut self, chunk: Bytes) -> bool {
+        let chunk = match self.tx.try_send(chunk) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(chunk)) => chunk,
+        };
+        let metrics = self.state.hub.metrics();
+        match self.state.config.lag_policy {
+            LagPolicy::Disconnect => {
+                metrics.record_lag(1);
+                metrics.record_slow_disconnect();
+                tracing::debug!(channel = %self.sub.channel(), "SSE client too slow, disconnecting");
+                if let Some(control) = &self.control {
+                    control.kill();
+                }
+                false
+            }
+            LagPolicy::Resume => {
+                // Wait for room while the subscription stays unread: if the client takes too
+                // long, the subscription lags and is resumed from history in `render`.
+                tokio::select! {
+                    permit = self.tx.reserve() => match permit {
+                        Ok(permit) => {
+                            permit.send(chunk);
+                            true
+                        }
+                        Err(_) => false,
+                    },
+                    _ = super::closing(&mut self.closing) => false,
+                }
             }
         }
     }
 
-    async fn render(&mut self, delivery: Delivery) -> Option<Bytes> {
+    async fn render(&mut self, delivery: Delivery) -> Step {
         let metrics = self.state.hub.metrics();
         match delivery {
             Delivery::Message(msg) => {
                 metrics.record_delivery(Transport::Sse, &msg);
-                Some(msg.sse_event(self.format))
+                Step::Send(msg.sse_event(self.format))
             }
             Delivery::Reset {
                 epoch,
@@ -159,33 +218,31 @@ impl Session {
                     "last": last,
                 });
                 let id = Cursor::new(epoch, last).to_string();
-                Some(Bytes::from(sse_event(
+                Step::Send(Bytes::from(sse_event(
                     Some("reset"),
                     &id,
                     &data.to_string(),
                 )))
             }
-            Delivery::Lagged { missed } => match self.state.config.lag_policy {
-                LagPolicy::Disconnect => {
-                    metrics.record_slow_disconnect();
-                    self.done = true;
-                    let data = serde_json::json!({ "missed": missed }).to_string();
-                    Some(Bytes::from(sse_event(Some("lagged"), "", &data)))
-                }
-                LagPolicy::Resume => {
-                    let cursor = self.sub.cursor();
-                    match self
-                        .state
-                        .hub
-                        .subscribe(self.sub.channel(), Some(cursor))
-                        .await
-                    {
-                        Ok(sub) => self.sub = sub,
-                        Err(_) => self.done = true,
+            Delivery::Lagged { .. } => {
+                // The subscription's cursor still points before the gap: replay it.
+                let cursor = self.sub.cursor();
+                match self
+                    .state
+                    .hub
+                    .subscribe(self.sub.channel(), Some(cursor))
+                    .await
+                {
+                    Ok(sub) => {
+                        self.sub = sub;
+                        Step::Skip
                     }
-                    None
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SSE resume after lag failed");
+                        Step::End
+                    }
                 }
-            },
+            }
         }
     }
 }
