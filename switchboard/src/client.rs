@@ -66,7 +66,9 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     /// Offers these subprotocols (`Sec-WebSocket-Protocol`), most preferred first.
     pub fn protocols(mut self, protocols: impl IntoIterator<Item = impl Into<String>>) -> Self {
-        self.client.protocols.extend(protocols.into_iter().map(Into::into));
+        self.client
+            .protocols
+            .extend(protocols.into_iter().map(Into::into));
         self
     }
 
@@ -81,7 +83,8 @@ impl ClientBuilder {
         match (name.try_into(), value.try_into()) {
             (Ok(name), Ok(value)) => self.client.headers.push((name, value)),
             _ => {
-                self.invalid.get_or_insert_with(|| "invalid header name or value".to_owned());
+                self.invalid
+                    .get_or_insert_with(|| "invalid header name or value".to_owned());
             }
         }
         self
@@ -126,7 +129,10 @@ impl ClientBuilder {
     }
 
     /// Builds the client and connects to `url`; see [`Client::connect`].
-    pub async fn connect(self, url: &str) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
+    pub async fn connect(
+        self,
+        url: &str,
+    ) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
         self.build()?.connect(url).await
     }
 
@@ -159,16 +165,22 @@ impl Client {
     /// A server that answers with another status gives a [`crate::ErrorKind::Handshake`] error
     /// whose [`Error::status`] and [`Error::response`] say what it answered. `wss://` URLs
     /// are refused with [`crate::ErrorKind::InvalidInput`] until TLS support lands.
-    pub async fn connect(&self, url: &str) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
+    pub async fn connect(
+        &self,
+        url: &str,
+    ) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
         let handshake = self.handshake_for(url)?;
         if handshake.is_secure() {
-            return Err(Error::invalid_input(format!("{url}: wss:// needs TLS, which this build does not support yet")));
+            return Err(Error::invalid_input(format!(
+                "{url}: wss:// needs TLS, which this build does not support yet"
+            )));
         }
         let work = async {
             let tcp = TcpStream::connect((handshake.host(), handshake.port())).await?;
             // Small frames should leave at once: coalescing is done by `feed`/`flush`.
             tcp.set_nodelay(true)?;
-            self.run_handshake(MaybeTlsStream::Plain(tcp), handshake).await
+            self.run_handshake(MaybeTlsStream::Plain(tcp), handshake)
+                .await
         };
         self.with_timeout(work).await
     }
@@ -182,24 +194,36 @@ impl Client {
         url: &str,
     ) -> Result<(WebSocket<S>, http::Response<()>), Error> {
         let handshake = self.handshake_for(url)?;
-        self.with_timeout(self.run_handshake(stream, handshake)).await
+        self.with_timeout(self.run_handshake(stream, handshake))
+            .await
     }
 
-    async fn with_timeout<T>(&self, work: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    async fn with_timeout<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
         match self.config.handshake_timeout {
-            Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| Error::timeout("opening handshake"))?,
+            Some(limit) => tokio::time::timeout(limit, work)
+                .await
+                .map_err(|_| Error::timeout("opening handshake"))?,
             None => work.await,
         }
     }
 
     /// The request for `url`, with our offers and headers.
     fn handshake_for(&self, url: &str) -> Result<ClientHandshake, Error> {
-        let uri: Uri = url.parse().map_err(|e| Error::invalid_input(format!("invalid URL {url:?}: {e}")))?;
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| Error::invalid_input(format!("invalid URL {url:?}: {e}")))?;
         let invalid = |e: HandshakeError| Error::invalid_input(e.to_string());
         let mut handshake = ClientHandshake::new(&uri, rand::random()).map_err(invalid)?;
-        handshake = handshake.try_protocols(self.protocols.iter().cloned()).map_err(invalid)?;
+        handshake = handshake
+            .try_protocols(self.protocols.iter().cloned())
+            .map_err(invalid)?;
         if let Some(policy) = &self.config.protocol.deflate {
-            handshake = handshake.try_extensions(policy.client_offer()).map_err(invalid)?;
+            handshake = handshake
+                .try_extensions(policy.client_offer())
+                .map_err(invalid)?;
         }
         for (name, value) in &self.headers {
             handshake = handshake.header(name.clone(), value.clone());

@@ -115,7 +115,10 @@ impl<S> Core<S> {
     /// Whether the close timeout has passed (registers `waker` if not).
     fn deadline_passed(&mut self, waker: &Waker) -> bool {
         match self.deadline.as_mut() {
-            Some(sleep) => sleep.as_mut().poll(&mut Context::from_waker(waker)).is_ready(),
+            Some(sleep) => sleep
+                .as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_ready(),
             None => false,
         }
     }
@@ -156,7 +159,11 @@ impl<S> Core<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// The next message; `None` once the connection is over (after a clean close, or after
     /// the one error that ended it was returned).
-    pub(crate) fn poll_recv(&mut self, rw: &Waker, ww: &Waker) -> Poll<Option<Result<Message, Error>>> {
+    pub(crate) fn poll_recv(
+        &mut self,
+        rw: &Waker,
+        ww: &Waker,
+    ) -> Poll<Option<Result<Message, Error>>> {
         loop {
             match self.phase {
                 Phase::Done => return Poll::Ready(None),
@@ -253,7 +260,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             return Poll::Ready(Err(Error::closed()));
         }
         let target = self.high_water;
-        self.poll_write_until(ww, target).map_err(|e| self.fail_io(e))
+        self.poll_write_until(ww, target)
+            .map_err(|e| self.fail_io(e))
     }
 
     /// Writes everything queued and flushes the stream.
@@ -321,7 +329,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             let count = self.conn.output_chunks(&mut slices);
             let mut stream = Pin::new(&mut self.stream);
             let written = if count > 1 && stream.is_write_vectored() {
-                ready!(stream.as_mut().poll_write_vectored(&mut cx, &slices[..count]))?
+                ready!(stream
+                    .as_mut()
+                    .poll_write_vectored(&mut cx, &slices[..count]))?
             } else {
                 ready!(stream.as_mut().poll_write(&mut cx, &slices[0]))?
             };
@@ -360,7 +370,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         let mut rb = ReadBuf::uninit(dst);
         ready!(Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb))?;
         // A reader could swap in another buffer; then our memory was not written.
-        assert_eq!(dst_ptr.cast::<u8>(), rb.filled().as_ptr(), "AsyncRead replaced the read buffer");
+        assert_eq!(
+            dst_ptr.cast::<u8>(),
+            rb.filled().as_ptr(),
+            "AsyncRead replaced the read buffer"
+        );
         let n = rb.filled().len();
         // SAFETY: `ReadBuf` guarantees its first `n` bytes, which are the first `n` bytes of
         // our spare capacity (checked above), have been initialised.

@@ -54,7 +54,9 @@ enum Detail {
 
 impl Error {
     fn new(kind: ErrorKind, detail: Detail) -> Self {
-        Error { inner: Box::new(Inner { kind, detail }) }
+        Error {
+            inner: Box::new(Inner { kind, detail }),
+        }
     }
 
     pub(crate) fn io(error: io::Error) -> Self {
@@ -86,7 +88,10 @@ impl Error {
     }
 
     pub(crate) fn timeout(what: &str) -> Self {
-        Error::new(ErrorKind::Timeout, Detail::Message(format!("{what} timed out")))
+        Error::new(
+            ErrorKind::Timeout,
+            Detail::Message(format!("{what} timed out")),
+        )
     }
 
     pub(crate) fn invalid_input(message: impl Into<String>) -> Self {
@@ -100,7 +105,14 @@ impl Error {
         status: Option<StatusCode>,
         response: Option<http::Response<()>>,
     ) -> Self {
-        Error::new(ErrorKind::Handshake, Detail::Handshake { error: error.into(), status, response })
+        Error::new(
+            ErrorKind::Handshake,
+            Detail::Handshake {
+                error: error.into(),
+                status,
+                response,
+            },
+        )
     }
 
     /// The category, to branch on.
@@ -169,7 +181,9 @@ impl fmt::Debug for Error {
             Detail::Io(e) => d.field("io", e),
             Detail::Protocol(e) => d.field("protocol", e),
             Detail::Send(e) => d.field("send", e),
-            Detail::Handshake { error, status, .. } => d.field("handshake", error).field("status", status),
+            Detail::Handshake { error, status, .. } => {
+                d.field("handshake", error).field("status", status)
+            }
             Detail::Message(m) => d.field("message", m),
         };
         d.finish()
@@ -188,13 +202,17 @@ impl fmt::Display for Error {
     }
 }
 
+/// `Display` already names the immediate cause (the I/O error, the protocol violation, the
+/// handshake failure), so `source` continues the chain from that cause's own source: an
+/// error report (`anyhow`'s `{:#}`, say) then says each thing once. The cause itself is
+/// available through [`Error::io_error`], [`Error::protocol_error`] and the predicates.
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.inner.detail {
-            Detail::Io(e) => Some(e),
-            Detail::Protocol(e) => Some(e),
-            Detail::Send(e) => Some(e),
-            Detail::Handshake { error, .. } => Some(&**error),
+            Detail::Io(e) => e.source(),
+            Detail::Protocol(e) => e.source(),
+            Detail::Send(e) => e.source(),
+            Detail::Handshake { error, .. } => error.source(),
             Detail::Message(_) => None,
         }
     }
@@ -229,19 +247,30 @@ mod tests {
         let e = Error::protocol(ProtocolError::InvalidUtf8);
         assert_eq!(e.kind(), ErrorKind::Protocol);
         assert_eq!(e.close_code(), Some(CloseCode::INVALID_PAYLOAD));
-        assert!(e.source().is_some());
+        assert!(e.to_string().contains("1007"), "{e}");
+        assert!(
+            e.source().is_none(),
+            "the cause is in Display, not repeated as source"
+        );
 
         let e = Error::send(SendError::Closed);
         assert!(e.is_closed());
         let e = Error::send(SendError::ReasonTooLong(200));
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
 
-        let e = Error::handshake(HandshakeError::MissingKey, Some(StatusCode::BAD_REQUEST), None);
+        let e = Error::handshake(
+            HandshakeError::MissingKey,
+            Some(StatusCode::BAD_REQUEST),
+            None,
+        );
         assert_eq!(e.kind(), ErrorKind::Handshake);
         assert_eq!(e.status(), Some(StatusCode::BAD_REQUEST));
 
         assert!(Error::timeout("close handshake").is_timeout());
-        assert_eq!(Error::abnormal_eof().io_error().unwrap().kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(
+            Error::abnormal_eof().io_error().unwrap().kind(),
+            io::ErrorKind::UnexpectedEof
+        );
     }
 
     #[test]

@@ -87,7 +87,12 @@ pub(crate) fn split<S>(ws: WebSocket<S>) -> (WebSocketReader<S>, WebSocketWriter
         write_waker: Waker::from(wakers.clone()),
         wakers,
     });
-    (WebSocketReader { shared: shared.clone() }, WebSocketWriter { shared })
+    (
+        WebSocketReader {
+            shared: shared.clone(),
+        },
+        WebSocketWriter { shared },
+    )
 }
 
 /// The receiving half of a [`WebSocket`], from [`WebSocket::split`].
@@ -146,14 +151,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
     ///
     /// Gives both halves back if they come from different connections.
     #[allow(clippy::result_large_err)]
-    pub fn reunite(self, writer: WebSocketWriter<S>) -> Result<WebSocket<S>, (Self, WebSocketWriter<S>)> {
+    pub fn reunite(
+        self,
+        writer: WebSocketWriter<S>,
+    ) -> Result<WebSocket<S>, (Self, WebSocketWriter<S>)> {
         if !self.is_pair_of(&writer) {
             return Err((self, writer));
         }
         drop(writer);
-        let shared = Arc::try_unwrap(self.shared)
-            .unwrap_or_else(|_| unreachable!("both halves were given, so no other reference exists"));
-        let core = shared.core.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let shared = Arc::try_unwrap(self.shared).unwrap_or_else(|_| {
+            unreachable!("both halves were given, so no other reference exists")
+        });
+        let core = shared
+            .core
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         Ok(WebSocket::from_core(core))
     }
 

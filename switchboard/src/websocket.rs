@@ -65,7 +65,9 @@ impl<S> WebSocket<S> {
     /// [`Connection::server`] or [`Connection::client`], with deflate already set up if it
     /// was negotiated). `config.protocol` is not used: `conn` has its own.
     pub fn from_connection(stream: S, conn: Connection, config: &WebSocketConfig) -> Self {
-        WebSocket { core: Core::new(stream, conn, config) }
+        WebSocket {
+            core: Core::new(stream, conn, config),
+        }
     }
 
     /// Gives the connection the bytes that were read past the end of the handshake head
@@ -181,8 +183,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// If the close handshake has already begun (the peer closed first), this only drives
     /// it to its end; calling it on a closed connection does nothing.
     pub async fn close(&mut self, code: impl Into<CloseCode>, reason: &str) -> Result<(), Error> {
-        self.core.start_close(Some(CloseFrame::new(code.into(), reason)))?;
+        self.core
+            .start_close(Some(CloseFrame::new(code.into(), reason)))?;
         poll_fn(|cx| self.core.poll_close(cx.waker(), cx.waker())).await
+    }
+
+    /// Starts the close handshake without waiting for it: sends a close frame with `code`
+    /// and `reason` and flushes it. Keep calling [`recv`](WebSocket::recv): it returns the
+    /// messages the peer sent before it saw our close, then `None` once the peer answers
+    /// (or an error after [`WebSocketConfig::close_timeout`]).
+    pub async fn send_close(
+        &mut self,
+        code: impl Into<CloseCode>,
+        reason: &str,
+    ) -> Result<(), Error> {
+        self.core
+            .start_close(Some(CloseFrame::new(code.into(), reason)))?;
+        self.flush().await
     }
 
     /// Splits the connection into a reader and a writer that can be used from two tasks.
@@ -224,7 +241,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     /// [`WebSocket::close`] does.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        this.core.start_close(Some(CloseFrame::new(CloseCode::NORMAL, "")))?;
+        this.core
+            .start_close(Some(CloseFrame::new(CloseCode::NORMAL, "")))?;
         this.core.poll_close(cx.waker(), cx.waker())
     }
 }

@@ -14,7 +14,10 @@ use tokio::net::TcpStream;
 
 /// An echo server on a free loopback port.
 async fn echo_server(acceptor: Acceptor) -> SocketAddr {
-    let server = Server::bind("127.0.0.1:0").await.unwrap().acceptor(acceptor);
+    let server = Server::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .acceptor(acceptor);
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve(|mut ws| async move {
         while let Some(Ok(message)) = ws.recv().await {
@@ -52,13 +55,18 @@ mod client_server {
     #[tokio::test]
     async fn echo_text_and_binary() {
         let addr = echo_server(Acceptor::default()).await;
-        let (mut ws, response) = switchboard::connect(&format!("ws://{addr}/echo")).await.unwrap();
+        let (mut ws, response) = switchboard::connect(&format!("ws://{addr}/echo"))
+            .await
+            .unwrap();
         assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
         ws.send("hello").await.unwrap();
         ws.send(vec![0u8, 1, 2]).await.unwrap();
         ws.send(vec![9u8; 300_000]).await.unwrap();
         assert_eq!(ws.recv().await.unwrap().unwrap(), text("hello"));
-        assert_eq!(ws.recv().await.unwrap().unwrap(), Message::Binary(vec![0u8, 1, 2].into()));
+        assert_eq!(
+            ws.recv().await.unwrap().unwrap(),
+            Message::Binary(vec![0u8, 1, 2].into())
+        );
         assert_eq!(ws.recv().await.unwrap().unwrap().len(), 300_000);
         ws.close(CloseCode::NORMAL, "bye").await.unwrap();
         let info = ws.close_info().unwrap();
@@ -84,8 +92,14 @@ mod client_server {
         }));
         let (mut ws, _) = switchboard::connect(&format!("ws://{addr}")).await.unwrap();
         ws.close(CloseCode(4321), "see you").await.unwrap();
-        let info = tokio::time::timeout(Duration::from_secs(10), rx).await.unwrap().unwrap();
-        assert_eq!((info.code, info.reason.as_str()), (CloseCode(4321), "see you"));
+        let info = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (info.code, info.reason.as_str()),
+            (CloseCode(4321), "see you")
+        );
     }
 
     #[tokio::test]
@@ -130,7 +144,11 @@ mod client_server {
                 .await
                 .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Handshake, "{err}");
-            assert_eq!(err.status(), Some(StatusCode::from_u16(status).unwrap()), "{err}");
+            assert_eq!(
+                err.status(),
+                Some(StatusCode::from_u16(status).unwrap()),
+                "{err}"
+            );
             assert_eq!(err.response().unwrap().status().as_u16(), status);
         }
     }
@@ -144,7 +162,11 @@ mod client_server {
             })
             .build();
         let addr = echo_server(acceptor).await;
-        let (ws, _) = Client::builder().protocols(["a", "b", "c"]).connect(&format!("ws://{addr}")).await.unwrap();
+        let (ws, _) = Client::builder()
+            .protocols(["a", "b", "c"])
+            .connect(&format!("ws://{addr}"))
+            .await
+            .unwrap();
         assert_eq!(ws.protocol(), Some("c"));
     }
 
@@ -153,7 +175,9 @@ mod client_server {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let err = switchboard::connect(&format!("ws://{addr}")).await.unwrap_err();
+        let err = switchboard::connect(&format!("ws://{addr}"))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Io);
     }
 
@@ -163,7 +187,9 @@ mod client_server {
             let err = switchboard::connect(url).await.unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{url}: {err}");
         }
-        let err = switchboard::connect("wss://127.0.0.1:1/").await.unwrap_err();
+        let err = switchboard::connect("wss://127.0.0.1:1/")
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 
@@ -173,13 +199,21 @@ mod client_server {
         let (mut good, _) = switchboard::connect(&format!("ws://{addr}")).await.unwrap();
         // A client that breaks the protocol, and one that sends garbage instead of HTTP.
         let mut bad = TcpStream::connect(addr).await.unwrap();
-        bad.write_all(format!("{GOOD_REQUEST}\r\n").as_bytes()).await.unwrap();
+        bad.write_all(format!("{GOOD_REQUEST}\r\n").as_bytes())
+            .await
+            .unwrap();
         bad.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap(); // unmasked
         let mut garbage = TcpStream::connect(addr).await.unwrap();
-        garbage.write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03").await.unwrap();
+        garbage
+            .write_all(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            .await
+            .unwrap();
         for i in 0..20 {
             good.send(format!("still here {i}")).await.unwrap();
-            assert_eq!(good.recv().await.unwrap().unwrap(), text(&format!("still here {i}")));
+            assert_eq!(
+                good.recv().await.unwrap().unwrap(),
+                text(&format!("still here {i}"))
+            );
         }
         let (mut another, _) = switchboard::connect(&format!("ws://{addr}")).await.unwrap();
         another.send("new").await.unwrap();
@@ -199,7 +233,11 @@ mod client_server {
         ));
         switchboard::connect(&format!("ws://{addr}")).await.unwrap();
         stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert!(switchboard::connect(&format!("ws://{addr}")).await.is_err());
     }
 
@@ -238,12 +276,18 @@ mod handshake_rejections {
         let request = GOOD_REQUEST.replace("Version: 13", "Version: 8") + "\r\n";
         let response = refused(request).await;
         assert!(response.starts_with("HTTP/1.1 426 "), "{response}");
-        assert!(response.to_ascii_lowercase().contains("sec-websocket-version: 13\r\n"), "{response}");
+        assert!(
+            response
+                .to_ascii_lowercase()
+                .contains("sec-websocket-version: 13\r\n"),
+            "{response}"
+        );
     }
 
     #[tokio::test]
     async fn missing_key_is_400_with_one_line_reason() {
-        let request = GOOD_REQUEST.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "") + "\r\n";
+        let request =
+            GOOD_REQUEST.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "") + "\r\n";
         let response = refused(request).await;
         assert!(response.starts_with("HTTP/1.1 400 "), "{response}");
         let body = response.split("\r\n\r\n").nth(1).unwrap();
@@ -290,7 +334,9 @@ mod handshake_rejections {
     async fn slow_handshake_times_out() {
         let (server_side, mut client_side) = tokio::io::duplex(1024);
         client_side.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
-        let acceptor = Acceptor::builder().handshake_timeout(Some(Duration::from_secs(3))).build();
+        let acceptor = Acceptor::builder()
+            .handshake_timeout(Some(Duration::from_secs(3)))
+            .build();
         let started = tokio::time::Instant::now();
         let err = acceptor.accept(server_side).await.unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout);
@@ -336,7 +382,8 @@ mod raw_client {
     async fn protocol_error_closes_with_its_code_at_the_peer() {
         let addr = echo_server(Acceptor::default()).await;
         // A text frame with invalid UTF-8, then a masked close frame that must be ignored.
-        let (tcp, rest) = handshake(addr, &masked_frame(true, 0x1, &[b'o', b'k', 0xc0, 0xaf])).await;
+        let (tcp, rest) =
+            handshake(addr, &masked_frame(true, 0x1, &[b'o', b'k', 0xc0, 0xaf])).await;
         let mut peer = Peer::client(tcp);
         peer.buf.extend_from_slice(&rest);
         match peer.expect_event().await {
@@ -352,10 +399,18 @@ mod raw_client {
         let (tcp, rest) = handshake(addr, &masked_frame(true, 0x9, b"hb")).await;
         let mut peer = Peer::client(tcp);
         peer.buf.extend_from_slice(&rest);
-        assert_eq!(peer.expect_event().await, Event::Pong(bytes::Bytes::from_static(b"hb")));
-        peer.conn.close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "tab closed"))).unwrap();
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Pong(bytes::Bytes::from_static(b"hb"))
+        );
+        peer.conn
+            .close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "tab closed")))
+            .unwrap();
         peer.flush().await;
-        assert_eq!(peer.expect_event().await, Event::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "tab closed"))));
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "tab closed")))
+        );
         assert_eq!(peer.expect_eof().await, 0, "the server closes TCP first");
     }
 }

@@ -7,13 +7,19 @@ use bytes::Bytes;
 use common::{masked_frame, unmasked_frame, Peer};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
-use switchboard::{CloseCode, CloseFrame, ErrorKind, Initiator, Message, State, WebSocket, WebSocketConfig};
+use switchboard::{
+    CloseCode, CloseFrame, ErrorKind, Initiator, Message, State, WebSocket, WebSocketConfig,
+};
 use switchboard_protocol::{Config, Connection, Event};
 use tokio::io::{duplex, DuplexStream};
 
 fn server_pair() -> (WebSocket<DuplexStream>, Peer<DuplexStream>) {
     let (a, b) = duplex(1 << 16);
-    let ws = WebSocket::from_connection(a, Connection::server(Config::default()), &WebSocketConfig::default());
+    let ws = WebSocket::from_connection(
+        a,
+        Connection::server(Config::default()),
+        &WebSocketConfig::default(),
+    );
     (ws, Peer::client(b))
 }
 
@@ -35,10 +41,15 @@ mod messages {
     async fn text_and_binary_both_ways() {
         let (mut ws, mut peer) = server_pair();
         peer.conn.send(text("hello")).unwrap();
-        peer.conn.send(Message::Binary(Bytes::from_static(&[0, 1, 2, 255]))).unwrap();
+        peer.conn
+            .send(Message::Binary(Bytes::from_static(&[0, 1, 2, 255])))
+            .unwrap();
         peer.flush().await;
         assert_eq!(ws.recv().await.unwrap().unwrap(), text("hello"));
-        assert_eq!(ws.recv().await.unwrap().unwrap(), Message::Binary(Bytes::from_static(&[0, 1, 2, 255])));
+        assert_eq!(
+            ws.recv().await.unwrap().unwrap(),
+            Message::Binary(Bytes::from_static(&[0, 1, 2, 255]))
+        );
 
         // Bigger than the pipe: the peer must read while `send` writes.
         let sender = tokio::spawn(async move {
@@ -47,7 +58,10 @@ mod messages {
             ws
         });
         assert_eq!(peer.expect_event().await, Event::Message(text("hi back")));
-        assert_eq!(peer.expect_event().await, Event::Message(Message::Binary(vec![7u8; 70_000].into())));
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Message(Message::Binary(vec![7u8; 70_000].into()))
+        );
         sender.await.unwrap();
     }
 
@@ -56,7 +70,10 @@ mod messages {
         let (mut ws, mut peer) = client_pair();
         ws.send("from client").await.unwrap();
         // The server core rejects unmasked frames, so arriving at all proves masking.
-        assert_eq!(peer.expect_event().await, Event::Message(text("from client")));
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Message(text("from client"))
+        );
         peer.conn.send(text("from server")).unwrap();
         peer.flush().await;
         assert_eq!(ws.recv().await.unwrap().unwrap(), text("from server"));
@@ -74,7 +91,10 @@ mod messages {
         let recv = tokio::spawn(async move {
             let _ = ws.recv().await;
         });
-        assert_eq!(peer.expect_event().await, Event::Pong(Bytes::from_static(b"mid")));
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Pong(Bytes::from_static(b"mid"))
+        );
         recv.abort();
     }
 
@@ -88,7 +108,10 @@ mod messages {
         ws.flush().await.unwrap();
         assert_eq!(ws.buffered_amount(), 0);
         for i in 0..10 {
-            assert_eq!(peer.expect_event().await, Event::Message(text(&format!("m{i}"))));
+            assert_eq!(
+                peer.expect_event().await,
+                Event::Message(text(&format!("m{i}")))
+            );
         }
     }
 
@@ -111,11 +134,18 @@ mod messages {
     #[tokio::test]
     async fn stream_and_sink() {
         let (mut ws, mut peer) = server_pair();
-        ws.send_all(&mut futures_util::stream::iter(vec![Ok(text("a")), Ok(text("b"))])).await.unwrap();
+        ws.send_all(&mut futures_util::stream::iter(vec![
+            Ok(text("a")),
+            Ok(text("b")),
+        ]))
+        .await
+        .unwrap();
         assert_eq!(peer.expect_event().await, Event::Message(text("a")));
         assert_eq!(peer.expect_event().await, Event::Message(text("b")));
         peer.conn.send(text("c")).unwrap();
-        peer.conn.close(Some(CloseFrame::new(CloseCode::NORMAL, ""))).unwrap();
+        peer.conn
+            .close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+            .unwrap();
         peer.flush().await;
         let all: Vec<_> = (&mut ws).collect().await;
         assert_eq!(all.len(), 1);
@@ -129,12 +159,17 @@ mod messages {
         let mut ws = WebSocket::from_connection(a, Connection::server(Config::default()), &config);
         let mut peer = Peer::client(b);
         let payload: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-        peer.conn.send(Message::Binary(payload.clone().into())).unwrap();
+        peer.conn
+            .send(Message::Binary(payload.clone().into()))
+            .unwrap();
         let writer = tokio::spawn(async move {
             peer.flush().await;
             peer
         });
-        assert_eq!(ws.recv().await.unwrap().unwrap(), Message::Binary(payload.into()));
+        assert_eq!(
+            ws.recv().await.unwrap().unwrap(),
+            Message::Binary(payload.into())
+        );
         writer.await.unwrap();
     }
 }
@@ -145,10 +180,15 @@ mod ping {
     #[tokio::test]
     async fn recv_answers_ping_while_waiting() {
         let (mut ws, mut peer) = server_pair();
-        peer.conn.ping(Bytes::from_static(b"are you there")).unwrap();
+        peer.conn
+            .ping(Bytes::from_static(b"are you there"))
+            .unwrap();
         peer.flush().await;
         let task = tokio::spawn(async move { ws.recv().await.map(|r| r.unwrap()) });
-        assert_eq!(peer.expect_event().await, Event::Pong(Bytes::from_static(b"are you there")));
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Pong(Bytes::from_static(b"are you there"))
+        );
         peer.conn.send(text("done")).unwrap();
         peer.flush().await;
         assert_eq!(task.await.unwrap(), Some(text("done")));
@@ -158,7 +198,10 @@ mod ping {
     async fn ws_ping_gets_pong_and_recv_hides_it() {
         let (mut ws, mut peer) = server_pair();
         ws.ping(Bytes::from_static(b"p")).await.unwrap();
-        assert_eq!(peer.expect_event().await, Event::Ping(Bytes::from_static(b"p")));
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Ping(Bytes::from_static(b"p"))
+        );
         peer.flush().await; // the auto-pong
         peer.conn.send(text("after")).unwrap();
         peer.flush().await;
@@ -179,13 +222,21 @@ mod close {
     #[tokio::test]
     async fn peer_closes_with_code_and_reason() {
         let (mut ws, mut peer) = server_pair();
-        peer.conn.close(Some(CloseFrame::new(CloseCode(4001), "bye now"))).unwrap();
+        peer.conn
+            .close(Some(CloseFrame::new(CloseCode(4001), "bye now")))
+            .unwrap();
         peer.flush().await;
         assert!(ws.recv().await.is_none(), "a clean close is not an error");
         let info = ws.close_info().unwrap();
-        assert_eq!((info.code, info.reason.as_str(), info.initiator, info.clean), (CloseCode(4001), "bye now", Initiator::Remote, true));
+        assert_eq!(
+            (info.code, info.reason.as_str(), info.initiator, info.clean),
+            (CloseCode(4001), "bye now", Initiator::Remote, true)
+        );
         // The echo, then the server closes TCP first.
-        assert_eq!(peer.expect_event().await, Event::Close(Some(CloseFrame::new(CloseCode(4001), "bye now"))));
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Close(Some(CloseFrame::new(CloseCode(4001), "bye now")))
+        );
         assert_eq!(peer.expect_eof().await, 0);
         assert!(ws.recv().await.is_none());
         assert!(ws.send("late").await.unwrap_err().is_closed());
@@ -202,10 +253,16 @@ mod close {
         });
         ws.close(CloseCode(4002), "done").await.unwrap();
         let (event, eof) = peer_task.await.unwrap();
-        assert_eq!(event, Event::Close(Some(CloseFrame::new(CloseCode(4002), "done"))));
+        assert_eq!(
+            event,
+            Event::Close(Some(CloseFrame::new(CloseCode(4002), "done")))
+        );
         assert_eq!(eof, 0);
         let info = ws.close_info().unwrap();
-        assert_eq!((info.code, info.initiator, info.clean), (CloseCode(4002), Initiator::Local, true));
+        assert_eq!(
+            (info.code, info.initiator, info.clean),
+            (CloseCode(4002), Initiator::Local, true)
+        );
         assert_eq!(ws.state(), State::Closed);
         // Idempotent.
         ws.close(CloseCode::NORMAL, "").await.unwrap();
@@ -226,6 +283,28 @@ mod close {
     }
 
     #[tokio::test]
+    async fn send_close_keeps_delivering_messages_until_the_answer() {
+        let (mut ws, mut peer) = server_pair();
+        ws.send_close(CloseCode::NORMAL, "stdin ended")
+            .await
+            .unwrap();
+        assert_eq!(ws.state(), State::Closing);
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Close(Some(CloseFrame::new(CloseCode::NORMAL, "stdin ended")))
+        );
+        // The peer had one more message in flight; it answers our close after it.
+        let mut in_flight = Connection::client(Config::default(), || [1, 1, 1, 1]);
+        in_flight.send(text("last words")).unwrap();
+        let bytes: Vec<u8> = in_flight.output_chunks_vec().concat();
+        peer.write_raw(&bytes).await;
+        peer.flush().await; // the close echo the core queued
+        assert_eq!(ws.recv().await.unwrap().unwrap(), text("last words"));
+        assert!(ws.recv().await.is_none());
+        assert!(ws.close_info().unwrap().clean);
+    }
+
+    #[tokio::test]
     async fn client_waits_for_the_server_to_close_tcp() {
         let (mut ws, mut peer) = client_pair();
         let peer_task = tokio::spawn(async move {
@@ -238,7 +317,10 @@ mod close {
         });
         let started = tokio::time::Instant::now();
         ws.close(CloseCode::NORMAL, "client done").await.unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(50), "the client closed before the server's FIN");
+        assert!(
+            started.elapsed() >= Duration::from_millis(50),
+            "the client closed before the server's FIN"
+        );
         assert!(matches!(peer_task.await.unwrap(), Event::Close(_)));
         assert!(ws.close_info().unwrap().clean);
     }
@@ -293,7 +375,10 @@ mod close {
             event
         });
         SinkExt::close(&mut ws).await.unwrap();
-        assert_eq!(peer_task.await.unwrap(), Event::Close(Some(CloseFrame::new(CloseCode::NORMAL, ""))));
+        assert_eq!(
+            peer_task.await.unwrap(),
+            Event::Close(Some(CloseFrame::new(CloseCode::NORMAL, "")))
+        );
     }
 }
 
@@ -310,7 +395,11 @@ mod protocol_errors {
             Event::Close(Some(frame)) => assert_eq!(frame.code, code),
             other => panic!("expected a close frame, got {other:?}"),
         }
-        assert_eq!(peer.expect_eof().await, 0, "the transport is closed after the close frame");
+        assert_eq!(
+            peer.expect_eof().await,
+            0,
+            "the transport is closed after the close frame"
+        );
         assert!(ws.recv().await.is_none(), "the error is reported once");
         assert_eq!(ws.close_info().unwrap().code, code);
     }
@@ -327,7 +416,11 @@ mod protocol_errors {
 
     #[tokio::test]
     async fn invalid_utf8_is_1007() {
-        expect_failure(&masked_frame(true, 0x1, &[0xce, 0xba, 0xff]), CloseCode::INVALID_PAYLOAD).await;
+        expect_failure(
+            &masked_frame(true, 0x1, &[0xce, 0xba, 0xff]),
+            CloseCode::INVALID_PAYLOAD,
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -346,7 +439,11 @@ mod cancel_safety {
     #[tokio::test(start_paused = true)]
     async fn dropping_recv_mid_frame_loses_nothing() {
         let (mut ws, mut peer) = server_pair();
-        let frame = masked_frame(true, 0x1, "cancel-safe message, split across writes".as_bytes());
+        let frame = masked_frame(
+            true,
+            0x1,
+            "cancel-safe message, split across writes".as_bytes(),
+        );
         let (first, rest) = frame.split_at(9);
         peer.write_raw(first).await;
         // The header and part of the payload arrive; the recv future is dropped mid-frame.
@@ -358,7 +455,10 @@ mod cancel_safety {
             _ = tokio::time::sleep(Duration::from_millis(10)) => {}
         }
         peer.write_raw(&rest[5..]).await;
-        assert_eq!(ws.recv().await.unwrap().unwrap(), text("cancel-safe message, split across writes"));
+        assert_eq!(
+            ws.recv().await.unwrap().unwrap(),
+            text("cancel-safe message, split across writes")
+        );
     }
 
     #[tokio::test]
@@ -366,7 +466,11 @@ mod cancel_safety {
         let (mut ws, mut peer) = server_pair();
         let writer = tokio::spawn(async move {
             for i in 0..200u32 {
-                peer.conn.send(Message::Text(format!("message {i} {}", "x".repeat(i as usize * 7)).into())).unwrap();
+                peer.conn
+                    .send(Message::Text(
+                        format!("message {i} {}", "x".repeat(i as usize * 7)).into(),
+                    ))
+                    .unwrap();
                 let out: Vec<u8> = peer.conn.output_chunks_vec().concat();
                 peer.conn.advance_output(out.len());
                 // Byte-sized dribbles so that many recv futures are dropped mid-frame.
@@ -420,10 +524,15 @@ mod split {
         }
         peer.flush().await;
         for i in 0..50 {
-            assert_eq!(peer.expect_event().await, Event::Message(text(&format!("w{i}"))));
+            assert_eq!(
+                peer.expect_event().await,
+                Event::Message(text(&format!("w{i}")))
+            );
         }
         let writer = write_task.await.unwrap();
-        peer.conn.close(Some(CloseFrame::new(CloseCode::NORMAL, "end"))).unwrap();
+        peer.conn
+            .close(Some(CloseFrame::new(CloseCode::NORMAL, "end")))
+            .unwrap();
         peer.flush().await;
         let (reader, got) = read_task.await.unwrap();
         assert_eq!(got.len(), 50);
@@ -440,7 +549,10 @@ mod split {
         let read_task = tokio::spawn(async move { reader.recv().await.map(|m| m.unwrap()) });
         peer.conn.ping(Bytes::from_static(b"idle?")).unwrap();
         peer.flush().await;
-        assert_eq!(peer.expect_event().await, Event::Pong(Bytes::from_static(b"idle?")));
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Pong(Bytes::from_static(b"idle?"))
+        );
         peer.conn.send(text("x")).unwrap();
         peer.flush().await;
         assert_eq!(read_task.await.unwrap(), Some(text("x")));
@@ -454,8 +566,14 @@ mod split {
             let end = reader.recv().await.map(|m| m.map_err(|e| e.kind()));
             (reader, end)
         });
-        writer.close(CloseCode(4100), "writer says bye").await.unwrap();
-        assert_eq!(peer.expect_event().await, Event::Close(Some(CloseFrame::new(CloseCode(4100), "writer says bye"))));
+        writer
+            .close(CloseCode(4100), "writer says bye")
+            .await
+            .unwrap();
+        assert_eq!(
+            peer.expect_event().await,
+            Event::Close(Some(CloseFrame::new(CloseCode(4100), "writer says bye")))
+        );
         peer.flush().await;
         let (reader, end) = read_task.await.unwrap();
         assert_eq!(end, None);
@@ -505,7 +623,11 @@ mod backpressure {
         })
         .await;
         assert!(blocked.is_err(), "feed must wait when nobody reads");
-        assert!(ws.buffered_amount() <= (4 << 10) + 1100, "queue bounded near the high-water mark: {}", ws.buffered_amount());
+        assert!(
+            ws.buffered_amount() <= (4 << 10) + 1100,
+            "queue bounded near the high-water mark: {}",
+            ws.buffered_amount()
+        );
         drop(b);
     }
 
@@ -513,7 +635,9 @@ mod backpressure {
     async fn small_message_after_a_large_one() {
         // The buffer grew for 1 MiB and is released once empty; the next read starts over.
         let (mut ws, mut peer) = server_pair();
-        peer.conn.send(Message::Binary(vec![3u8; 1 << 20].into())).unwrap();
+        peer.conn
+            .send(Message::Binary(vec![3u8; 1 << 20].into()))
+            .unwrap();
         let peer_task = tokio::spawn(async move {
             peer.flush().await;
             peer

@@ -10,7 +10,9 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use switchboard_protocol::deflate::DeflateConfig;
-use switchboard_protocol::handshake::{encode_response, parse_request, validate_request, ClientOffer, Rejection};
+use switchboard_protocol::handshake::{
+    encode_response, parse_request, validate_request, ClientOffer, Rejection,
+};
 use switchboard_protocol::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -65,7 +67,10 @@ impl<'a> HandshakeRequest<'a> {
 
     /// A header's value, if present and visible ASCII.
     pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&'a str> {
-        self.request.headers().get(name).and_then(|v| v.to_str().ok())
+        self.request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
     }
 
     /// The `Origin` header a browser sends (RFC 6455 §4.2.1 item 7, §10.2): the page that
@@ -119,7 +124,10 @@ impl Reject {
     /// Refuse with `status` (e.g. 403 for an unwelcome `Origin`, 404 for an unknown path)
     /// and a one-line `reason`.
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
-        Reject { status, reason: reason.into() }
+        Reject {
+            status,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -178,7 +186,9 @@ pub struct AcceptorBuilder {
 
 impl fmt::Debug for AcceptorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AcceptorBuilder").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("AcceptorBuilder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -233,7 +243,11 @@ impl AcceptorBuilder {
     /// Finishes the acceptor.
     pub fn build(self) -> Acceptor {
         Acceptor {
-            inner: Arc::new(Inner { config: self.config, protocols: self.protocols, callback: self.callback }),
+            inner: Arc::new(Inner {
+                config: self.config,
+                protocols: self.protocols,
+                callback: self.callback,
+            }),
         }
     }
 }
@@ -241,7 +255,11 @@ impl AcceptorBuilder {
 impl Acceptor {
     /// Starts building an acceptor.
     pub fn builder() -> AcceptorBuilder {
-        AcceptorBuilder { config: WebSocketConfig::default(), protocols: Vec::new(), callback: None }
+        AcceptorBuilder {
+            config: WebSocketConfig::default(),
+            protocols: Vec::new(),
+            callback: None,
+        }
     }
 
     /// The configuration connections get.
@@ -254,7 +272,10 @@ impl Acceptor {
     /// A refused request gets its HTTP response (400 with a one-line reason, 405, 426 with
     /// `Sec-WebSocket-Version: 13`, 431, or the callback's status), the stream is shut
     /// down, and the error (with [`Error::status`]) is returned.
-    pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(&self, stream: S) -> Result<WebSocket<S>, Error> {
+    pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+    ) -> Result<WebSocket<S>, Error> {
         self.accept_with_request(stream).await.map(|(ws, _)| ws)
     }
 
@@ -303,14 +324,27 @@ impl Acceptor {
             Err(rejection) => return Err(refuse(stream, rejection).await),
         };
         let decision = match &self.inner.callback {
-            Some(callback) => callback(&HandshakeRequest { request: &request, offer: &offer }),
+            Some(callback) => callback(&HandshakeRequest {
+                request: &request,
+                offer: &offer,
+            }),
             None => Ok(Accept::new()),
         };
         let accept = match decision {
             Ok(accept) => accept,
-            Err(reject) => return Err(refuse(stream, Rejection::with_status(reject.status, &reject.reason)).await),
+            Err(reject) => {
+                return Err(refuse(
+                    stream,
+                    Rejection::with_status(reject.status, &reject.reason),
+                )
+                .await)
+            }
         };
-        let protocol = accept.protocol.or_else(|| offer.select_protocol(&self.inner.protocols).map(str::to_owned));
+        let protocol = accept.protocol.or_else(|| {
+            offer
+                .select_protocol(&self.inner.protocols)
+                .map(str::to_owned)
+        });
         let deflate = match &config.protocol.deflate {
             // The negotiation declines malformed offers itself; an error would be a policy
             // refusal, which we treat as declining too: compression is optional.
@@ -318,7 +352,10 @@ impl Acceptor {
             None => None,
         };
 
-        let mut response = offer.response(protocol.as_deref(), deflate.as_ref().map(|(_, value)| value.as_str()));
+        let mut response = offer.response(
+            protocol.as_deref(),
+            deflate.as_ref().map(|(_, value)| value.as_str()),
+        );
         for (name, value) in accept.headers {
             response.headers_mut().append(name, value);
         }
@@ -335,7 +372,9 @@ impl Acceptor {
         buf.advance(consumed);
         // The response only names a protocol the client offered.
         let protocol = protocol.filter(|p| offer.protocols().iter().any(|o| o == p));
-        let ws = WebSocket::from_connection(stream, conn, config).with_read_buffer(buf).with_protocol(protocol);
+        let ws = WebSocket::from_connection(stream, conn, config)
+            .with_read_buffer(buf)
+            .with_protocol(protocol);
         Ok((ws, request))
     }
 }

@@ -47,7 +47,10 @@ impl Server {
 
     /// Serves on a listener you bound yourself.
     pub fn from_listener(listener: TcpListener) -> Server {
-        Server { listener, acceptor: Acceptor::default() }
+        Server {
+            listener,
+            acceptor: Acceptor::default(),
+        }
     }
 
     /// Uses `acceptor` (limits, compression, subprotocols, request callback) for every
@@ -69,13 +72,18 @@ impl Server {
         H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
-        self.serve_with_shutdown(handler, std::future::pending()).await
+        self.serve_with_shutdown(handler, std::future::pending())
+            .await
     }
 
     /// Like [`Server::serve`], but stops accepting when `signal` completes. Connections
     /// already accepted keep running in their tasks (graceful shutdown with a Going Away
     /// close for each is a later addition).
-    pub async fn serve_with_shutdown<H, F>(self, handler: H, signal: impl Future<Output = ()>) -> Result<(), Error>
+    pub async fn serve_with_shutdown<H, F>(
+        self,
+        handler: H,
+        signal: impl Future<Output = ()>,
+    ) -> Result<(), Error>
     where
         H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
@@ -117,6 +125,8 @@ impl Server {
 fn is_per_connection(error: &io::Error) -> bool {
     matches!(
         error.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionRefused
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
     )
 }

@@ -22,11 +22,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
             n = n.wrapping_add(1);
             [n, 0x5a, n ^ 0xff, 0x3c]
         };
-        Peer { conn: Connection::client(Config::default(), mask), io, buf: BytesMut::new() }
+        Peer {
+            conn: Connection::client(Config::default(), mask),
+            io,
+            buf: BytesMut::new(),
+        }
     }
 
     pub fn server(io: S) -> Self {
-        Peer { conn: Connection::server(Config::default()), io, buf: BytesMut::new() }
+        Peer {
+            conn: Connection::server(Config::default()),
+            io,
+            buf: BytesMut::new(),
+        }
     }
 
     /// Writes everything the core has queued.

@@ -1,0 +1,4 @@
+//! One module per subcommand: `Args` for clap and an async `run` returning the exit code.
+
+pub(crate) mod connect;
+pub(crate) mod echo;
