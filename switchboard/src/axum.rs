@@ -29,6 +29,7 @@
 
 use crate::config::WebSocketConfig;
 use crate::error::Error;
+use crate::negotiate::negotiate;
 use crate::security::{LimitExceeded, OriginPolicy};
 use crate::upgrade::{self, is_upgrade_request, UpgradedWebSocket};
 use ::axum::body::Body;
@@ -171,7 +172,7 @@ impl WebSocketUpgrade {
         F: FnOnce(WebSocket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let negotiated = upgrade::negotiate(&self.offer, &self.config, &self.protocols);
+        let negotiated = negotiate(&self.offer, &self.config, &self.protocols);
         let (response, pending) = negotiated.split();
         let on_upgrade = self.on_upgrade;
         let on_failed = self.on_failed;

@@ -65,7 +65,9 @@ mod websocket;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+mod negotiate;
 pub mod proxy;
+pub mod router;
 pub mod security;
 #[cfg(feature = "tls")]
 pub mod tls;

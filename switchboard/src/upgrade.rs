@@ -39,9 +39,9 @@
 
 use crate::config::WebSocketConfig;
 use crate::error::Error;
+use crate::negotiate::{negotiate, Pending};
 use crate::websocket::WebSocket;
 use bytes::Bytes;
-use http::header::{CONNECTION, UPGRADE};
 use http::{Request, Response};
 use http_body_util::Empty;
 use hyper::upgrade::OnUpgrade;
@@ -51,8 +51,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use switchboard_protocol::deflate::DeflateConfig;
-use switchboard_protocol::handshake::{header_has_token, validate_request, ClientOffer, Rejection};
-use switchboard_protocol::Connection;
+use switchboard_protocol::handshake::{validate_request, Rejection};
 
 /// The stream under a WebSocket that hyper handed over after the 101.
 pub type UpgradedStream = TokioIo<hyper::upgrade::Upgraded>;
@@ -64,8 +63,7 @@ pub type UpgradedWebSocket = WebSocket<UpgradedStream>;
 /// `upgrade` (token lists, any case). Use it to route a path that serves both plain HTTP
 /// and WebSocket; [`upgrade`] still checks everything else.
 pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
-    header_has_token(req.headers(), UPGRADE, "websocket")
-        && header_has_token(req.headers(), CONNECTION, "upgrade")
+    crate::negotiate::is_upgrade_request(req)
 }
 
 /// What an upgraded connection gets: its [`WebSocketConfig`] (limits, compression, timers)
@@ -172,7 +170,7 @@ pub struct UpgradeFut {
 impl std::fmt::Debug for UpgradeFut {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpgradeFut")
-            .field("protocol", &self.pending.as_ref().map(|p| &p.protocol))
+            .field("protocol", &self.pending.as_ref().map(|p| p.protocol()))
             .finish()
     }
 }
@@ -192,71 +190,6 @@ impl Future for UpgradeFut {
         let upgraded = upgraded.map_err(|e| Error::io(io::Error::other(e)))?;
         let pending = this.pending.take().ok_or_else(Error::closed)?;
         Poll::Ready(Ok(pending.into_websocket(TokioIo::new(upgraded))))
-    }
-}
-
-/// The outcome of negotiating one valid request: the 101 response and what the connection
-/// needs once the stream is ours.
-pub(crate) struct Negotiated {
-    response: Response<()>,
-    pending: Pending,
-}
-
-/// The connection-to-be, waiting for its stream.
-pub(crate) struct Pending {
-    conn: Connection,
-    protocol: Option<String>,
-    config: WebSocketConfig,
-}
-
-impl Negotiated {
-    pub(crate) fn split(self) -> (Response<()>, Pending) {
-        (self.response, self.pending)
-    }
-}
-
-impl Pending {
-    /// The connection over `stream`, which must be the upgraded one: the handshake is over.
-    pub(crate) fn into_websocket<S>(self, stream: S) -> WebSocket<S> {
-        WebSocket::from_connection(stream, self.conn, &self.config).with_protocol(self.protocol)
-    }
-}
-
-/// The subprotocol a server speaking `supported` (most preferred first) answers `offer`
-/// with; `None` if they share none.
-pub(crate) fn select_protocol(offer: &ClientOffer, supported: &[String]) -> Option<String> {
-    offer.select_protocol(supported).map(str::to_owned)
-}
-
-/// Chooses the subprotocol and the permessage-deflate parameters for `offer`, and builds
-/// the 101 response and the server connection that go with them.
-pub(crate) fn negotiate(
-    offer: &ClientOffer,
-    config: &WebSocketConfig,
-    protocols: &[String],
-) -> Negotiated {
-    let protocol = select_protocol(offer, protocols);
-    let deflate = match &config.protocol.deflate {
-        // The negotiation declines malformed offers itself, and an error would be a policy
-        // refusal: either way compression is optional, so the connection goes on without.
-        Some(policy) => policy.server_accept(offer.extensions()).unwrap_or(None),
-        None => None,
-    };
-    let response = offer.response(
-        protocol.as_deref(),
-        deflate.as_ref().map(|(_, value)| value.as_str()),
-    );
-    let mut conn = Connection::server(config.protocol.clone());
-    if let Some((params, _)) = deflate {
-        conn = conn.with_deflate(params);
-    }
-    Negotiated {
-        response,
-        pending: Pending {
-            conn,
-            protocol,
-            config: config.clone(),
-        },
     }
 }
 

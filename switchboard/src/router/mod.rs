@@ -1,0 +1,568 @@
+//! [`Router`]: a standalone server with several WebSocket endpoints chosen by path, each
+//! with its own handler and options — the seeds' `noServer` + `handleUpgrade` pattern
+//! without writing the HTTP part yourself.
+//!
+//! ```no_run
+//! use switchboard::router::{Route, Router};
+//! use switchboard::security::{ConnectionLimiter, OriginPolicy};
+//! use switchboard::protocol::handshake::Rejection;
+//! use http::StatusCode;
+//!
+//! # async fn run() -> Result<(), switchboard::Error> {
+//! let router = Router::new()
+//!     .route("/echo", Route::new(|mut ws, _info| async move {
+//!         while let Some(Ok(message)) = ws.recv().await {
+//!             if ws.send(message).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     }))
+//!     .route(
+//!         "/chat",
+//!         Route::new(|ws, info| async move {
+//!             let user = info.extensions().get::<String>().cloned();
+//!             # let _ = (ws, user);
+//!         })
+//!         .protocols(["chat.v1"])
+//!         .max_message_size(64 << 10)
+//!         .origins(OriginPolicy::allow(["https://example.com"]))
+//!         .authenticate(|req| match req.query_param("token").as_deref() {
+//!             Some("s3cret") => {
+//!                 req.extensions_mut().insert(String::from("alice"));
+//!                 Ok(())
+//!             }
+//!             _ => Err(Rejection::with_status(StatusCode::UNAUTHORIZED, "bad token")),
+//!         }),
+//!     )
+//!     .connection_limits(ConnectionLimiter::new(10_000, 64));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! router.serve(listener).await
+//! # }
+//! ```
+//!
+//! What a client gets, in the order the checks run: a malformed head 400/431; an unknown
+//! path 404; a plain HTTP request (no `Upgrade: websocket`) on a WebSocket path 426 with a
+//! one-line body; a request that breaks RFC 6455 §4.2.1 its 400/405/426; over a connection
+//! limit 503 or 429; a foreign `Origin` 403; the `authenticate` callback's status; and
+//! otherwise 101 and the route's handler. Every refusal closes the connection.
+
+mod handshake;
+mod request;
+mod stream;
+
+pub use request::{ConnectionInfo, UpgradeRequest};
+pub use stream::ServerStream;
+
+use crate::config::WebSocketConfig;
+use crate::error::Error;
+use crate::negotiate::{is_upgrade_request, negotiate};
+use crate::security::{ConnectionLimiter, ConnectionPermit, OriginPolicy, TrustedProxies};
+use crate::websocket::WebSocket;
+use handshake::{answer, read_head, refuse, Head};
+use http::header::UPGRADE;
+use http::{HeaderValue, StatusCode};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_protocol::deflate::DeflateConfig;
+use switchboard_protocol::handshake::{validate_request, Rejection};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
+
+/// A server-side WebSocket from a [`Router`].
+pub type ServerWebSocket = WebSocket<ServerStream>;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+type Handler = dyn Fn(ServerWebSocket, ConnectionInfo) -> BoxFuture + Send + Sync;
+type Authenticate = dyn Fn(&mut UpgradeRequest<'_>) -> Result<(), Rejection> + Send + Sync;
+
+/// Pause after an `accept` error that is about the process rather than one client (out of
+/// file descriptors), so the loop does not spin while it lasts.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// One WebSocket endpoint: a handler and the options its connections get.
+pub struct Route {
+    handler: Box<Handler>,
+    config: WebSocketConfig,
+    protocols: Vec<String>,
+    origins: OriginPolicy,
+    authenticate: Option<Box<Authenticate>>,
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route")
+            .field("config", &self.config)
+            .field("protocols", &self.protocols)
+            .field("origins", &self.origins)
+            .field("authenticate", &self.authenticate.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Route {
+    /// An endpoint that runs `handler` on each accepted connection, in its own task.
+    pub fn new<H, F>(handler: H) -> Route
+    where
+        H: Fn(ServerWebSocket, ConnectionInfo) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        Route {
+            handler: Box::new(move |ws, info| Box::pin(handler(ws, info))),
+            config: WebSocketConfig::default(),
+            protocols: Vec::new(),
+            origins: OriginPolicy::any(),
+            authenticate: None,
+        }
+    }
+
+    /// Replaces the whole connection configuration (limits, compression, timers).
+    pub fn config(mut self, config: WebSocketConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The largest accepted message, in bytes (after decompression).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.max_message_size(bytes);
+        self
+    }
+
+    /// The largest accepted frame payload, in bytes.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.max_frame_size(bytes);
+        self
+    }
+
+    /// The permessage-deflate policy; `None` (the default) never negotiates it.
+    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
+        self.config = self.config.deflate(deflate);
+        self
+    }
+
+    /// Accepts permessage-deflate with the default policy when offered.
+    pub fn compression(mut self, on: bool) -> Self {
+        self.config = self.config.compression(on);
+        self
+    }
+
+    /// The subprotocols this endpoint speaks, most preferred first (the server's
+    /// preference decides, RFC 6455 §4.2.2).
+    pub fn protocols(mut self, protocols: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Which pages may connect (403 for the others). Default: any.
+    pub fn origins(mut self, origins: OriginPolicy) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// A check that runs before the 101, after the protocol, limit and `Origin` checks:
+    /// read credentials from headers, cookies or the query string; refuse with any status
+    /// (401, 403, …); leave data for the handler in the request's extensions.
+    pub fn authenticate(
+        mut self,
+        check: impl Fn(&mut UpgradeRequest<'_>) -> Result<(), Rejection> + Send + Sync + 'static,
+    ) -> Self {
+        self.authenticate = Some(Box::new(check));
+        self
+    }
+}
+
+/// Which requests a route takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pattern {
+    /// Exactly this path.
+    Exact(String),
+    /// This prefix and everything below it (`/rooms/*`).
+    Prefix(String),
+}
+
+impl Pattern {
+    fn parse(path: &str) -> Pattern {
+        match path.strip_suffix('*') {
+            Some(prefix) if prefix.ends_with('/') => Pattern::Prefix(prefix.to_owned()),
+            _ => Pattern::Exact(path.to_owned()),
+        }
+    }
+}
+
+/// A WebSocket server for several endpoints chosen by path; see the
+/// [module documentation](self).
+pub struct Router {
+    routes: Vec<(Pattern, Arc<Route>)>,
+    fallback: Option<Arc<Route>>,
+    limits: Option<ConnectionLimiter>,
+    proxies: TrustedProxies,
+    handshake_timeout: Option<Duration>,
+    max_handshake_size: usize,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Router")
+            .field(
+                "routes",
+                &self.routes.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
+            .field("fallback", &self.fallback.is_some())
+            .field("limits", &self.limits)
+            .field("proxies", &self.proxies)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Router::new()
+    }
+}
+
+impl Router {
+    /// A router with no routes (every path gets 404), a 10 s handshake timeout, no
+    /// connection limits and no trusted proxies.
+    pub fn new() -> Self {
+        let defaults = WebSocketConfig::default();
+        Router {
+            routes: Vec::new(),
+            fallback: None,
+            limits: None,
+            proxies: TrustedProxies::default(),
+            handshake_timeout: defaults.handshake_timeout,
+            max_handshake_size: defaults.protocol.max_handshake_size,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Serves `route` at `path`: exactly that path, or with a trailing `/*` every path
+    /// below it (`/rooms/*` takes `/rooms/a` and `/rooms/a/b`). Exact paths win over
+    /// prefixes, and longer prefixes over shorter ones. The query string is not part of
+    /// the path.
+    pub fn route(mut self, path: &str, route: Route) -> Self {
+        self.routes.push((Pattern::parse(path), Arc::new(route)));
+        self
+    }
+
+    /// Serves `route` for every path no other route takes (instead of 404).
+    pub fn fallback(mut self, route: Route) -> Self {
+        self.fallback = Some(Arc::new(route));
+        self
+    }
+
+    /// Caps connections in total and per client address (see [`ConnectionLimiter`]).
+    /// A client's place is taken when its TCP connection arrives (or, behind a trusted
+    /// proxy, once its forwarded address is known) and freed when its handler returns.
+    pub fn connection_limits(mut self, limiter: ConnectionLimiter) -> Self {
+        self.limits = Some(limiter);
+        self
+    }
+
+    /// Believes the forwarding header of these proxies for the client's address (limits,
+    /// [`ConnectionInfo::client_ip`], logs).
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// How long a client has from connecting to a complete request head (TLS handshake
+    /// included); then the connection is dropped without an answer. `None`: forever (not
+    /// for a server on the internet: slowloris).
+    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest request head accepted (431 above it).
+    pub fn max_handshake_size(mut self, bytes: usize) -> Self {
+        self.max_handshake_size = bytes;
+        self
+    }
+
+    /// Terminates TLS on every connection (`wss://`); see [`crate::tls::acceptor_from_pem`].
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
+    /// Accepts connections on `listener` forever, each in its own task.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), Error> {
+        self.serve_with_shutdown(listener, std::future::pending())
+            .await
+    }
+
+    /// Like [`Router::serve`], but stops accepting when `signal` completes; connections
+    /// already accepted keep running in their tasks.
+    pub async fn serve_with_shutdown(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let router = Arc::new(self);
+        let mut signal = std::pin::pin!(signal);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut signal => return Ok(()),
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((tcp, peer)) => {
+                    tokio::spawn(router.clone().connection(tcp, peer));
+                }
+                Err(error) if is_per_connection(&error) => {
+                    tracing::debug!(%error, "accept failed for one connection")
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed; backing off");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                }
+            }
+        }
+    }
+
+    /// The route for `path`: exact match, then the longest prefix, then the fallback.
+    fn route_for(&self, path: &str) -> Option<&Arc<Route>> {
+        let exact = self
+            .routes
+            .iter()
+            .find(|(p, _)| matches!(p, Pattern::Exact(e) if e == path));
+        let prefix = || {
+            self.routes
+                .iter()
+                .filter_map(|(p, route)| match p {
+                    Pattern::Prefix(prefix) if path.starts_with(prefix.as_str()) => {
+                        Some((prefix.len(), route))
+                    }
+                    _ => None,
+                })
+                .max_by_key(|(len, _)| *len)
+        };
+        exact
+            .map(|(_, route)| route)
+            .or_else(|| prefix().map(|(_, route)| route))
+            .or(self.fallback.as_ref())
+    }
+
+    /// One connection from accept to the end of its handler.
+    async fn connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
+        // Small frames should leave at once: coalescing is done by `feed`/`flush`.
+        let _ = tcp.set_nodelay(true);
+        // A client that is not a proxy is counted before it may send a byte, so one
+        // address cannot hold more half-open handshakes than its limit.
+        let mut permit = None;
+        if let (Some(limiter), false) = (&self.limits, self.proxies.is_trusted(peer.ip())) {
+            match limiter.try_acquire(peer.ip()) {
+                Ok(p) => permit = Some(p),
+                Err(over) => {
+                    tracing::debug!(%peer, %over, "connection refused");
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        refuse(tcp, &over.rejection()),
+                    )
+                    .await;
+                    return;
+                }
+            }
+        }
+        let handshake = self.handshake(tcp, peer, permit);
+        let accepted = match self.handshake_timeout {
+            Some(limit) => match tokio::time::timeout_at(Instant::now() + limit, handshake).await {
+                Ok(accepted) => accepted,
+                Err(_) => {
+                    tracing::debug!(%peer, "opening handshake timed out");
+                    return;
+                }
+            },
+            None => handshake.await,
+        };
+        if let Some(Accepted {
+            ws,
+            info,
+            route,
+            permit,
+        }) = accepted
+        {
+            tracing::debug!(%peer, client = %info.client_ip, path = info.path(), "WebSocket connection accepted");
+            (route.handler)(ws, info).await;
+            drop(permit);
+        }
+    }
+
+    /// TLS (when configured), the request head, the checks, the 101.
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        mut permit: Option<ConnectionPermit>,
+    ) -> Option<Accepted> {
+        let mut stream = self.transport(tcp, peer).await?;
+        let (mut request, rest) = match read_head(&mut stream, self.max_handshake_size).await {
+            Ok(Head::Request(request, rest)) => (*request, rest),
+            Ok(Head::Refused(rejection)) => return refused(stream, peer, &rejection).await,
+            Ok(Head::Eof) | Err(_) => return None,
+        };
+        let Some(route) = self.route_for(request.uri().path()) else {
+            let rejection =
+                Rejection::with_status(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path");
+            return refused(stream, peer, &rejection).await;
+        };
+        if !is_upgrade_request(&request) {
+            let mut rejection = Rejection::with_status(
+                StatusCode::UPGRADE_REQUIRED,
+                "this endpoint speaks WebSocket only",
+            );
+            // RFC 7231 §6.5.15: a 426 names the protocol to upgrade to.
+            rejection
+                .response
+                .headers_mut()
+                .insert(UPGRADE, HeaderValue::from_static("websocket"));
+            return refused(stream, peer, &rejection).await;
+        }
+        let offer = match validate_request(&request) {
+            Ok(offer) => offer,
+            Err(rejection) => return refused(stream, peer, &rejection).await,
+        };
+        let client_ip = self.proxies.client_ip(peer.ip(), request.headers());
+        if let (Some(limiter), None) = (&self.limits, &permit) {
+            match limiter.try_acquire(client_ip) {
+                Ok(p) => permit = Some(p),
+                Err(over) => return refused(stream, peer, &over.rejection()).await,
+            }
+        }
+        let origin = request
+            .headers()
+            .get(http::header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        if !route.origins.is_allowed(origin) {
+            let rejection = Rejection::with_status(StatusCode::FORBIDDEN, "origin not allowed");
+            return refused(stream, peer, &rejection).await;
+        }
+        if let Some(authenticate) = &route.authenticate {
+            let mut view = UpgradeRequest {
+                request: &mut request,
+                peer,
+                client_ip,
+                protocols: offer.protocols(),
+            };
+            if let Err(rejection) = authenticate(&mut view) {
+                return refused(stream, peer, &rejection).await;
+            }
+        }
+        let (response, pending) = negotiate(&offer, &route.config, &route.protocols).split();
+        answer(&mut stream, &response).await.ok()?;
+        let ws = pending.into_websocket_with_buffer(stream, rest);
+        Some(Accepted {
+            ws,
+            info: ConnectionInfo {
+                request,
+                peer,
+                client_ip,
+            },
+            route: route.clone(),
+            permit,
+        })
+    }
+
+    /// The stream the handshake runs on: TLS is terminated here when configured.
+    async fn transport(&self, tcp: TcpStream, peer: SocketAddr) -> Option<ServerStream> {
+        #[cfg(feature = "tls")]
+        if let Some(acceptor) = &self.tls {
+            return match acceptor.accept(tcp).await {
+                Ok(tls) => Some(ServerStream::Tls(Box::new(tls))),
+                Err(error) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    None
+                }
+            };
+        }
+        let _ = peer;
+        Some(ServerStream::Plain(tcp))
+    }
+}
+
+/// A connection that passed the handshake, with what its task needs.
+struct Accepted {
+    ws: ServerWebSocket,
+    info: ConnectionInfo,
+    route: Arc<Route>,
+    permit: Option<ConnectionPermit>,
+}
+
+/// Sends a refusal and ends the connection.
+async fn refused(
+    stream: ServerStream,
+    peer: SocketAddr,
+    rejection: &Rejection,
+) -> Option<Accepted> {
+    tracing::debug!(%peer, status = %rejection.status(), error = %rejection.error, "WebSocket handshake refused");
+    refuse(stream, rejection).await;
+    None
+}
+
+/// Errors from `accept` that concern only the connection being accepted.
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        let noop = || Route::new(|_ws, _info| async {});
+        Router::new()
+            .route("/chat", noop())
+            .route("/rooms/*", noop().protocols(["rooms"]))
+            .route("/rooms/vip/*", noop().protocols(["vip"]))
+            .route("/rooms/lobby", noop().protocols(["lobby"]))
+    }
+
+    fn protocols(route: Option<&Arc<Route>>) -> Option<Vec<String>> {
+        route.map(|r| r.protocols.clone())
+    }
+
+    #[test]
+    fn exact_paths_then_the_longest_prefix() {
+        let r = router();
+        assert_eq!(protocols(r.route_for("/chat")), Some(vec![]));
+        assert_eq!(
+            protocols(r.route_for("/rooms/a")),
+            Some(vec!["rooms".to_owned()])
+        );
+        assert_eq!(
+            protocols(r.route_for("/rooms/a/b")),
+            Some(vec!["rooms".to_owned()])
+        );
+        assert_eq!(
+            protocols(r.route_for("/rooms/vip/x")),
+            Some(vec!["vip".to_owned()])
+        );
+        assert_eq!(
+            protocols(r.route_for("/rooms/lobby")),
+            Some(vec!["lobby".to_owned()])
+        );
+        assert!(r.route_for("/chat/").is_none());
+        assert!(r.route_for("/rooms").is_none());
+        assert!(r.route_for("/").is_none());
+        let with_fallback = router().fallback(Route::new(|_ws, _info| async {}).protocols(["any"]));
+        assert_eq!(
+            protocols(with_fallback.route_for("/")),
+            Some(vec!["any".to_owned()])
+        );
+    }
+}
