@@ -17,6 +17,7 @@
 //! poll_max_messages = 100
 //! history_page_max = 1000
 //! sse_heartbeat_secs = 15
+//! max_subscriptions = 100            # per /ws connection
 //!
 //! [rate_limit]                       # per connection (WebSocket) or per client IP (HTTP)
 //! messages_per_second = 20.0         # 0 = off
@@ -84,6 +85,8 @@ pub struct LimitsConfig {
     pub history_page_max: usize,
     /// Seconds between SSE comment heartbeats.
     pub sse_heartbeat_secs: u64,
+    /// Channels one `/ws` connection may subscribe to at once.
+    pub max_subscriptions: usize,
 }
 
 /// What to do with a subscriber that fell a whole queue behind.
@@ -157,6 +160,7 @@ impl Default for LimitsConfig {
             poll_max_messages: 100,
             history_page_max: 1000,
             sse_heartbeat_secs: 15,
+            max_subscriptions: 100,
         }
     }
 }

@@ -294,8 +294,10 @@ async fn channel_list_and_health_and_metrics() {
 
 #[tokio::test]
 async fn cross_origin_requests_need_the_allowlist() {
-    let mut config = HubConfig::default();
-    config.allowed_origins = vec!["https://app.example".into()];
+    let config = HubConfig {
+        allowed_origins: vec!["https://app.example".into()],
+        ..HubConfig::default()
+    };
     let (_s, app) = server(config);
     let with_origin = |origin: &str| {
         Request::post("/api/channels/c/messages")
@@ -325,10 +327,12 @@ async fn cross_origin_requests_need_the_allowlist() {
 
 #[tokio::test]
 async fn tokens_grant_per_channel_rights() {
-    let mut config = HubConfig::default();
-    config.auth = Some(AuthConfig {
-        jwt_secret: SECRET.into(),
-    });
+    let config = HubConfig {
+        auth: Some(AuthConfig {
+            jwt_secret: SECRET.into(),
+        }),
+        ..HubConfig::default()
+    };
     let (_s, app) = server(config);
     let token = JwtKey::new(SECRET.as_bytes()).sign(&Claims {
         publish: vec!["chat".into()],

@@ -26,7 +26,7 @@ struct Inner {
     kill: watch::Sender<bool>,
     /// Held until every task serving the connection (including an upgraded WebSocket) is
     /// done; the server waits for all of these to drop during graceful shutdown.
-    _alive: mpsc::Sender<()>,
+    _alive: Option<mpsc::Sender<()>>,
 }
 
 impl ConnectionControl {
@@ -35,7 +35,19 @@ impl ConnectionControl {
             inner: Arc::new(Inner {
                 peer,
                 kill: watch::channel(false).0,
-                _alive: alive,
+                _alive: Some(alive),
+            }),
+        }
+    }
+
+    /// A handle for a connection the hub does not own (router mounted elsewhere): killing
+    /// it still ends the hub's own tasks for the connection, such as an upgraded WebSocket.
+    pub(crate) fn detached(peer: SocketAddr) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                peer,
+                kill: watch::channel(false).0,
+                _alive: None,
             }),
         }
     }

@@ -7,6 +7,8 @@
 //! | `GET /api/channels` | channels and subscriber counts |
 //! | `GET /sse/{channel}?since=&format=` | Server-Sent Events |
 //! | `GET /poll/{channel}?since=&timeout=&limit=` | long polling |
+//! | `GET /ws` | WebSocket, JSON protocol, several channels |
+//! | `GET /ws/{channel}?since=` | WebSocket chat room: plain text in and out |
 //! | `GET /healthz`, `GET /metrics` | health, Prometheus |
 //!
 //! Each handler is a thin translation between HTTP and [`Hub`]; what they share (origin and
@@ -15,11 +17,13 @@
 mod access;
 mod conn;
 pub mod error;
+mod outbox;
 mod params;
 mod poll;
 mod rest;
 mod sse;
 mod wire;
+mod ws;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -107,6 +111,8 @@ pub(crate) fn router(hub: Hub, config: HubConfig, closing: watch::Receiver<bool>
         )
         .route("/sse/{channel}", get(sse::sse))
         .route("/poll/{channel}", get(poll::poll))
+        .route("/ws", get(ws::protocol::handler))
+        .route("/ws/{channel}", get(ws::chat::handler))
         .fallback(rest::not_found)
         .with_state(state)
 }

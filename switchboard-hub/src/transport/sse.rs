@@ -35,7 +35,7 @@ use axum::extract::{Path, Request, State};
 use axum::response::Response;
 use bytes::Bytes;
 use http::{header, HeaderValue};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::access::{self, Action};
@@ -43,7 +43,6 @@ use super::conn::ConnectionControl;
 use super::error::ApiError;
 use super::params::{self, Params};
 use super::AppState;
-use crate::config::LagPolicy;
 use crate::core::{sse_event, Cursor, SseFormat};
 use crate::hub::{Delivery, Subscription};
 use crate::metrics::{ConnectionGuard, Transport};
@@ -157,45 +156,12 @@ impl Forwarder {
                 Step::Skip => continue,
                 Step::End => return,
             };
-            if !self.push(chunk).await {
+            let control = self.control.as_ref();
+            if !super::outbox::push(&self.state, &self.tx, chunk, control, &mut self.closing).await
+            {
                 return;
             }
             beat_at = Instant::now() + self.heartbeat;
-        }
-    }
-
-    /// Queues `chunk`; false when the stream must end.
-    async fn push(&mut self, chunk: Bytes) -> bool {
-        let chunk = match self.tx.try_send(chunk) {
-            Ok(()) => return true,
-            Err(TrySendError::Closed(_)) => return false,
-            Err(TrySendError::Full(chunk)) => chunk,
-        };
-        let metrics = self.state.hub.metrics();
-        match self.state.config.lag_policy {
-            LagPolicy::Disconnect => {
-                metrics.record_lag(1);
-                metrics.record_slow_disconnect();
-                tracing::debug!(channel = %self.sub.channel(), "SSE client too slow, disconnecting");
-                if let Some(control) = &self.control {
-                    control.kill();
-                }
-                false
-            }
-            LagPolicy::Resume => {
-                // Wait for room while the subscription stays unread: if the client takes too
-                // long, the subscription lags and is resumed from history in `render`.
-                tokio::select! {
-                    permit = self.tx.reserve() => match permit {
-                        Ok(permit) => {
-                            permit.send(chunk);
-                            true
-                        }
-                        Err(_) => false,
-                    },
-                    _ = super::closing(&mut self.closing) => false,
-                }
-            }
         }
     }
 

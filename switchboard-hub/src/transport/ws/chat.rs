@@ -1,0 +1,139 @@
+//! `GET /ws/{channel}`: the seeds' chat room, as is.
+//!
+//! Works with a bare `new WebSocket("ws://host/ws/room")`: every text frame a client sends
+//! is published on the channel (as a JSON string), and every message on the channel —
+//! whoever published it, over any transport — arrives at every client as a text frame: the
+//! text itself for string payloads, the JSON for anything else. The sender gets its own
+//! message back too, which is how a chat page knows it went out.
+//!
+//! `?since=CURSOR` replays what followed it first. There is no room in a plain text stream
+//! for a reset notice, so a cursor that history cannot honour just starts live. Binary
+//! frames are refused with close code 1003; a client over its rate limit is closed with
+//! 1008.
+
+use std::time::Instant;
+
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use switchboard::axum::{WebSocket, WebSocketUpgrade, WebSocketUpgradeRejection};
+use switchboard::Message;
+use tokio::sync::mpsc;
+
+use super::{Encoding, End};
+use crate::core::{ChannelName, Payload};
+use crate::hub::Subscription;
+use crate::metrics::Transport;
+use crate::security::TokenBucket;
+use crate::transport::access::{self, Action, Caller};
+use crate::transport::conn::ConnectionControl;
+use crate::transport::error::ApiError;
+use crate::transport::params::{self, Params};
+use crate::transport::AppState;
+
+/// The handler.
+pub(crate) async fn handler(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    req: Request,
+) -> Response {
+    // `Request` is not `Sync`: keep only its head across the await.
+    let (req, _) = req.into_parts();
+    match prepare(&state, &channel, &req).await {
+        Err(e) => e.into_response(),
+        Ok((caller, channel, sub)) => match upgrade {
+            Err(rejection) => rejection.into_response(),
+            Ok(upgrade) => {
+                let control = super::control_of(&req.extensions);
+                upgrade
+                    .config(super::socket_config(&state))
+                    .on_upgrade(move |ws| run(state, caller, channel, sub, control, ws))
+            }
+        },
+    }
+}
+
+/// Checks access and subscribes before answering the upgrade, so that refusals are plain
+/// HTTP errors and no message published right after the 101 can be missed.
+async fn prepare(
+    state: &AppState,
+    channel: &str,
+    req: &http::request::Parts,
+) -> Result<(Caller, ChannelName, Subscription), ApiError> {
+    let query = Params::from_uri(&req.uri)?;
+    let caller = access::admit(state, &req.headers, query.get("token"))?;
+    let channel = params::channel(channel)?;
+    caller.authorize(Action::Subscribe, &channel)?;
+    let since = query.cursor("since")?;
+    let sub = state.hub.subscribe(&channel, since).await?;
+    Ok((caller, channel, sub))
+}
+
+async fn run(
+    state: AppState,
+    caller: Caller,
+    channel: ChannelName,
+    sub: Subscription,
+    control: ConnectionControl,
+    mut ws: WebSocket,
+) {
+    let _guard = state.hub.metrics().connection(Transport::ChatRoom);
+    let (tx, mut rx) = mpsc::channel(state.config.limits.queue_size.max(2));
+    let forwarder = tokio::spawn(super::forward(
+        state.clone(),
+        sub,
+        0,
+        Encoding::Plain,
+        tx,
+        control.clone(),
+    ));
+    let mut closing = state.closing.clone();
+    let mut bucket = TokenBucket::new(state.rate_limit(), Instant::now());
+    let may_publish = caller.authorize(Action::Publish, &channel).is_ok();
+    let mut ping = super::ping_timer();
+    let end = loop {
+        tokio::select! {
+            _ = control.killed() => break End::Killed,
+            _ = super::closing(&mut closing) => break End::Shutdown,
+            msg = ws.recv() => match msg {
+                None | Some(Err(_)) => break End::Gone,
+                Some(Ok(Message::Binary(_))) => {
+                    break End::Unsupported("this chat room carries text only")
+                }
+                Some(Ok(Message::Text(text))) => {
+                    if !may_publish {
+                        break End::Policy("this token may not publish here");
+                    }
+                    if bucket.try_take(Instant::now()).is_err() {
+                        state.hub.metrics().record_rejected();
+                        break End::Policy("rate limit exceeded");
+                    }
+                    let payload = Payload::text(text.as_str());
+                    if let Err(e) = state.hub.publish(&channel, payload, Transport::ChatRoom).await {
+                        tracing::debug!(error = %e, "chat room publish refused");
+                        break End::Policy(match e {
+                            crate::hub::PublishError::TooLarge { .. } => "message too large",
+                            crate::hub::PublishError::Broker(_) => "publish refused",
+                        });
+                    }
+                }
+            },
+            Some(out) = rx.recv() => {
+                let ok = tokio::select! {
+                    ok = super::write_batch(&mut ws, out, &mut rx, |_| true) => ok,
+                    _ = control.killed() => break End::Killed,
+                };
+                if !ok {
+                    break End::Gone;
+                }
+            }
+            _ = ping.tick() => {
+                if ws.ping(bytes::Bytes::new()).await.is_err() {
+                    break End::Gone;
+                }
+            }
+        }
+    };
+    forwarder.abort();
+    super::finish(&mut ws, end).await;
+}

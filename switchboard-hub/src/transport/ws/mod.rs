@@ -1,0 +1,239 @@
+//! The WebSocket transports, on the Switchboard library's axum upgrade.
+//!
+//! - `GET /ws`: the JSON protocol ([`protocol`]): several channels per connection,
+//!   subscribe with `since`, publish with acks, explicit resets and errors.
+//! - `GET /ws/{channel}`: the seeds' chat room ([`chat`]): every text a client sends is
+//!   published on the channel, every message on the channel arrives as plain text.
+//!
+//! Both share the shape of [`sse`](super::sse): per subscription, a forwarding task reads the
+//! [`Subscription`] and pushes encoded frames into the connection's bounded outbox
+//! ([`super::outbox`]); the connection task drains the outbox into the socket, reads client
+//! frames, and watches for shutdown and for its kill switch.
+//!
+//! Fan-out shares bytes: the frame body a subscriber sends is [`Message::ws_envelope`] (or
+//! [`Message::plain_text`]), encoded once per message and handed to every connection as a
+//! clone of the same `Bytes`.
+//!
+//! [`Message::ws_envelope`]: crate::core::Message::ws_envelope
+//! [`Message::plain_text`]: crate::core::Message::plain_text
+
+pub(crate) mod chat;
+pub(crate) mod protocol;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use switchboard::axum::WebSocket;
+use switchboard::{CloseCode, Message, Utf8Bytes};
+use tokio::sync::{mpsc, watch};
+
+use super::conn::ConnectionControl;
+use super::AppState;
+use crate::hub::{Delivery, Subscription};
+use crate::metrics::Transport;
+
+/// How often an idle connection is pinged (keeps proxies from timing it out).
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a close handshake may take before the socket is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Most frames written per flush.
+const BATCH: usize = 64;
+
+/// A frame on its way to the client, tagged with the subscription that produced it, so
+/// that frames of a subscription that was replaced or cancelled are not sent.
+pub(crate) struct Outbound {
+    pub(crate) tag: u64,
+    pub(crate) frame: Bytes,
+}
+
+/// How a forwarder encodes deliveries.
+#[derive(Clone, Copy)]
+pub(crate) enum Encoding {
+    /// `/ws`: envelopes, plus `reset` frames.
+    Envelope,
+    /// `/ws/{channel}`: the payload as plain text; resets have no wire form.
+    Plain,
+}
+
+/// Reads `sub` and queues its frames until the client or the subscription goes.
+pub(crate) async fn forward(
+    state: AppState,
+    mut sub: Subscription,
+    tag: u64,
+    encoding: Encoding,
+    tx: mpsc::Sender<Outbound>,
+    control: ConnectionControl,
+) {
+    let transport = match encoding {
+        Encoding::Envelope => Transport::WebSocket,
+        Encoding::Plain => Transport::ChatRoom,
+    };
+    let mut closing = state.closing.clone();
+    loop {
+        let delivery = tokio::select! {
+            d = sub.next() => match d {
+                Some(d) => d,
+                None => return,
+            },
+            _ = tx.closed() => return,
+        };
+        let frame = match delivery {
+            Delivery::Message(msg) => {
+                state.hub.metrics().record_delivery(transport, &msg);
+                match encoding {
+                    Encoding::Envelope => msg.ws_envelope(),
+                    Encoding::Plain => msg.plain_text(),
+                }
+            }
+            Delivery::Reset {
+                epoch,
+                reason,
+                last,
+            } => match encoding {
+                Encoding::Envelope => json_frame(&serde_json::json!({
+                    "op": "reset",
+                    "channel": sub.channel(),
+                    "epoch": epoch,
+                    "reason": reason.code(),
+                    "message": reason.describe(),
+                    "last": last,
+                })),
+                Encoding::Plain => continue,
+            },
+            // This task itself fell behind (it was not scheduled for a while): the outbox
+            // was not full, so the client is not to blame. Replay from history.
+            Delivery::Lagged { .. } => {
+                let cursor = sub.cursor();
+                match state.hub.subscribe(sub.channel(), Some(cursor)).await {
+                    Ok(again) => {
+                        sub = again;
+                        continue;
+                    }
+                    Err(_) => {
+                        control.kill();
+                        return;
+                    }
+                }
+            }
+        };
+        let out = Outbound { tag, frame };
+        if !super::outbox::push(&state, &tx, out, Some(&control), &mut closing).await {
+            return;
+        }
+    }
+}
+
+/// Serialises a server frame of the JSON protocol.
+pub(crate) fn json_frame(value: &serde_json::Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// A text message from bytes the hub produced (always UTF-8).
+fn text(frame: Bytes) -> Option<Message> {
+    Utf8Bytes::try_from_bytes(frame).ok().map(Message::Text)
+}
+
+/// Sends one text frame; false when the connection is unusable.
+pub(crate) async fn send_text(ws: &mut WebSocket, frame: Bytes) -> bool {
+    match text(frame) {
+        Some(m) => ws.send(m).await.is_ok(),
+        None => true,
+    }
+}
+
+/// Writes `first` and whatever else is already queued (up to a batch), with one flush.
+/// Frames whose tag `is_live` rejects are skipped. False when the connection is unusable.
+pub(crate) async fn write_batch(
+    ws: &mut WebSocket,
+    first: Outbound,
+    rx: &mut mpsc::Receiver<Outbound>,
+    is_live: impl Fn(u64) -> bool,
+) -> bool {
+    let mut next = Some(first);
+    let mut n = 0;
+    while let Some(out) = next.take() {
+        if is_live(out.tag) {
+            if let Some(m) = text(out.frame) {
+                if ws.feed(m).await.is_err() {
+                    return false;
+                }
+            }
+        }
+        n += 1;
+        if n < BATCH {
+            next = rx.try_recv().ok();
+        }
+    }
+    ws.flush().await.is_ok()
+}
+
+/// Closes with `code`, giving the peer [`CLOSE_TIMEOUT`] to answer.
+pub(crate) async fn close(ws: &mut WebSocket, code: CloseCode, reason: &str) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(code, reason)).await;
+}
+
+/// Why a connection loop ended, for the close code.
+pub(crate) enum End {
+    /// The client closed or the connection broke.
+    Gone,
+    /// Server shutdown: 1001.
+    Shutdown,
+    /// Killed (too slow, or by an operator): drop without ceremony.
+    Killed,
+    /// A policy violation by the client: 1008 with a reason.
+    Policy(&'static str),
+    /// The client sent binary frames where text is expected: 1003.
+    Unsupported(&'static str),
+}
+
+/// Performs the close that `end` calls for.
+pub(crate) async fn finish(ws: &mut WebSocket, end: End) {
+    match end {
+        End::Gone | End::Killed => {}
+        End::Shutdown => close(ws, CloseCode::GOING_AWAY, "server shutting down").await,
+        End::Policy(reason) => close(ws, CloseCode::POLICY_VIOLATION, reason).await,
+        End::Unsupported(reason) => close(ws, CloseCode::UNSUPPORTED_DATA, reason).await,
+    }
+}
+
+/// The connection's kill switch: the one from the server, or a detached one when the
+/// router is mounted elsewhere.
+pub(crate) fn control_of(extensions: &http::Extensions) -> ConnectionControl {
+    extensions
+        .get::<ConnectionControl>()
+        .cloned()
+        .unwrap_or_else(|| {
+            let peer = super::access::client_ip(extensions)
+                .map_or_else(|| ([0, 0, 0, 0], 0).into(), |ip| (ip, 0).into());
+            ConnectionControl::detached(peer)
+        })
+}
+
+/// A ping timer that first fires one interval from now.
+pub(crate) fn ping_timer() -> tokio::time::Interval {
+    let mut t =
+        tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
+
+/// Completes when the server begins shutting down.
+pub(crate) async fn closing(rx: &mut watch::Receiver<bool>) {
+    super::closing(rx).await
+}
+
+/// The WebSocket limits for the hub: messages up to the hub's limit plus room for the JSON
+/// envelope of the `/ws` protocol; no compression (so broadcast bytes are shared as is).
+pub(crate) fn socket_config(state: &AppState) -> switchboard::WebSocketConfig {
+    let max = state
+        .config
+        .limits
+        .max_message_bytes
+        .saturating_mul(2)
+        .saturating_add(4096);
+    switchboard::WebSocketConfig::default()
+        .max_message_size(max)
+        .max_frame_size(max)
+}

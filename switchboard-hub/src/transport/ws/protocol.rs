@@ -1,0 +1,338 @@
+//! `GET /ws`: the JSON protocol.
+//!
+//! Client frames (text, one JSON object each; `ref` is optional, any JSON value, and is
+//! echoed in the answer):
+//!
+//! - `{"op":"subscribe","channel":"chat","since":41,"epoch":E,"ref":…}` → `subscribed`,
+//!   then the replay and live `message`s (or a `reset` first). `since` may also be the
+//!   cursor string `"E:41"`. Subscribing again to the same channel replaces the
+//!   subscription.
+//! - `{"op":"unsubscribe","channel":"chat","ref":…}` → `unsubscribed`.
+//! - `{"op":"publish","channel":"chat","data":…,"ref":…}` → `ack` with the id.
+//! - `{"op":"ping","ref":…}` → `pong` (browsers cannot send WebSocket pings).
+//!
+//! Server frames:
+//!
+//! - `{"op":"subscribed","channel":…,"epoch":…,"recovered":true|false,"cursor":"E:N","ref":…}`
+//! - `{"op":"message","channel":…,"id":…,"data":…}`
+//! - `{"op":"reset","channel":…,"epoch":…,"reason":"expired","message":…,"last":…}`
+//! - `{"op":"ack","channel":…,"id":…,"epoch":…,"ref":…}`
+//! - `{"op":"unsubscribed","channel":…,"ref":…}`, `{"op":"pong","ref":…}`
+//! - `{"op":"error","code":…,"message":…,"channel":…?,"ref":…?}` with the REST error codes.
+//!
+//! A client that stops reading is disconnected (policy `disconnect`) and resumes with
+//! `since` when it reconnects.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::value::RawValue;
+use switchboard::axum::{WebSocket, WebSocketUpgrade, WebSocketUpgradeRejection};
+use switchboard::Message;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::{Encoding, End, Outbound};
+use crate::core::{ChannelName, Cursor, Epoch, Payload};
+use crate::metrics::Transport;
+use crate::security::TokenBucket;
+use crate::transport::access::{self, Action, Caller};
+use crate::transport::conn::ConnectionControl;
+use crate::transport::error::ApiError;
+use crate::transport::params::Params;
+use crate::transport::AppState;
+
+/// Consecutive refused frames after which a flooding client is disconnected.
+const MAX_REFUSED_IN_A_ROW: u32 = 100;
+
+/// The handler.
+pub(crate) async fn handler(
+    State(state): State<AppState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    req: Request,
+) -> Response {
+    let query = match Params::from_uri(req.uri()) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let caller = match access::admit(&state, req.headers(), query.get("token")) {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let control = super::control_of(req.extensions());
+    upgrade
+        .config(super::socket_config(&state))
+        .on_upgrade(move |ws| run(state, caller, control, ws))
+}
+
+/// One client frame, parsed loosely so that each problem gets its own error answer.
+#[derive(serde::Deserialize)]
+struct Command<'a> {
+    op: &'a str,
+    #[serde(default)]
+    channel: Option<&'a str>,
+    #[serde(default)]
+    since: Option<Cursor>,
+    #[serde(default)]
+    epoch: Option<Epoch>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(default, rename = "ref", borrow)]
+    reference: Option<&'a RawValue>,
+}
+
+struct Session {
+    state: AppState,
+    caller: Caller,
+    control: ConnectionControl,
+    ws: WebSocket,
+    tx: mpsc::Sender<Outbound>,
+    subs: HashMap<ChannelName, (u64, JoinHandle<()>)>,
+    live: HashSet<u64>,
+    next_tag: u64,
+    bucket: TokenBucket,
+    refused_in_a_row: u32,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for (_, task) in self.subs.values() {
+            task.abort();
+        }
+    }
+}
+
+async fn run(state: AppState, caller: Caller, control: ConnectionControl, ws: WebSocket) {
+    let _guard = state.hub.metrics().connection(Transport::WebSocket);
+    let (tx, mut rx) = mpsc::channel(state.config.limits.queue_size.max(2));
+    let mut closing = state.closing.clone();
+    let bucket = TokenBucket::new(state.rate_limit(), Instant::now());
+    let mut s = Session {
+        state,
+        caller,
+        control,
+        ws,
+        tx,
+        subs: HashMap::new(),
+        live: HashSet::new(),
+        next_tag: 0,
+        bucket,
+        refused_in_a_row: 0,
+    };
+    let mut ping = super::ping_timer();
+    let control = s.control.clone();
+    let end = loop {
+        tokio::select! {
+            _ = control.killed() => break End::Killed,
+            _ = super::closing(&mut closing) => break End::Shutdown,
+            msg = s.ws.recv() => match msg {
+                None | Some(Err(_)) => break End::Gone,
+                Some(Ok(Message::Text(text))) => {
+                    if let Some(end) = s.handle(text.as_str()).await {
+                        break end;
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    break End::Unsupported("binary frames are not part of this protocol")
+                }
+            },
+            Some(out) = rx.recv() => {
+                let live = &s.live;
+                let ok = tokio::select! {
+                    ok = super::write_batch(&mut s.ws, out, &mut rx, |t| live.contains(&t)) => ok,
+                    _ = control.killed() => break End::Killed,
+                };
+                if !ok {
+                    break End::Gone;
+                }
+            }
+            _ = ping.tick() => {
+                if s.ws.ping(bytes::Bytes::new()).await.is_err() {
+                    break End::Gone;
+                }
+            }
+        }
+    };
+    super::finish(&mut s.ws, end).await;
+}
+
+impl Session {
+    /// Handles one client frame; `Some` ends the connection.
+    async fn handle(&mut self, text: &str) -> Option<End> {
+        if self.bucket.try_take(Instant::now()).is_err() {
+            self.state.hub.metrics().record_rejected();
+            self.refused_in_a_row += 1;
+            if self.refused_in_a_row > MAX_REFUSED_IN_A_ROW {
+                return Some(End::Policy("rate limit exceeded"));
+            }
+            let err = ApiError::RateLimited {
+                retry_after: std::time::Duration::from_secs(1),
+            };
+            return self.reply_error(&err, None, None).await;
+        }
+        self.refused_in_a_row = 0;
+        let cmd: Command<'_> = match serde_json::from_str(text) {
+            Ok(c) => c,
+            Err(e) => {
+                let err = ApiError::BadMessage(format!("not a protocol frame: {e}"));
+                return self.reply_error(&err, None, None).await;
+            }
+        };
+        let reference = cmd.reference;
+        let result = match cmd.op {
+            "subscribe" => self.subscribe(&cmd).await,
+            "unsubscribe" => self.unsubscribe(&cmd).map(Some),
+            "publish" => self.publish(&cmd).await.map(Some),
+            "ping" => Ok(Some(serde_json::json!({"op": "pong"}))),
+            other => Err(ApiError::BadMessage(format!("unknown op {other:?}"))),
+        };
+        match result {
+            Ok(None) => None,
+            Ok(Some(answer)) => self.reply(answer, reference).await,
+            Err(ApiError::Unavailable(_)) if self.ws.state() != switchboard::State::Open => {
+                Some(End::Gone)
+            }
+            Err(err) => self.reply_error(&err, cmd.channel, reference).await,
+        }
+    }
+
+    /// Sends `answer` with the client's `ref`; `Some` when the connection is gone.
+    async fn reply(
+        &mut self,
+        mut answer: serde_json::Value,
+        reference: Option<&RawValue>,
+    ) -> Option<End> {
+        if let Some(r) = reference {
+            answer["ref"] = raw_to_value(r);
+        }
+        if super::send_text(&mut self.ws, super::json_frame(&answer)).await {
+            None
+        } else {
+            Some(End::Gone)
+        }
+    }
+
+    fn channel(cmd: &Command<'_>) -> Result<ChannelName, ApiError> {
+        let name = cmd.channel.ok_or(ApiError::BadParam {
+            name: "channel",
+            message: "missing".into(),
+        })?;
+        Ok(ChannelName::new(name)?)
+    }
+
+    /// Subscribes and answers `subscribed` itself (it must precede the replay), hence
+    /// `Ok(None)`.
+    async fn subscribe(
+        &mut self,
+        cmd: &Command<'_>,
+    ) -> Result<Option<serde_json::Value>, ApiError> {
+        let channel = Self::channel(cmd)?;
+        self.caller.authorize(Action::Subscribe, &channel)?;
+        let limit = self.state.config.limits.max_subscriptions;
+        if !self.subs.contains_key(&channel) && self.subs.len() >= limit {
+            return Err(ApiError::BadParam {
+                name: "channel",
+                message: format!("at most {limit} subscriptions per connection"),
+            });
+        }
+        let since = cmd.since.map(|mut c| {
+            c.epoch = c.epoch.or(cmd.epoch);
+            c
+        });
+        let sub = self.state.hub.subscribe(&channel, since).await?;
+        let answer = serde_json::json!({
+            "op": "subscribed",
+            "channel": channel,
+            "epoch": sub.epoch(),
+            "recovered": sub.recovered(),
+            "cursor": sub.cursor(),
+        });
+        // Replacing: the old forwarder stops, and frames it already queued are skipped.
+        if let Some((old_tag, task)) = self.subs.remove(&channel) {
+            task.abort();
+            self.live.remove(&old_tag);
+        }
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        // `subscribed` must reach the client before the first replayed message; the
+        // forwarder only starts queueing after this frame is written.
+        if self.reply(answer, cmd.reference).await.is_some() {
+            return Err(ApiError::Unavailable("connection lost".into()));
+        }
+        let task = tokio::spawn(super::forward(
+            self.state.clone(),
+            sub,
+            tag,
+            Encoding::Envelope,
+            self.tx.clone(),
+            self.control.clone(),
+        ));
+        self.live.insert(tag);
+        self.subs.insert(channel, (tag, task));
+        Ok(None)
+    }
+
+    fn unsubscribe(&mut self, cmd: &Command<'_>) -> Result<serde_json::Value, ApiError> {
+        let channel = Self::channel(cmd)?;
+        if let Some((tag, task)) = self.subs.remove(&channel) {
+            task.abort();
+            self.live.remove(&tag);
+        }
+        Ok(serde_json::json!({"op": "unsubscribed", "channel": channel}))
+    }
+
+    async fn publish(&mut self, cmd: &Command<'_>) -> Result<serde_json::Value, ApiError> {
+        let channel = Self::channel(cmd)?;
+        self.caller.authorize(Action::Publish, &channel)?;
+        let payload = match cmd.data {
+            Some(raw) => Payload::from_json(raw.get().as_bytes())
+                .map_err(|e| ApiError::BadMessage(e.to_string()))?,
+            None => Payload::from_value(&serde_json::Value::Null),
+        };
+        let published = self
+            .state
+            .hub
+            .publish(&channel, payload, Transport::WebSocket)
+            .await?;
+        Ok(serde_json::json!({
+            "op": "ack",
+            "channel": channel,
+            "id": published.id,
+            "epoch": published.epoch,
+        }))
+    }
+
+    async fn reply_error(
+        &mut self,
+        err: &ApiError,
+        channel: Option<&str>,
+        reference: Option<&RawValue>,
+    ) -> Option<End> {
+        let mut frame = serde_json::json!({
+            "op": "error",
+            "code": err.code(),
+            "message": err.to_string(),
+        });
+        if let Some(c) = channel {
+            frame["channel"] = c.into();
+        }
+        if let Some(r) = reference {
+            frame["ref"] = raw_to_value(r);
+        }
+        if super::send_text(&mut self.ws, super::json_frame(&frame)).await {
+            None
+        } else {
+            Some(End::Gone)
+        }
+    }
+}
+
+fn raw_to_value(raw: &RawValue) -> serde_json::Value {
+    serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null)
+}
