@@ -10,6 +10,7 @@
 //! | `GET /ws` | WebSocket, JSON protocol, several channels |
 //! | `GET /ws/{channel}?since=` | WebSocket chat room: plain text in and out |
 //! | `GET /healthz`, `GET /metrics` | health, Prometheus |
+//! | `GET /`, `GET /switchboard.js` | the chat page and the browser client (`web/`) |
 //!
 //! Each handler is a thin translation between HTTP and [`Hub`]; what they share (origin and
 //! token checks, rate limits, parameter parsing, the error mapping) lives in its own module.
@@ -22,6 +23,7 @@ mod params;
 mod poll;
 mod rest;
 mod sse;
+mod web;
 mod wire;
 mod ws;
 
@@ -102,6 +104,8 @@ pub(crate) async fn closing(rx: &mut watch::Receiver<bool>) {
 pub(crate) fn router(hub: Hub, config: HubConfig, closing: watch::Receiver<bool>) -> Router {
     let state = AppState::new(hub, config, closing);
     Router::new()
+        .route("/", get(web::index))
+        .route("/switchboard.js", get(web::client_js))
         .route("/healthz", get(rest::healthz))
         .route("/metrics", get(rest::metrics))
         .route("/api/channels", get(rest::channels))

@@ -1,0 +1,431 @@
+/*
+ * switchboard.js — a dependency-free browser client for the Switchboard hub.
+ *
+ *   const sb = new Switchboard({ transport: "auto" });   // or "websocket" | "sse" | "poll"
+ *   const off = sb.subscribe("chat", (data, meta) => console.log(meta.id, data));
+ *   await sb.publish("chat", { text: "hello" });         // resolves to { id, epoch }
+ *   sb.on("state", (s) => ...);                           // "connecting" | "open" | "closed"
+ *   sb.on("transport", (t) => ...);                       // the transport in use
+ *   sb.on("reset", ({ channel, reason }) => ...);         // history could not reach back
+ *
+ * Transports, most capable first: a WebSocket to /ws (JSON protocol, every channel on one
+ * connection); Server-Sent Events from /sse/{channel} with publishes over REST; long
+ * polling /poll/{channel} with publishes over REST. "auto" starts with WebSocket and falls
+ * back when a transport never manages to open; once one has worked it is kept. The choice
+ * can also come from the page's query string (?transport=sse), which wins.
+ *
+ * Every channel keeps a cursor (epoch + last id). Whatever the transport, a reconnect
+ * resumes from it, so messages missed while disconnected arrive once each, in order; if the
+ * hub cannot do that (history expired, server restarted) a "reset" event says so.
+ */
+(function (global) {
+  "use strict";
+
+  var TRANSPORTS = ["websocket", "sse", "poll"];
+
+  function Switchboard(options) {
+    options = options || {};
+    var query = new URLSearchParams(global.location ? global.location.search : "");
+    this.base = (options.url || (global.location ? global.location.origin : "")).replace(/\/$/, "");
+    this.token = options.token || query.get("token") || null;
+    var requested = query.get("transport") || options.transport || "auto";
+    this.requested = TRANSPORTS.indexOf(requested) >= 0 ? requested : "auto";
+    this.minDelay = options.minDelay || 500;
+    this.maxDelay = options.maxDelay || 10000;
+    this.openTimeout = options.openTimeout || 5000;
+    this.pollTimeout = options.pollTimeout || 25;
+    this.channels = {};          // name -> { handlers: [], epoch, id }
+    this.listeners = {};         // event -> [fn]
+    this.transport = null;       // the transport in use
+    this.state = "closed";
+    this.attempt = 0;            // consecutive failed attempts (for backoff)
+    this.worked = false;         // whether the current transport ever opened
+    this.candidates = this.requested === "auto" ? TRANSPORTS.slice() : [this.requested];
+    this.conn = null;            // the live transport object
+    this.closed = false;
+    this.timer = null;
+    this.refs = 0;
+    this.pending = {};           // ref -> { resolve, reject } for WebSocket publishes
+  }
+
+  // ----- public API -----
+
+  /** Calls handler(data, {channel, id, epoch}) for every message on channel. Options:
+   *  since: a cursor ("EPOCH:ID" or an id) to replay from. Returns an unsubscribe function. */
+  Switchboard.prototype.subscribe = function (channel, handler, opts) {
+    var ch = this.channels[channel];
+    if (!ch) {
+      ch = this.channels[channel] = { handlers: [], epoch: null, id: null };
+      if (opts && opts.since != null) setCursor(ch, String(opts.since));
+    }
+    ch.handlers.push(handler);
+    if (!this.conn && !this.closed) this._connect();
+    else if (this.conn) this.conn.add(channel);
+    var self = this;
+    return function () {
+      var i = ch.handlers.indexOf(handler);
+      if (i >= 0) ch.handlers.splice(i, 1);
+      if (ch.handlers.length === 0) {
+        delete self.channels[channel];
+        if (self.conn) self.conn.remove(channel);
+      }
+    };
+  };
+
+  /** Publishes data (any JSON value) on channel; resolves to {id, epoch}. */
+  Switchboard.prototype.publish = function (channel, data) {
+    if (this.conn && this.conn.publish && this.state === "open") {
+      return this.conn.publish(channel, data);
+    }
+    return this._restPublish(channel, data);
+  };
+
+  /** The latest messages of channel: resolves to {messages:[{id,data}], next, epoch}. */
+  Switchboard.prototype.history = function (channel, opts) {
+    var q = new URLSearchParams();
+    if (opts && opts.limit) q.set("limit", opts.limit);
+    if (opts && opts.since != null) q.set("since", opts.since);
+    if (this.token) q.set("token", this.token);
+    return fetch(this.base + "/api/channels/" + encodeURIComponent(channel) + "/messages?" + q)
+      .then(jsonOrThrow);
+  };
+
+  /** Listens for "message", "state", "transport", "reset", "error". */
+  Switchboard.prototype.on = function (event, fn) {
+    (this.listeners[event] = this.listeners[event] || []).push(fn);
+    return this;
+  };
+
+  /** Closes everything; no reconnects. */
+  Switchboard.prototype.close = function () {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (this.conn) this.conn.close();
+    this.conn = null;
+    this._setState("closed");
+  };
+
+  /** Drops the current connection as if the network failed (for tests and demos). */
+  Switchboard.prototype.reconnect = function () {
+    if (this.conn) this.conn.fail("reconnect requested");
+  };
+
+  // ----- internals -----
+
+  Switchboard.prototype._emit = function (event, arg) {
+    (this.listeners[event] || []).forEach(function (fn) {
+      try { fn(arg); } catch (e) { setTimeout(function () { throw e; }); }
+    });
+  };
+
+  Switchboard.prototype._setState = function (s) {
+    if (this.state !== s) {
+      this.state = s;
+      this._emit("state", s);
+    }
+  };
+
+  Switchboard.prototype._cursor = function (name) {
+    var ch = this.channels[name];
+    if (!ch || ch.id == null) return null;
+    return ch.epoch != null ? ch.epoch + ":" + ch.id : String(ch.id);
+  };
+
+  /** Delivers one message, dropping anything at or before the channel's cursor. */
+  Switchboard.prototype._deliver = function (name, id, epoch, data) {
+    var ch = this.channels[name];
+    if (!ch) return;
+    if (epoch != null && ch.epoch != null && epoch !== ch.epoch) {
+      // A new lifetime of the channel: ids start over.
+      ch.id = null;
+    }
+    if (epoch != null) ch.epoch = epoch;
+    if (ch.id != null && id <= ch.id) return; // duplicate
+    ch.id = id;
+    var meta = { channel: name, id: id, epoch: ch.epoch, transport: this.transport };
+    ch.handlers.slice().forEach(function (h) { h(data, meta); });
+    this._emit("message", { channel: name, id: id, epoch: ch.epoch, data: data, transport: this.transport });
+  };
+
+  Switchboard.prototype._reset = function (name, info) {
+    var ch = this.channels[name];
+    if (!ch) return;
+    ch.epoch = info.epoch;
+    ch.id = info.last;
+    this._emit("reset", { channel: name, reason: info.reason, message: info.message, epoch: info.epoch, last: info.last });
+  };
+
+  Switchboard.prototype._connect = function () {
+    if (this.closed) return;
+    var self = this;
+    var name = this.candidates[0];
+    this.transport = name;
+    this._emit("transport", name);
+    this._setState("connecting");
+    var opened = false;
+    var openTimer = setTimeout(function () {
+      if (!opened && conn) conn.fail("did not open in time");
+    }, this.openTimeout);
+    var conn = new (Transports[name])(this, {
+      open: function () {
+        opened = true;
+        clearTimeout(openTimer);
+        self.worked = true;
+        self.attempt = 0;
+        self._setState("open");
+      },
+      down: function (reason) {
+        clearTimeout(openTimer);
+        if (self.conn !== conn) return;
+        self.conn = null;
+        self._failPending(reason);
+        if (self.closed) return;
+        self._setState("connecting");
+        // Fall back only from a transport that never worked, and only in auto mode.
+        if (!opened && !self.worked && self.candidates.length > 1) {
+          self.candidates.shift();
+          self._emit("error", { transport: name, message: "falling back: " + reason });
+          self.timer = setTimeout(function () { self._connect(); }, 0);
+          return;
+        }
+        var delay = Math.min(self.maxDelay, self.minDelay * Math.pow(2, self.attempt++));
+        delay = delay / 2 + Math.random() * delay / 2; // jitter
+        self.timer = setTimeout(function () { self._connect(); }, delay);
+      },
+    });
+    this.conn = conn;
+    Object.keys(this.channels).forEach(function (c) { conn.add(c); });
+  };
+
+  Switchboard.prototype._failPending = function (reason) {
+    var p = this.pending;
+    this.pending = {};
+    Object.keys(p).forEach(function (k) { p[k].reject(new Error("connection lost: " + reason)); });
+  };
+
+  Switchboard.prototype._restPublish = function (channel, data) {
+    var q = this.token ? "?token=" + encodeURIComponent(this.token) : "";
+    return fetch(this.base + "/api/channels/" + encodeURIComponent(channel) + "/messages" + q, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(data === undefined ? null : data),
+    }).then(jsonOrThrow).then(function (r) { return { id: r.id, epoch: r.epoch }; });
+  };
+
+  Switchboard.prototype._url = function (path, params) {
+    var q = new URLSearchParams(params || {});
+    if (this.token) q.set("token", this.token);
+    var s = q.toString();
+    return this.base + path + (s ? "?" + s : "");
+  };
+
+  function jsonOrThrow(res) {
+    return res.json().then(function (body) {
+      if (!res.ok) {
+        var e = new Error((body && body.error && body.error.message) || res.statusText);
+        e.code = body && body.error && body.error.code;
+        e.status = res.status;
+        throw e;
+      }
+      return body;
+    });
+  }
+
+  function setCursor(ch, cursor) {
+    var parts = cursor.split(":");
+    if (parts.length === 2) {
+      ch.epoch = Number(parts[0]);
+      ch.id = Number(parts[1]);
+    } else {
+      ch.id = Number(parts[0]);
+    }
+  }
+
+  // ----- transports: each has add(channel), remove(channel), close(), fail(reason) and
+  // calls hooks.open() once usable and hooks.down(reason) exactly once when it ends. -----
+
+  var Transports = {};
+
+  /** One WebSocket to /ws carrying every channel. */
+  Transports.websocket = function (client, hooks) {
+    var self = this;
+    this.client = client;
+    this.hooks = hooks;
+    this.ended = false;
+    this.ready = false;
+    this.ws = new WebSocket(client._url("/ws").replace(/^http/, "ws"));
+    this.ws.onopen = function () {
+      self.ready = true;
+      hooks.open();
+      Object.keys(client.channels).forEach(function (c) { self._subscribe(c); });
+    };
+    this.ws.onmessage = function (ev) {
+      var f;
+      try { f = JSON.parse(ev.data); } catch (e) { return; }
+      if (f.op === "message") client._deliver(f.channel, f.id, null, f.data);
+      else if (f.op === "subscribed") {
+        var ch = client.channels[f.channel];
+        if (ch) {
+          if (ch.epoch != null && ch.epoch !== f.epoch) ch.id = null;
+          ch.epoch = f.epoch;
+          if (ch.id == null) setCursor(ch, f.cursor);
+        }
+      } else if (f.op === "reset") client._reset(f.channel, f);
+      else if (f.op === "ack" || (f.op === "error" && f.ref != null)) {
+        var p = client.pending[f.ref];
+        if (p) {
+          delete client.pending[f.ref];
+          if (f.op === "ack") p.resolve({ id: f.id, epoch: f.epoch });
+          else { var e = new Error(f.message); e.code = f.code; p.reject(e); }
+        }
+      } else if (f.op === "error") client._emit("error", f);
+    };
+    this.ws.onclose = function (ev) { self._down("closed (" + ev.code + ")"); };
+    this.ws.onerror = function () { /* onclose follows */ };
+  };
+  Transports.websocket.prototype._down = function (reason) {
+    if (this.ended) return;
+    this.ended = true;
+    this.hooks.down(reason);
+  };
+  Transports.websocket.prototype._send = function (frame) {
+    if (this.ready && this.ws.readyState === 1) this.ws.send(JSON.stringify(frame));
+  };
+  Transports.websocket.prototype._subscribe = function (channel) {
+    var frame = { op: "subscribe", channel: channel };
+    var cursor = this.client._cursor(channel);
+    if (cursor != null) frame.since = cursor;
+    this._send(frame);
+  };
+  Transports.websocket.prototype.add = function (channel) { if (this.ready) this._subscribe(channel); };
+  Transports.websocket.prototype.remove = function (channel) { this._send({ op: "unsubscribe", channel: channel }); };
+  Transports.websocket.prototype.publish = function (channel, data) {
+    var client = this.client;
+    var ref = ++client.refs;
+    var self = this;
+    return new Promise(function (resolve, reject) {
+      client.pending[ref] = { resolve: resolve, reject: reject };
+      self._send({ op: "publish", channel: channel, data: data === undefined ? null : data, ref: ref });
+    });
+  };
+  Transports.websocket.prototype.close = function () { this.ended = true; this.ws.close(1000); };
+  Transports.websocket.prototype.fail = function (reason) {
+    try { this.ws.close(4000, "client reconnect"); } catch (e) { /* ignore */ }
+    this._down(reason);
+  };
+
+  /** One EventSource per channel; publishes go over REST. */
+  Transports.sse = function (client, hooks) {
+    if (typeof EventSource === "undefined") {
+      setTimeout(function () { hooks.down("EventSource unsupported"); });
+    }
+    this.client = client;
+    this.hooks = hooks;
+    this.sources = {};
+    this.ended = false;
+    this.opened = false;
+  };
+  Transports.sse.prototype.add = function (channel) {
+    if (this.ended || this.sources[channel] || typeof EventSource === "undefined") return;
+    var self = this;
+    var client = this.client;
+    var params = { format: "json" };
+    var cursor = client._cursor(channel);
+    if (cursor != null) params.since = cursor;
+    var es = new EventSource(client._url("/sse/" + encodeURIComponent(channel), params));
+    this.sources[channel] = es;
+    es.onopen = function () {
+      if (!self.opened) { self.opened = true; self.hooks.open(); }
+    };
+    es.onmessage = function (ev) {
+      var parts = (ev.lastEventId || "").split(":");
+      var data;
+      try { data = JSON.parse(ev.data); } catch (e) { data = ev.data; }
+      client._deliver(channel, Number(parts[1]), Number(parts[0]), data);
+    };
+    es.addEventListener("reset", function (ev) { client._reset(channel, JSON.parse(ev.data)); });
+    es.onerror = function () {
+      // CONNECTING: the browser retries by itself, resuming with Last-Event-ID.
+      // CLOSED: it gave up (an HTTP error); take over.
+      if (es.readyState === 2) self.fail("event stream closed");
+      else if (!self.opened) self.fail("event stream failed to open");
+    };
+  };
+  Transports.sse.prototype.remove = function (channel) {
+    var es = this.sources[channel];
+    if (es) { es.close(); delete this.sources[channel]; }
+  };
+  Transports.sse.prototype.close = function () {
+    this.ended = true;
+    var s = this.sources;
+    Object.keys(s).forEach(function (c) { s[c].close(); });
+    this.sources = {};
+  };
+  Transports.sse.prototype.fail = function (reason) {
+    if (this.ended) return;
+    this.close();
+    this.hooks.down(reason);
+  };
+
+  /** A long-poll loop per channel; publishes go over REST. */
+  Transports.poll = function (client, hooks) {
+    this.client = client;
+    this.hooks = hooks;
+    this.loops = {};
+    this.ended = false;
+    this.opened = false;
+  };
+  Transports.poll.prototype.add = function (channel) {
+    if (this.ended || this.loops[channel]) return;
+    var self = this;
+    var client = this.client;
+    var loop = this.loops[channel] = { controller: null, stopped: false };
+    var next = function () {
+      if (loop.stopped || self.ended) return;
+      var params = { timeout: client.pollTimeout };
+      var cursor = client._cursor(channel);
+      if (cursor != null) params.since = cursor;
+      loop.controller = typeof AbortController !== "undefined" ? new AbortController() : null;
+      fetch(client._url("/poll/" + encodeURIComponent(channel), params), {
+        signal: loop.controller ? loop.controller.signal : undefined,
+        cache: "no-store",
+      }).then(jsonOrThrow).then(function (body) {
+        if (loop.stopped || self.ended) return;
+        if (!self.opened) { self.opened = true; self.hooks.open(); }
+        if (body.reset) {
+          client._reset(channel, { epoch: body.epoch, reason: body.reset.reason, message: body.reset.message, last: Number(String(body.next).split(":")[1]) });
+        }
+        body.messages.forEach(function (m) { client._deliver(channel, m.id, body.epoch, m.data); });
+        var ch = client.channels[channel];
+        if (ch) setCursor(ch, body.next);
+        next();
+      }, function (err) {
+        if (loop.stopped || self.ended) return;
+        self.fail("poll failed: " + err.message);
+      });
+    };
+    next();
+  };
+  Transports.poll.prototype.remove = function (channel) {
+    var loop = this.loops[channel];
+    if (loop) {
+      loop.stopped = true;
+      if (loop.controller) loop.controller.abort();
+      delete this.loops[channel];
+    }
+  };
+  Transports.poll.prototype.close = function () {
+    this.ended = true;
+    var self = this;
+    Object.keys(this.loops).forEach(function (c) { self.remove(c); });
+  };
+  Transports.poll.prototype.fail = function (reason) {
+    if (this.ended) return;
+    this.close();
+    this.hooks.down(reason);
+  };
+
+  Switchboard.transports = TRANSPORTS.slice();
+  global.Switchboard = Switchboard;
+  if (typeof module !== "undefined" && module.exports) module.exports = Switchboard;
+})(typeof window !== "undefined" ? window : globalThis);
