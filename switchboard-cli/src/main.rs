@@ -19,6 +19,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the real-time hub: channels over WebSocket, SSE, long polling and REST, with a
+    /// chat page at `/`.
+    Serve(cmd::serve::Args),
     /// Run a WebSocket echo server (every text and binary message is sent back).
     Echo(cmd::echo::Args),
     /// Connect to a WebSocket server interactively, like wscat.
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => cmd::serve::run(args).await,
             Command::Echo(args) => cmd::echo::run(args).await,
             Command::Connect(args) => cmd::connect::run(args).await,
         }
