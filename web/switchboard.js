@@ -379,10 +379,13 @@
     if (this.ended || this.loops[channel]) return;
     var self = this;
     var client = this.client;
-    var loop = this.loops[channel] = { controller: null, stopped: false };
+    var loop = this.loops[channel] = { controller: null, stopped: false, first: true };
     var next = function () {
       if (loop.stopped || self.ended) return;
-      var params = { timeout: client.pollTimeout };
+      // The first request answers at once (a long poll has no "open" event, and this also
+      // fixes the starting cursor); the following ones wait for news.
+      var params = { timeout: loop.first ? 0 : client.pollTimeout };
+      loop.first = false;
       var cursor = client._cursor(channel);
       if (cursor != null) params.since = cursor;
       loop.controller = typeof AbortController !== "undefined" ? new AbortController() : null;

@@ -106,6 +106,7 @@ pub(crate) fn router(hub: Hub, config: HubConfig, closing: watch::Receiver<bool>
     Router::new()
         .route("/", get(web::index))
         .route("/switchboard.js", get(web::client_js))
+        .route("/favicon.ico", get(web::favicon))
         .route("/healthz", get(rest::healthz))
         .route("/metrics", get(rest::metrics))
         .route("/api/channels", get(rest::channels))

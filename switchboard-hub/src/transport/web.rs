@@ -29,3 +29,8 @@ pub(crate) async fn client_js() -> Response {
     )
         .into_response()
 }
+
+/// `GET /favicon.ico`: nothing, without a 404 in the browser console.
+pub(crate) async fn favicon() -> http::StatusCode {
+    http::StatusCode::NO_CONTENT
+}
