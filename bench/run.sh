@@ -130,11 +130,13 @@ start_server() { # name -> sets SERVER_PID and URL
     local cmd
     cmd=$(server_cmd "$PORT" "$1")
     # taskset execs the server, so $! is the server's own PID (for its CPU time and RSS).
-    taskset -c 0 $cmd >>"$OUT/server-$1.log" 2>&1 &
+    # A fresh log per start, so an old "listening" line can never pass for this one.
+    SERVER_LOG="$OUT/server-$1-$PORT.log"
+    taskset -c 0 $cmd >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
     URL=$(server_url "$PORT" "$1")
     for _ in $(seq 100); do
-        if grep -q "listening on 127.0.0.1:$PORT" "$OUT/server-$1.log" 2>/dev/null; then return 0; fi
+        if grep -q "listening on 127.0.0.1:$PORT" "$SERVER_LOG" 2>/dev/null; then return 0; fi
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
         sleep 0.1
     done
@@ -143,7 +145,7 @@ start_server() { # name -> sets SERVER_PID and URL
         if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
         sleep 0.1
     done
-    note "server $1 did not start (see $OUT/server-$1.log)"
+    note "server $1 did not start (see $SERVER_LOG)"
     stop_server
     return 1
 }
@@ -152,6 +154,8 @@ stop_server() {
         kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
         SERVER_PID=""
+        # Keep only logs that say something.
+        [ -s "$SERVER_LOG" ] && grep -qv "^listening on" "$SERVER_LOG" || rm -f "$SERVER_LOG"
     fi
 }
 trap stop_server EXIT

@@ -171,8 +171,14 @@ pub struct Report {
     pub latency: Latency,
     /// CPU the generator used while measuring, in cores (1.0 = one core busy all the time).
     pub client_cpu: f64,
+    /// The part of `client_cpu` spent in the generator's own code rather than the kernel:
+    /// what a cheaper generator could save.
+    pub client_user_cpu: f64,
     /// CPU the server used while measuring, in cores, when its PID was given.
     pub server_cpu: Option<f64>,
+    /// The part of `server_cpu` spent in user space: the server's own cost, without the TCP
+    /// stack's.
+    pub server_user_cpu: Option<f64>,
     /// Connections that failed or were cut off during the run (their echoes up to then count).
     pub failed_connections: usize,
 }
@@ -276,14 +282,15 @@ async fn run_local(opts: &Options) -> Result<Report, LoadError> {
     let server_cpu0 = opts.server_pid.and_then(procstat::process_cpu_time);
     tick_until(&shared, "measure", opts.duration, progress).await;
     let seconds = start.elapsed().as_secs_f64();
-    let client_cpu = (procstat::own_cpu_time() - client_cpu0).as_secs_f64() / seconds;
-    let server_cpu = match (
+    let client = procstat::own_cpu_time().since(client_cpu0);
+    let server = match (
         server_cpu0,
         opts.server_pid.and_then(procstat::process_cpu_time),
     ) {
-        (Some(before), Some(after)) => Some((after - before).as_secs_f64() / seconds),
+        (Some(before), Some(after)) => Some(after.since(before)),
         _ => None,
     };
+    let cores = |d: Duration| d.as_secs_f64() / seconds;
     shared.phase.set(Phase::Drain);
     let measured = shared.measured.get();
     if progress {
@@ -326,8 +333,10 @@ async fn run_local(opts: &Options) -> Result<Report, LoadError> {
             max_us: us(histogram.max()),
             mean_us: histogram.mean() / 1000.0,
         },
-        client_cpu,
-        server_cpu,
+        client_cpu: cores(client.total()),
+        client_user_cpu: cores(client.user),
+        server_cpu: server.map(|s| cores(s.total())),
+        server_user_cpu: server.map(|s| cores(s.user)),
         failed_connections: failed,
     })
 }

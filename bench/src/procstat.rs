@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-/// CPU time (user + system) this process has used so far.
-pub fn own_cpu_time() -> Duration {
+/// CPU time this process has used so far.
+pub fn own_cpu_time() -> CpuTime {
     // SAFETY: `getrusage` only writes the struct we pass, which is zero-initialised.
     #[allow(unsafe_code)]
     let usage = unsafe {
@@ -14,12 +14,39 @@ pub fn own_cpu_time() -> Duration {
         usage
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    CpuTime {
+        user: tv(usage.ru_utime),
+        system: tv(usage.ru_stime),
+    }
 }
 
-/// CPU time (user + system, all threads) process `pid` has used so far, from
-/// `/proc/PID/stat`; `None` if the process is gone. Resolution is one clock tick (10 ms).
-pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+/// CPU time split by where it was spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuTime {
+    /// In the process's own code (and its libraries).
+    pub user: Duration,
+    /// In the kernel on the process's behalf: for an echo, mostly the TCP stack.
+    pub system: Duration,
+}
+
+impl CpuTime {
+    /// User plus system time.
+    pub fn total(&self) -> Duration {
+        self.user + self.system
+    }
+
+    /// The time used between `earlier` and `self`.
+    pub fn since(&self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// CPU time (all threads) process `pid` has used so far, from `/proc/PID/stat`; `None` if
+/// the process is gone. Resolution is one clock tick (10 ms).
+pub fn process_cpu_time(pid: u32) -> Option<CpuTime> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields after it are fixed.
     let after_name = &stat[stat.rfind(')')? + 2..];
@@ -30,9 +57,11 @@ pub fn process_cpu_time(pid: u32) -> Option<Duration> {
     // SAFETY: `sysconf` has no preconditions.
     #[allow(unsafe_code)]
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(Duration::from_nanos(
-        (utime + stime) * 1_000_000_000 / ticks,
-    ))
+    let ticks_to_time = |t: u64| Duration::from_nanos(t * 1_000_000_000 / ticks);
+    Some(CpuTime {
+        user: ticks_to_time(utime),
+        system: ticks_to_time(stime),
+    })
 }
 
 /// Resident set size of process `pid` in KiB (`VmRSS` in `/proc/PID/status`).
@@ -57,7 +86,7 @@ mod tests {
             x = x.wrapping_add(i * i);
         }
         std::hint::black_box(x);
-        assert!(own_cpu_time() > Duration::ZERO);
+        assert!(own_cpu_time().user > Duration::ZERO);
         assert!(process_cpu_time(pid).is_some());
         assert!(rss_kib(pid).unwrap() > 0);
     }

@@ -31,6 +31,12 @@ struct Cell {
     client_cpu: Vec<f64>,
     p50: Vec<f64>,
     p99: Vec<f64>,
+    /// Server and generator CPU microseconds per message.
+    server_us_per_msg: Vec<f64>,
+    client_us_per_msg: Vec<f64>,
+    /// The same, user space only.
+    server_user_us_per_msg: Vec<f64>,
+    client_user_us_per_msg: Vec<f64>,
     failures: usize,
 }
 
@@ -98,6 +104,17 @@ fn main() -> anyhow::Result<()> {
                 cell.client_cpu.extend(r["client_cpu"].as_f64());
                 cell.p50.extend(r["latency"]["p50_us"].as_f64());
                 cell.p99.extend(r["latency"]["p99_us"].as_f64());
+                if let Some(rate) = r["msgs_per_sec"].as_f64().filter(|r| *r > 0.0) {
+                    let per_msg = |cpu: Option<f64>| cpu.map(|c| c * 1e6 / rate);
+                    cell.server_us_per_msg
+                        .extend(per_msg(r["server_cpu"].as_f64()));
+                    cell.client_us_per_msg
+                        .extend(per_msg(r["client_cpu"].as_f64()));
+                    cell.server_user_us_per_msg
+                        .extend(per_msg(r["server_user_cpu"].as_f64()));
+                    cell.client_user_us_per_msg
+                        .extend(per_msg(r["client_user_cpu"].as_f64()));
+                }
             }
             "idle" => cell.values.extend(r["kib_per_connection"].as_f64()),
             _ => cell.failures += 1,
@@ -157,9 +174,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     println!();
-    header("median CPU: server / generator");
-    for (scenario, metric) in scenarios.iter().filter(|(_, m)| m != "kib") {
-        let _ = metric;
+    header("median CPU, in cores: server / generator");
+    for (scenario, _) in scenarios.iter().filter(|(_, m)| m != "kib") {
         let row: Vec<String> = servers
             .iter()
             .map(|server| {
@@ -172,6 +188,29 @@ fn main() -> anyhow::Result<()> {
                     "{} / {}",
                     pct(c.map(|c| &c.server_cpu)),
                     pct(c.map(|c| &c.client_cpu))
+                )
+            })
+            .collect();
+        println!("| {scenario} | {} |", row.join(" | "));
+    }
+
+    println!();
+    header("median CPU µs per message, all (user space): server / generator");
+    for (scenario, _) in scenarios.iter().filter(|(_, m)| m != "kib") {
+        let row: Vec<String> = servers
+            .iter()
+            .map(|server| {
+                let c = cell_of(scenario, server);
+                let us = |v: Option<&Vec<f64>>| {
+                    v.and_then(|v| median(v))
+                        .map_or("?".to_owned(), |m| format!("{m:.2}"))
+                };
+                format!(
+                    "{} ({}) / {} ({})",
+                    us(c.map(|c| &c.server_us_per_msg)),
+                    us(c.map(|c| &c.server_user_us_per_msg)),
+                    us(c.map(|c| &c.client_us_per_msg)),
+                    us(c.map(|c| &c.client_user_us_per_msg))
                 )
             })
             .collect();
