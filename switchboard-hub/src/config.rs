@@ -4,6 +4,7 @@
 //! listen = "127.0.0.1:8080"
 //! lag_policy = "disconnect"          # or "resume"
 //! allowed_origins = ["https://app.example"]   # [] = same origin only, ["*"] = any
+//! admin_api = false                  # /api/admin/connections and /api/admin/disconnect
 //!
 //! [history]
 //! max_messages = 1000                # per channel; 0 = no history
@@ -55,6 +56,10 @@ pub struct HubConfig {
     pub rate_limit: RateLimitConfig,
     /// Token auth; absent means open access.
     pub auth: Option<AuthConfig>,
+    /// Serve `GET /api/admin/connections` and `POST /api/admin/disconnect` (list and
+    /// forcibly close subscriber connections: for operators and end-to-end tests). With
+    /// `auth`, they need a token with `"admin": true`. Default off.
+    pub admin_api: bool,
 }
 
 /// Per-channel history settings.
@@ -137,6 +142,7 @@ impl Default for HubConfig {
             allowed_origins: Vec::new(),
             rate_limit: RateLimitConfig::default(),
             auth: None,
+            admin_api: false,
         }
     }
 }

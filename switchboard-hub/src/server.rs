@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -20,7 +21,7 @@ use tower::ServiceExt as _;
 
 use crate::config::HubConfig;
 use crate::hub::Hub;
-use crate::transport::ConnectionControl;
+use crate::transport::{ConnectionControl, Registry};
 
 /// How long shutdown waits for open connections after asking them to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -37,6 +38,7 @@ pub struct HubServer {
     hub: Hub,
     config: HubConfig,
     closing_tx: watch::Sender<bool>,
+    registry: Arc<Registry>,
 }
 
 impl HubServer {
@@ -53,6 +55,7 @@ impl HubServer {
             hub,
             config,
             closing_tx: watch::channel(false).0,
+            registry: Arc::default(),
         }
     }
 
@@ -72,6 +75,7 @@ impl HubServer {
             self.hub.clone(),
             self.config.clone(),
             self.closing_tx.subscribe(),
+            Arc::clone(&self.registry),
         )
     }
 
@@ -114,7 +118,7 @@ impl HubServer {
                 _ = &mut shutdown => break,
             };
             let _ = tcp.set_nodelay(true);
-            let control = ConnectionControl::new(peer, alive_tx.clone());
+            let control = ConnectionControl::new(peer, Some(alive_tx.clone()), &self.registry);
             tokio::spawn(serve_connection(
                 tcp,
                 peer,

@@ -41,6 +41,9 @@ pub struct Claims {
     /// Channel patterns the bearer may subscribe to and read history of.
     #[serde(default)]
     pub subscribe: Vec<String>,
+    /// Whether the bearer may use the admin API.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub admin: bool,
 }
 
 /// Why a token was refused.
@@ -159,6 +162,7 @@ mod tests {
             nbf: None,
             publish: vec!["chat".into(), "room-*".into()],
             subscribe: vec!["*".into()],
+            admin: false,
         }
     }
 

@@ -52,6 +52,17 @@ impl Caller {
         }
     }
 
+    /// Requires a token with `"admin": true` when auth is on.
+    pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
+        self.require_token()?;
+        match &self.claims {
+            Some(c) if !c.admin => Err(ApiError::Forbidden(
+                "the token is not an admin token".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Requires a valid token when auth is on (for endpoints not tied to one channel).
     pub(crate) fn require_token(&self) -> Result<(), ApiError> {
         if self.auth_enabled && self.claims.is_none() {

@@ -1,4 +1,5 @@
-//! A handle on the TCP connection a request arrived on, so that a handler can close it.
+//! A handle on the TCP connection a request arrived on, so that a handler can close it, and
+//! the registry of live subscriber connections behind the admin API.
 //!
 //! Why: a Server-Sent Events response is written by hyper, which stops polling the body
 //! when the client stops reading. A subscriber that reads nothing would then keep its
@@ -6,13 +7,19 @@
 //! transport notices instead (its bounded queue fills up) and kills the connection through
 //! this handle; [`crate::HubServer::serve`] drops the socket at once.
 //!
-//! A router mounted in some other server has no such handle: there the stream just ends at
-//! the next point hyper polls it.
+//! A router mounted in some other server has no such handle for plain HTTP responses:
+//! there an SSE stream just ends at the next point hyper polls it. Upgraded WebSockets are
+//! always killable, since the hub owns their socket.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use tokio::sync::{mpsc, watch};
+
+use crate::core::ChannelName;
+use crate::metrics::Transport;
 
 /// Kill switch and identity of one client connection, found in request extensions.
 #[derive(Clone, Debug)]
@@ -22,34 +29,53 @@ pub struct ConnectionControl {
 
 #[derive(Debug)]
 struct Inner {
+    id: u64,
     peer: SocketAddr,
     kill: watch::Sender<bool>,
     /// Held until every task serving the connection (including an upgraded WebSocket) is
     /// done; the server waits for all of these to drop during graceful shutdown.
     _alive: Option<mpsc::Sender<()>>,
+    registry: Weak<Registry>,
+    label: Mutex<Label>,
+}
+
+/// What a connection is used for, once a transport has said so.
+#[derive(Clone, Debug, Default)]
+struct Label {
+    transport: Option<Transport>,
+    channels: Vec<ChannelName>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.upgrade() {
+            lock(&registry.map).remove(&self.id);
+        }
+    }
 }
 
 impl ConnectionControl {
-    pub(crate) fn new(peer: SocketAddr, alive: mpsc::Sender<()>) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                peer,
-                kill: watch::channel(false).0,
-                _alive: Some(alive),
-            }),
-        }
+    pub(crate) fn new(
+        peer: SocketAddr,
+        alive: Option<mpsc::Sender<()>>,
+        registry: &Arc<Registry>,
+    ) -> Self {
+        let id = registry.next.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::new(Inner {
+            id,
+            peer,
+            kill: watch::channel(false).0,
+            _alive: alive,
+            registry: Arc::downgrade(registry),
+            label: Mutex::new(Label::default()),
+        });
+        lock(&registry.map).insert(id, Arc::downgrade(&inner));
+        Self { inner }
     }
 
-    /// A handle for a connection the hub does not own (router mounted elsewhere): killing
-    /// it still ends the hub's own tasks for the connection, such as an upgraded WebSocket.
-    pub(crate) fn detached(peer: SocketAddr) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                peer,
-                kill: watch::channel(false).0,
-                _alive: None,
-            }),
-        }
+    /// The connection's number, unique in this process.
+    pub fn id(&self) -> u64 {
+        self.inner.id
     }
 
     /// The client's address.
@@ -68,4 +94,66 @@ impl ConnectionControl {
         // The sender lives in `self`, so `wait_for` cannot fail while we wait.
         let _ = rx.wait_for(|k| *k).await;
     }
+
+    /// Records that the connection carries `transport` subscriptions.
+    pub(crate) fn set_transport(&self, transport: Transport) {
+        lock(&self.inner.label).transport = Some(transport);
+    }
+
+    /// Records a subscription to `channel`.
+    pub(crate) fn add_channel(&self, channel: &ChannelName) {
+        let mut label = lock(&self.inner.label);
+        if !label.channels.contains(channel) {
+            label.channels.push(channel.clone());
+        }
+    }
+
+    /// Records the end of a subscription to `channel`.
+    pub(crate) fn remove_channel(&self, channel: &ChannelName) {
+        lock(&self.inner.label).channels.retain(|c| c != channel);
+    }
+}
+
+/// Every live connection, by id. Entries remove themselves when their last handle drops.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    next: AtomicU64,
+    map: Mutex<HashMap<u64, Weak<Inner>>>,
+}
+
+/// A subscriber connection as the admin API lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct ConnectionInfo {
+    pub(crate) id: u64,
+    pub(crate) peer: SocketAddr,
+    pub(crate) transport: &'static str,
+    pub(crate) channels: Vec<ChannelName>,
+}
+
+impl Registry {
+    /// Connections that carry subscriptions, by id.
+    pub(crate) fn subscribers(&self) -> Vec<(ConnectionControl, ConnectionInfo)> {
+        let live: Vec<Arc<Inner>> = lock(&self.map).values().filter_map(Weak::upgrade).collect();
+        let mut out: Vec<_> = live
+            .into_iter()
+            .filter_map(|inner| {
+                let label = lock(&inner.label).clone();
+                let transport = label.transport?;
+                let info = ConnectionInfo {
+                    id: inner.id,
+                    peer: inner.peer,
+                    transport: transport.label(),
+                    channels: label.channels,
+                };
+                Some((ConnectionControl { inner }, info))
+            })
+            .collect();
+        out.sort_by_key(|(_, info)| info.id);
+        out
+    }
+}
+
+/// Locks `m`, ignoring poisoning: labels and the id map stay consistent at every step.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

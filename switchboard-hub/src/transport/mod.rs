@@ -11,11 +11,13 @@
 //! | `GET /ws/{channel}?since=` | WebSocket chat room: plain text in and out |
 //! | `GET /healthz`, `GET /metrics` | health, Prometheus |
 //! | `GET /`, `GET /switchboard.js` | the chat page and the browser client (`web/`) |
+//! | `GET /api/admin/connections`, `POST /api/admin/disconnect` | subscriber connections (only with `admin_api = true`) |
 //!
 //! Each handler is a thin translation between HTTP and [`Hub`]; what they share (origin and
 //! token checks, rate limits, parameter parsing, the error mapping) lives in its own module.
 
 mod access;
+mod admin;
 mod conn;
 pub mod error;
 mod outbox;
@@ -39,6 +41,7 @@ use crate::hub::Hub;
 use crate::security::{JwtKey, KeyedRateLimiter, OriginPolicy, RateLimit};
 
 pub use conn::ConnectionControl;
+pub(crate) use conn::Registry;
 pub use error::ApiError;
 
 /// Shared by every handler; cheap to clone.
@@ -54,6 +57,8 @@ pub(crate) struct StateInner {
     /// Turns `true` when the server begins shutting down: long-lived streams end then, so
     /// that graceful shutdown does not wait for clients that never leave.
     pub(crate) closing: watch::Receiver<bool>,
+    /// Live subscriber connections, for the admin API.
+    pub(crate) registry: Arc<conn::Registry>,
 }
 
 impl std::ops::Deref for AppState {
@@ -65,7 +70,12 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub(crate) fn new(hub: Hub, config: HubConfig, closing: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        hub: Hub,
+        config: HubConfig,
+        closing: watch::Receiver<bool>,
+        registry: Arc<conn::Registry>,
+    ) -> Self {
         let rate = RateLimit {
             per_second: config.rate_limit.messages_per_second,
             burst: config.rate_limit.burst,
@@ -80,6 +90,7 @@ impl AppState {
             hub,
             config,
             closing,
+            registry,
         }))
     }
 
@@ -101,9 +112,15 @@ pub(crate) async fn closing(rx: &mut watch::Receiver<bool>) {
 }
 
 /// Builds the router. `closing` turns `true` when the server shuts down.
-pub(crate) fn router(hub: Hub, config: HubConfig, closing: watch::Receiver<bool>) -> Router {
-    let state = AppState::new(hub, config, closing);
-    Router::new()
+pub(crate) fn router(
+    hub: Hub,
+    config: HubConfig,
+    closing: watch::Receiver<bool>,
+    registry: Arc<conn::Registry>,
+) -> Router {
+    let admin = config.admin_api;
+    let state = AppState::new(hub, config, closing, registry);
+    let router = Router::new()
         .route("/", get(web::index))
         .route("/switchboard.js", get(web::client_js))
         .route("/favicon.ico", get(web::favicon))
@@ -118,6 +135,29 @@ pub(crate) fn router(hub: Hub, config: HubConfig, closing: watch::Receiver<bool>
         .route("/poll/{channel}", get(poll::poll))
         .route("/ws", get(ws::protocol::handler))
         .route("/ws/{channel}", get(ws::chat::handler))
-        .fallback(rest::not_found)
-        .with_state(state)
+        .fallback(rest::not_found);
+    let router = if admin {
+        router
+            .route("/api/admin/connections", get(admin::connections))
+            .route(
+                "/api/admin/disconnect",
+                axum::routing::post(admin::disconnect),
+            )
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// The request's connection handle, or a new unowned one when the router is mounted in
+/// another server.
+pub(crate) fn control_of(state: &AppState, extensions: &http::Extensions) -> ConnectionControl {
+    extensions
+        .get::<ConnectionControl>()
+        .cloned()
+        .unwrap_or_else(|| {
+            let peer = access::client_ip(extensions)
+                .map_or_else(|| ([0, 0, 0, 0], 0).into(), |ip| (ip, 0).into());
+            ConnectionControl::new(peer, None, &state.registry)
+        })
 }

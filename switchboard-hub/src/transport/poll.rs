@@ -44,6 +44,9 @@ pub(crate) async fn poll(
     let metrics = Arc::clone(state.hub.metrics());
     let _guard = metrics.connection(Transport::Poll);
     let mut sub = state.hub.subscribe(&channel, since).await?;
+    let control = super::control_of(&state, req.extensions());
+    control.set_transport(Transport::Poll);
+    control.add_channel(&channel);
     let mut closing = state.closing.clone();
     let deadline = tokio::time::Instant::now() + wait;
     let mut messages: Vec<Arc<Message>> = Vec::new();

@@ -88,7 +88,12 @@ pub(crate) async fn sse(
     let forwarder = Forwarder {
         guard: state.hub.metrics().connection(Transport::Sse),
         heartbeat: Duration::from_secs(state.config.limits.sse_heartbeat_secs),
-        control: req.extensions().get::<ConnectionControl>().cloned(),
+        control: {
+            let control = super::control_of(&state, req.extensions());
+            control.set_transport(Transport::Sse);
+            control.add_channel(&channel);
+            control
+        },
         closing: state.closing.clone(),
         state,
         sub,
@@ -125,7 +130,7 @@ struct Forwarder {
     format: SseFormat,
     tx: mpsc::Sender<Bytes>,
     heartbeat: Duration,
-    control: Option<ConnectionControl>,
+    control: ConnectionControl,
     closing: tokio::sync::watch::Receiver<bool>,
     #[allow(dead_code)] // held for its Drop: the open-connection gauge
     guard: ConnectionGuard,
@@ -144,6 +149,9 @@ impl Forwarder {
                 },
                 _ = self.tx.closed() => return,
                 _ = super::closing(&mut self.closing) => return,
+                // Without the hub's own server the socket cannot be dropped from here;
+                // ending the stream is the next best thing.
+                _ = self.control.killed() => return,
                 _ = tokio::time::sleep_until(beat_at) => {
                     beat_at = Instant::now() + self.heartbeat;
                     // A full queue already tells the client we are alive.
@@ -156,7 +164,7 @@ impl Forwarder {
                 Step::Skip => continue,
                 Step::End => return,
             };
-            let control = self.control.as_ref();
+            let control = Some(&self.control);
             if !super::outbox::push(&self.state, &self.tx, chunk, control, &mut self.closing).await
             {
                 return;

@@ -44,7 +44,7 @@ pub(crate) async fn handler(
         Ok((caller, channel, sub)) => match upgrade {
             Err(rejection) => rejection.into_response(),
             Ok(upgrade) => {
-                let control = super::control_of(&req.extensions);
+                let control = super::control_of(&state, &req.extensions);
                 upgrade
                     .config(super::socket_config(&state))
                     .on_upgrade(move |ws| run(state, caller, channel, sub, control, ws))
@@ -78,6 +78,8 @@ async fn run(
     mut ws: WebSocket,
 ) {
     let _guard = state.hub.metrics().connection(Transport::ChatRoom);
+    control.set_transport(Transport::ChatRoom);
+    control.add_channel(&channel);
     let (tx, mut rx) = mpsc::channel(state.config.limits.queue_size.max(2));
     let forwarder = tokio::spawn(super::forward(
         state.clone(),

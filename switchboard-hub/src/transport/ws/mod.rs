@@ -198,17 +198,10 @@ pub(crate) async fn finish(ws: &mut WebSocket, end: End) {
     }
 }
 
-/// The connection's kill switch: the one from the server, or a detached one when the
-/// router is mounted elsewhere.
-pub(crate) fn control_of(extensions: &http::Extensions) -> ConnectionControl {
-    extensions
-        .get::<ConnectionControl>()
-        .cloned()
-        .unwrap_or_else(|| {
-            let peer = super::access::client_ip(extensions)
-                .map_or_else(|| ([0, 0, 0, 0], 0).into(), |ip| (ip, 0).into());
-            ConnectionControl::detached(peer)
-        })
+/// The connection's kill switch: the one from the server, or a new one when the router is
+/// mounted elsewhere (it still ends the hub's tasks for the WebSocket).
+pub(crate) fn control_of(state: &AppState, extensions: &http::Extensions) -> ConnectionControl {
+    super::control_of(state, extensions)
 }
 
 /// A ping timer that first fires one interval from now.

@@ -65,7 +65,7 @@ pub(crate) async fn handler(
         Ok(u) => u,
         Err(rejection) => return rejection.into_response(),
     };
-    let control = super::control_of(req.extensions());
+    let control = super::control_of(&state, req.extensions());
     upgrade
         .config(super::socket_config(&state))
         .on_upgrade(move |ws| run(state, caller, control, ws))
@@ -110,6 +110,7 @@ impl Drop for Session {
 
 async fn run(state: AppState, caller: Caller, control: ConnectionControl, ws: WebSocket) {
     let _guard = state.hub.metrics().connection(Transport::WebSocket);
+    control.set_transport(Transport::WebSocket);
     let (tx, mut rx) = mpsc::channel(state.config.limits.queue_size.max(2));
     let mut closing = state.closing.clone();
     let bucket = TokenBucket::new(state.rate_limit(), Instant::now());
@@ -274,6 +275,7 @@ impl Session {
             self.control.clone(),
         ));
         self.live.insert(tag);
+        self.control.add_channel(&channel);
         self.subs.insert(channel, (tag, task));
         Ok(None)
     }
@@ -283,6 +285,7 @@ impl Session {
         if let Some((tag, task)) = self.subs.remove(&channel) {
             task.abort();
             self.live.remove(&tag);
+            self.control.remove_channel(&channel);
         }
         Ok(serde_json::json!({"op": "unsubscribed", "channel": channel}))
     }
