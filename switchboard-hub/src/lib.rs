@@ -11,6 +11,45 @@
 //!   limits and [`metrics`].
 //! - [`transport`]: the axum router (REST, SSE, long polling, WebSocket), served by
 //!   [`HubServer`].
+//!
+//! # Using the hub in process
+//!
+//! ```
+//! use switchboard_hub::core::{ChannelName, Payload};
+//! use switchboard_hub::metrics::Transport;
+//! use switchboard_hub::{Delivery, Hub, HubOptions, MemoryBrokerConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = Hub::in_memory(MemoryBrokerConfig::default(), HubOptions::default());
+//! let chat = ChannelName::new("chat")?;
+//! let first = hub.publish(&chat, Payload::text("hello"), Transport::Rest).await?;
+//! hub.publish(&chat, Payload::text("world"), Transport::Rest).await?;
+//!
+//! // A client that saw "hello" resumes after it: exactly "world" follows.
+//! let mut sub = hub.subscribe(&chat, Some(first.cursor())).await?;
+//! assert!(sub.recovered());
+//! match sub.next().await {
+//!     Some(Delivery::Message(m)) => assert_eq!(m.data().plain_text(), "world"),
+//!     other => panic!("{other:?}"),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Serving it
+//!
+//! ```no_run
+//! use switchboard_hub::{HubConfig, HubServer};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let config = HubConfig::default(); // or HubConfig::load(path)
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! HubServer::new(config)
+//!     .serve(listener, async { let _ = tokio::signal::ctrl_c().await; })
+//!     .await
+//! # }
+//! ```
 #![deny(unsafe_code)]
 
 pub mod broker;
