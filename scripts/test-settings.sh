@@ -35,6 +35,11 @@ autobahn_ci_cases() {
 # peer fails the run instead of eating the CI budget.
 : "${AUTOBAHN_CI_TIMEOUT:=1200}"
 
+# 1: scripts/test.sh runs the Autobahn server and client suites at the same time
+# (each side is one single-threaded wstest, so 2 cores finish both in about the
+# time of one); 0: one after the other, with their output streamed live.
+: "${AUTOBAHN_PARALLEL:=1}"
+
 # The agent name both of our peers report to Autobahn.
 AUTOBAHN_AGENT_NAME="switchboard"
 

@@ -84,13 +84,18 @@ step() {
 # suite NAME CMD...: a command that prints its own PASS/FAIL lines; each is counted.
 # A non-zero exit without any FAIL line counts as one failure.
 suite() {
-  local name="$1" start rc secs log="$LOGDIR/$1.log" p f
+  local name="$1" start rc log="$LOGDIR/$1.log"
   shift
   banner "$name: $*"
   start=$(date +%s)
   "$@" </dev/null 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  secs=$(( $(date +%s) - start ))
+  account "$name" "$log" "$rc" "$(( $(date +%s) - start ))"
+}
+
+# account NAME LOG RC SECS: counts the PASS/FAIL lines of a finished suite.
+account() {
+  local name="$1" log="$2" rc="$3" secs="$4" p f
   timing "$name" "$secs"
   p=$(grep -c '^PASS ' "$log")
   f=$(grep -c '^FAIL ' "$log")
@@ -118,11 +123,16 @@ echo "test.sh: $(cargo --version), $(rustc --version); SWITCHBOARD_EXPECT_DEFLAT
 
 # --- setup (background: network-bound, overlaps with compiling) ------------------
 SETUP_PID=""
+AB_PIDS=()
 stop_setup() {
+  local pid
   if [[ -n "$SETUP_PID" ]] && kill -0 "$SETUP_PID" 2>/dev/null; then
     kill -TERM -- "-$SETUP_PID" 2>/dev/null
     wait "$SETUP_PID" 2>/dev/null
   fi
+  # Parallel Autobahn suites stop their own servers on TERM (their traps).
+  for pid in "${AB_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${AB_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
 }
 trap stop_setup EXIT
 trap 'stop_setup; exit 130' INT TERM
@@ -205,8 +215,31 @@ if wanted autobahn; then
     fail "autobahn server: not run, the release build failed"
     fail "autobahn client: not run, the release build failed"
   else
-    suite "autobahn-server" tests/autobahn/suites.sh --profile ci --side server "${UPDATE[@]}"
-    suite "autobahn-client" tests/autobahn/suites.sh --profile ci --side client "${UPDATE[@]}"
+    if [[ "$AUTOBAHN_PARALLEL" == 1 ]]; then
+      # Both sides at once: each is one single-threaded wstest, so on 2 cores this
+      # roughly halves the phase; their output is shown when each has finished.
+      banner "autobahn server and client suites in parallel (AUTOBAHN_PARALLEL=1)"
+      ab_start=$(date +%s)
+      for side in server client; do
+        tests/autobahn/suites.sh --profile ci --side "$side" "${UPDATE[@]}" \
+          </dev/null >"$LOGDIR/autobahn-$side.log" 2>&1 &
+        AB_PIDS+=($!)
+      done
+      for i in 0 1; do
+        side=$([[ $i == 0 ]] && echo server || echo client)
+        wait "${AB_PIDS[$i]}"
+        rc=$?
+        banner "autobahn-$side (log $LOGDIR/autobahn-$side.log)"
+        cat "$LOGDIR/autobahn-$side.log"
+        secs="$(sed -n "s/^\[autobahn\] $side side took \([0-9]*\)s$/\1/p" "$LOGDIR/autobahn-$side.log")"
+        account "autobahn-$side" "$LOGDIR/autobahn-$side.log" "$rc" "${secs:-?}"
+      done
+      AB_PIDS=()
+      timing "autobahn (both sides, wall)" "$(( $(date +%s) - ab_start ))"
+    else
+      suite "autobahn-server" tests/autobahn/suites.sh --profile ci --side server "${UPDATE[@]}"
+      suite "autobahn-client" tests/autobahn/suites.sh --profile ci --side client "${UPDATE[@]}"
+    fi
   fi
 fi
 
