@@ -390,3 +390,45 @@ async fn the_router_terminates_tls() {
     .unwrap();
     assert!(!answer.starts_with(b"HTTP/1.1 101"));
 }
+
+/// A graceful shutdown stops accepting and does not outlive its deadline, even for a
+/// handler that never returns on its own.
+#[tokio::test]
+async fn shutdown_stops_accepting_and_keeps_its_deadline() {
+    let router = Router::new()
+        .route(
+            "/stuck",
+            Route::new(|ws, _| async move {
+                let _keep = ws;
+                std::future::pending::<()>().await;
+            }),
+        )
+        .shutdown_timeout(Duration::from_millis(300));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(router.serve_with_shutdown(listener, async {
+        let _ = stopped.await;
+    }));
+    let (mut ws, _) = switchboard::connect(&format!("ws://{addr}/stuck"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    stop.send(()).unwrap();
+    tokio::time::timeout(LIMIT, server)
+        .await
+        .expect("serve returns")
+        .unwrap()
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // The stuck connection was dropped at the deadline, and nobody listens any more.
+    assert!(!matches!(
+        tokio::time::timeout(LIMIT, ws.recv()).await.unwrap(),
+        Some(Ok(_))
+    ));
+    assert!(TcpStream::connect(addr).await.is_err());
+}

@@ -71,6 +71,7 @@ use std::time::Duration;
 use switchboard_protocol::deflate::DeflateConfig;
 use switchboard_protocol::handshake::{validate_request, Rejection};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// A server-side WebSocket from a [`Router`].
@@ -83,6 +84,9 @@ type Authenticate = dyn Fn(&mut UpgradeRequest<'_>) -> Result<(), Rejection> + S
 /// Pause after an `accept` error that is about the process rather than one client (out of
 /// file descriptors), so the loop does not spin while it lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long a graceful shutdown waits for connections by default.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One WebSocket endpoint: a handler and the options its connections get.
 pub struct Route {
@@ -202,6 +206,7 @@ pub struct Router {
     proxies: TrustedProxies,
     handshake_timeout: Option<Duration>,
     max_handshake_size: usize,
+    shutdown_timeout: Duration,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -228,8 +233,8 @@ impl Default for Router {
 }
 
 impl Router {
-    /// A router with no routes (every path gets 404), a 10 s handshake timeout, no
-    /// connection limits and no trusted proxies.
+    /// A router with no routes (every path gets 404), a 10 s handshake timeout, a 10 s
+    /// shutdown timeout, no connection limits and no trusted proxies.
     pub fn new() -> Self {
         let defaults = WebSocketConfig::default();
         Router {
@@ -239,6 +244,7 @@ impl Router {
             proxies: TrustedProxies::default(),
             handshake_timeout: defaults.handshake_timeout,
             max_handshake_size: defaults.protocol.max_handshake_size,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -282,6 +288,13 @@ impl Router {
         self
     }
 
+    /// How long a graceful shutdown waits for connections to close before dropping
+    /// them. Default 10 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
     /// The largest request head accepted (431 above it).
     pub fn max_handshake_size(mut self, bytes: usize) -> Self {
         self.max_handshake_size = bytes;
@@ -301,8 +314,9 @@ impl Router {
             .await
     }
 
-    /// Like [`Router::serve`], but stops accepting when `signal` completes; connections
-    /// already accepted keep running in their tasks.
+    /// Like [`Router::serve`], and shuts down gracefully when `signal` completes: stops
+    /// accepting, lets the connections finish for up to
+    /// [`Router::shutdown_timeout`], then drops those still open and returns.
     pub async fn serve_with_shutdown(
         self,
         listener: TcpListener,
@@ -310,23 +324,48 @@ impl Router {
     ) -> Result<(), Error> {
         let router = Arc::new(self);
         let mut signal = std::pin::pin!(signal);
+        let mut connections = JoinSet::new();
         loop {
-            let accepted = tokio::select! {
-                () = &mut signal => return Ok(()),
-                accepted = listener.accept() => accepted,
-            };
-            match accepted {
-                Ok((tcp, peer)) => {
-                    tokio::spawn(router.clone().connection(tcp, peer));
-                }
-                Err(error) if is_per_connection(&error) => {
-                    tracing::debug!(%error, "accept failed for one connection")
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed; backing off");
-                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                }
+            tokio::select! {
+                () = &mut signal => break,
+                // Reap finished connections so the set holds only open ones.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        connections.spawn(router.clone().connection(tcp, peer));
+                    }
+                    Err(error) if is_per_connection(&error) => {
+                        tracing::debug!(%error, "accept failed for one connection")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed; backing off");
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    }
+                },
             }
+        }
+        drop(listener);
+        router.drain(connections).await;
+        Ok(())
+    }
+
+    /// Waits for the open connections to end, up to the shutdown timeout; drops the rest.
+    async fn drain(&self, mut connections: JoinSet<()>) {
+        let open = connections.len();
+        if open == 0 {
+            return;
+        }
+        tracing::info!(open, timeout = ?self.shutdown_timeout, "shutting down: waiting for connections to close");
+        let all_closed = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.shutdown_timeout, all_closed)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = connections.len(),
+                "connections still open at the shutdown deadline; dropping them"
+            );
+            connections.shutdown().await;
         }
     }
 
