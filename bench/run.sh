@@ -136,7 +136,7 @@ start_server() { # name -> sets SERVER_PID and URL
     SERVER_PID=$!
     URL=$(server_url "$PORT" "$1")
     for _ in $(seq 100); do
-        if grep -q "listening on 127.0.0.1:$PORT" "$SERVER_LOG" 2>/dev/null; then return 0; fi
+        if grep -q "listening on.*127.0.0.1:$PORT" "$SERVER_LOG" 2>/dev/null; then return 0; fi
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
         sleep 0.1
     done
