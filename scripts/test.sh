@@ -16,6 +16,9 @@
 #             wstest fuzzingserver; cases from scripts/test-settings.sh; results compared with
 #             tests/autobahn/expected-{server,client}.json
 #   interop   tests/interop/run.sh: Node ws, Python websockets, headless Chromium, `switchboard connect`
+#   hub       tests/hub/run.sh: `switchboard serve` end to end in headless Chromium (chat over
+#             WebSocket/SSE/long polling, server-side kill and resume, REST, the seeds' plain
+#             page) and slow subscribers under both lag policies (uses the interop setup)
 #
 #   --update-expected  rewrite tests/autobahn/expected-*.json from this run (still fails on
 #                      cases that are not conformant; review and commit the diff)
@@ -24,7 +27,7 @@
 #
 # Installs what it needs (root is needed for apt on a fresh machine) and fails loudly if
 # something cannot be had. Prints the time of every phase; the last line is
-# "N passed, M failed" (every cargo step, Autobahn side and interop check counts once).
+# "N passed, M failed" (every cargo step, Autobahn side, interop and hub check counts once).
 # Exit status: 0 only if nothing failed.
 set -uo pipefail
 
@@ -33,7 +36,7 @@ cd "$ROOT" || exit 2
 # shellcheck source=test-settings.sh
 source "$ROOT/scripts/test-settings.sh"
 
-ALL_PHASES=(setup lint test doc build autobahn interop)
+ALL_PHASES=(setup lint test doc build autobahn interop hub)
 ONLY=""
 UPDATE=()
 while [[ $# -gt 0 ]]; do
@@ -138,7 +141,7 @@ trap stop_setup EXIT
 trap 'stop_setup; exit 130' INT TERM
 
 SETUP_NEEDED=0
-{ wanted setup || wanted autobahn || wanted interop; } && SETUP_NEEDED=1
+{ wanted setup || wanted autobahn || wanted interop || wanted hub; } && SETUP_NEEDED=1
 if [[ $SETUP_NEEDED == 1 ]]; then
   rm -f "$LOGDIR"/setup-*.rc "$LOGDIR"/setup-*.secs
   # setsid: the job gets its own process group, so an interrupted run stops all of it.
@@ -203,7 +206,7 @@ fi
 
 # --- release build, Autobahn, interop ----------------------------------------------
 BUILD_OK=1
-if wanted build || wanted autobahn || wanted interop; then
+if wanted build || wanted autobahn || wanted interop || wanted hub; then
   step "cargo build --release" cargo build --release -p switchboard-cli -p switchboard --examples --bins || BUILD_OK=0
 fi
 
@@ -250,6 +253,16 @@ if wanted interop; then
     fail "interop: not run, the release build failed"
   else
     suite "interop" tests/interop/run.sh
+  fi
+fi
+
+if wanted hub; then
+  if ! setup_ok interop; then
+    fail "hub: not run, its packages and Chromium (tests/interop/setup.sh) could not be installed"
+  elif [[ $BUILD_OK == 0 ]]; then
+    fail "hub: not run, the release build failed"
+  else
+    suite "hub" tests/hub/run.sh
   fi
 fi
 
