@@ -171,6 +171,51 @@ mod client_server {
     }
 
     #[tokio::test]
+    async fn permessage_deflate_is_negotiated_when_both_want_it() {
+        let addr = echo_server(
+            Acceptor::builder()
+                .deflate(Some(Default::default()))
+                .build(),
+        )
+        .await;
+        let url = format!("ws://{addr}");
+        let (mut ws, response) = Client::builder()
+            .compression(true)
+            .connect(&url)
+            .await
+            .unwrap();
+        assert!(ws.is_compressed());
+        assert!(response.headers()["sec-websocket-extensions"]
+            .to_str()
+            .unwrap()
+            .starts_with("permessage-deflate"));
+        let big = "compressible ".repeat(10_000);
+        ws.send(big.as_str()).await.unwrap();
+        ws.send(vec![1u8; 100_000]).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap().unwrap(), text(&big));
+        assert_eq!(ws.recv().await.unwrap().unwrap().len(), 100_000);
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+
+        // Either side without it: no compression, and everything still works.
+        let (mut plain, response) = Client::builder()
+            .compression(false)
+            .connect(&url)
+            .await
+            .unwrap();
+        assert!(!plain.is_compressed());
+        assert!(response.headers().get("sec-websocket-extensions").is_none());
+        plain.send("x").await.unwrap();
+        assert_eq!(plain.recv().await.unwrap().unwrap(), text("x"));
+        let no_deflate_server = echo_server(Acceptor::default()).await;
+        let (ws, _) = Client::builder()
+            .compression(true)
+            .connect(&format!("ws://{no_deflate_server}"))
+            .await
+            .unwrap();
+        assert!(!ws.is_compressed());
+    }
+
+    #[tokio::test]
     async fn connecting_to_nothing_is_an_io_error() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
