@@ -385,3 +385,79 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         Poll::Ready(Ok(n))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Memory behaviour that the public API cannot observe: idle connections hold no read
+    //! buffer.
+    use super::*;
+    use switchboard_protocol::Config;
+    use tokio::io::AsyncWriteExt;
+
+    fn client_frames(messages: &[Message]) -> Vec<u8> {
+        let mut client = Connection::client(Config::default(), || [1, 2, 3, 4]);
+        for message in messages {
+            client.send(message.clone()).unwrap();
+        }
+        client.output_chunks_vec().concat()
+    }
+
+    #[tokio::test]
+    async fn idle_connection_holds_no_read_buffer() {
+        let (a, mut b) = tokio::io::duplex(1 << 22);
+        let mut core = Core::new(
+            a,
+            Connection::server(Config::default()),
+            &WebSocketConfig::default(),
+        );
+        let waker = Waker::noop();
+        assert_eq!(
+            core.read_buf.capacity(),
+            0,
+            "nothing allocated before the first byte"
+        );
+
+        let big = Message::Binary(vec![7u8; 1 << 20].into());
+        b.write_all(&client_frames(&[
+            big.clone(),
+            Message::Text("small".into()),
+        ]))
+        .await
+        .unwrap();
+        let mut got = Vec::new();
+        while let Poll::Ready(Some(message)) = core.poll_recv(waker, waker) {
+            got.push(message.unwrap());
+        }
+        assert_eq!(got, vec![big, Message::Text("small".into())]);
+        assert_eq!(
+            core.read_buf.capacity(),
+            0,
+            "released once drained and waiting"
+        );
+    }
+
+    #[tokio::test]
+    async fn partial_frame_keeps_its_bytes() {
+        let (a, mut b) = tokio::io::duplex(1 << 16);
+        let mut core = Core::new(
+            a,
+            Connection::server(Config::default()),
+            &WebSocketConfig::default(),
+        );
+        let waker = Waker::noop();
+        let frame = client_frames(&[Message::Text("hello there".into())]);
+        b.write_all(&frame[..8]).await.unwrap();
+        assert!(core.poll_recv(waker, waker).is_pending());
+        assert!(
+            !core.read_buf.is_empty(),
+            "payload received so far stays buffered"
+        );
+        b.write_all(&frame[8..]).await.unwrap();
+        match core.poll_recv(waker, waker) {
+            Poll::Ready(Some(Ok(message))) => {
+                assert_eq!(message, Message::Text("hello there".into()))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
