@@ -31,6 +31,10 @@
 # Exit status: 0 only if nothing failed.
 set -uo pipefail
 
+# The whole script is one { ... } block: bash parses it completely before running it,
+# so editing this file while a run is in progress cannot derail that run.
+{
+
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT" || exit 2
 # shellcheck source=test-settings.sh
@@ -282,3 +286,5 @@ if [[ -n "$ONLY" ]]; then
 fi
 echo "$PASSED passed, $FAILED failed"
 [[ $FAILED -eq 0 && $PASSED -gt 0 ]]
+exit
+}
