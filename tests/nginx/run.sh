@@ -157,8 +157,8 @@ start() {
   return 1
 }
 
-start echo "$BACK_PORT" env RUST_LOG=info "$SWITCHBOARD_BIN" echo --listen "127.0.0.1:$BACK_PORT" || finish
-start echo-trusting "$TRUST_PORT" env RUST_LOG=info "$SWITCHBOARD_BIN" echo --listen "127.0.0.1:$TRUST_PORT" \
+start echo "$BACK_PORT" env RUST_LOG=info,switchboard=debug "$SWITCHBOARD_BIN" echo --listen "127.0.0.1:$BACK_PORT" || finish
+start echo-trusting "$TRUST_PORT" env RUST_LOG=info,switchboard=debug "$SWITCHBOARD_BIN" echo --listen "127.0.0.1:$TRUST_PORT" \
   --trust-proxy 127.0.0.1 || finish
 "$NGINX" -t -q -p "$PREFIX" -c "$PREFIX/nginx.conf" -e "$PREFIX/error.log" 2>"$PREFIX/nginx-t.log" \
   || { fail "nginx -t rejected the configuration: $(cat "$PREFIX/nginx-t.log")"; finish; }
@@ -170,15 +170,17 @@ echo "nginx: $("$NGINX" -v 2>&1) on 127.0.0.1:$FRONT_PORT -> switchboard echo on
 roundtrip() {
   local path="$1" token big out rc
   token="nginx-$RANDOM-$RANDOM"
-  big="$(head -c 196608 /dev/urandom | base64 -w0)"
-  out="$( { printf '%s-1\n%s-2\n' "$token" "$token"; printf '%s\n' "$big"; sleep 1; } \
+  big="$PREFIX/big.txt"
+  head -c 196608 /dev/urandom | base64 -w0 >"$big"
+  echo >>"$big"
+  out="$( { printf '%s-1\n%s-2\n' "$token" "$token"; cat "$big"; sleep 1; } \
     | timeout 20 "$SWITCHBOARD_BIN" connect "ws://127.0.0.1:$FRONT_PORT$path" 2>&1)"
   rc=$?
   if [[ $rc -ne 0 ]]; then
     fail "round trip on $path: switchboard connect exited $rc: $(tail -3 <<<"$out" | tr '\n' ' ')"
   elif ! grep -q -- "$token-1" <<<"$out" || ! grep -q -- "$token-2" <<<"$out"; then
     fail "round trip on $path: the text lines did not come back: $(head -c 300 <<<"$out")"
-  elif ! grep -qF -- "$big" <<<"$out"; then
+  elif ! grep -qxF -f "$big" <<<"$out"; then
     fail "round trip on $path: the 256 KiB line did not come back intact"
   elif ! grep -q "1000" <<<"$out"; then
     fail "round trip on $path: no close 1000 reported: $(tail -3 <<<"$out" | tr '\n' ' ')"
