@@ -174,10 +174,11 @@ pub struct Report {
     /// The part of `client_cpu` spent in the generator's own code rather than the kernel:
     /// what a cheaper generator could save.
     pub client_user_cpu: f64,
-    /// CPU the server used while measuring, in cores, when its PID was given.
+    /// CPU the server used while measuring, in cores, when its PID was given (from the
+    /// scheduler's nanosecond run times).
     pub server_cpu: Option<f64>,
     /// The part of `server_cpu` spent in user space: the server's own cost, without the TCP
-    /// stack's.
+    /// stack's. Counted in 10 ms ticks, so coarse over short runs.
     pub server_user_cpu: Option<f64>,
     /// Connections that failed or were cut off during the run (their echoes up to then count).
     pub failed_connections: usize,
@@ -280,6 +281,7 @@ async fn run_local(opts: &Options) -> Result<Report, LoadError> {
     let start = Instant::now();
     let client_cpu0 = procstat::own_cpu_time();
     let server_cpu0 = opts.server_pid.and_then(procstat::process_cpu_time);
+    let server_run0 = opts.server_pid.and_then(procstat::process_run_time);
     tick_until(&shared, "measure", opts.duration, progress).await;
     let seconds = start.elapsed().as_secs_f64();
     let client = procstat::own_cpu_time().since(client_cpu0);
@@ -288,6 +290,13 @@ async fn run_local(opts: &Options) -> Result<Report, LoadError> {
         opts.server_pid.and_then(procstat::process_cpu_time),
     ) {
         (Some(before), Some(after)) => Some(after.since(before)),
+        _ => None,
+    };
+    let server_run = match (
+        server_run0,
+        opts.server_pid.and_then(procstat::process_run_time),
+    ) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
         _ => None,
     };
     let cores = |d: Duration| d.as_secs_f64() / seconds;
@@ -335,7 +344,7 @@ async fn run_local(opts: &Options) -> Result<Report, LoadError> {
         },
         client_cpu: cores(client.total()),
         client_user_cpu: cores(client.user),
-        server_cpu: server.map(|s| cores(s.total())),
+        server_cpu: server_run.or(server.map(|s| s.total())).map(cores),
         server_user_cpu: server.map(|s| cores(s.user)),
         failed_connections: failed,
     })

@@ -64,6 +64,25 @@ pub fn process_cpu_time(pid: u32) -> Option<CpuTime> {
     })
 }
 
+/// Time process `pid` has been on a CPU so far, summed over its threads, in nanoseconds
+/// from `/proc/PID/task/*/schedstat`: exact where [`process_cpu_time`] counts 10 ms ticks.
+/// `None` if the process is gone. Threads that already exited are not counted.
+pub fn process_run_time(pid: u32) -> Option<Duration> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        total += stat
+            .split(' ')
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Some(Duration::from_nanos(total))
+}
+
 /// Resident set size of process `pid` in KiB (`VmRSS` in `/proc/PID/status`).
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -88,12 +107,14 @@ mod tests {
         std::hint::black_box(x);
         assert!(own_cpu_time().user > Duration::ZERO);
         assert!(process_cpu_time(pid).is_some());
+        assert!(process_run_time(pid).unwrap() > Duration::ZERO);
         assert!(rss_kib(pid).unwrap() > 0);
     }
 
     #[test]
     fn missing_process_is_none() {
         assert_eq!(process_cpu_time(u32::MAX), None);
+        assert_eq!(process_run_time(u32::MAX), None);
         assert_eq!(rss_kib(u32::MAX), None);
     }
 }
