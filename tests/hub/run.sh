@@ -13,7 +13,9 @@
 #                   buffer) under lag_policy "disconnect" and "resume": the others are not
 #                   slowed, it is counted in /metrics and dropped or resumed per policy
 #
-# Each check program gets a fresh hub started here from a temp TOML config (admin API on).
+# Each check program gets a fresh hub started here from a temp TOML config (admin API on);
+# the chat checks also run against `switchboard serve` with no arguments at all
+# (127.0.0.1:8080) when that port is free.
 # Needs the packages tests/interop/setup.sh installs (Node `ws` + `playwright-core`,
 # Debian's chromium); runs that script itself when they are missing.
 # Environment: SWITCHBOARD_BIN (default $CARGO_TARGET_DIR/release/switchboard, target/ by
@@ -121,6 +123,22 @@ if [[ $ready == 1 ]]; then
 messages_per_second = 1000.0
 burst = 1000'; then
     check "hub e2e (chromium)" 400 node "$HERE/e2e.mjs" --url "$HUB_URL"
+  fi
+
+  # The defaults, as a first-time user starts it: no arguments at all serves the chat on
+  # 127.0.0.1:8080. Only when that port is free (it is in CI); a busy port is not the hub's
+  # fault, so that is a note, not a failure.
+  if timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080' 2>/dev/null; then
+    echo "NOTE: 127.0.0.1:8080 is in use by something else: the check of the defaults is not run"
+  else
+    "$SWITCHBOARD_BIN" serve </dev/null >"$LOGDIR/defaults.log" 2>&1 &
+    PIDS+=("$!")
+    if wait_for_port 8080 20 "$!"; then
+      check "hub defaults (chromium)" 200 node "$HERE/e2e.mjs" --url "http://127.0.0.1:8080" --sections chat \
+        --label "hub defaults (switchboard serve, no arguments, http://127.0.0.1:8080)"
+    else
+      say "FAIL hub defaults: 'switchboard serve' with no arguments did not listen on 127.0.0.1:8080 (log $LOGDIR/defaults.log)"
+    fi
   fi
 
   # Slow consumers: a small queue so that it fills quickly, no rate limit for the publisher.
