@@ -242,6 +242,8 @@ struct Shared {
     histogram: RefCell<Histogram<u64>>,
     /// `max_messages`, or `u64::MAX`.
     max_messages: u64,
+    /// Signalled when `max_messages` is reached, so measuring ends then, not at `duration`.
+    limit_reached: tokio::sync::Notify,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,6 +269,7 @@ async fn run_local(opts: &Options) -> Result<Report, LoadError> {
             Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid bounds"),
         ),
         max_messages: opts.max_messages.unwrap_or(u64::MAX),
+        limit_reached: tokio::sync::Notify::new(),
     });
     let mut tasks = tokio::task::JoinSet::new();
     for (index, stream) in streams.into_iter().enumerate() {
@@ -350,27 +353,33 @@ async fn run_local(opts: &Options) -> Result<Report, LoadError> {
     })
 }
 
-/// Sleeps for `length`, printing a progress line once a second when asked.
+/// Sleeps for `length` or until the message limit is reached, printing a progress line once
+/// a second when asked.
 async fn tick_until(shared: &Shared, label: &str, length: Duration, progress: bool) {
-    if !progress {
-        tokio::time::sleep(length).await;
-        return;
-    }
     let end = tokio::time::Instant::now() + length;
     let start = Instant::now();
     let mut last = shared.echoed.get();
     while tokio::time::Instant::now() < end {
-        let step = (end - tokio::time::Instant::now()).min(Duration::from_secs(1));
-        tokio::time::sleep(step).await;
-        let now = shared.echoed.get();
-        let rate = (now - last) as f64 / step.as_secs_f64().max(1e-9);
-        last = now;
-        eprint!(
-            "\r{label} {:>5.1}/{:.0} s  {:>12.0} msg/s   ",
-            start.elapsed().as_secs_f64(),
-            length.as_secs_f64(),
-            rate
-        );
+        let step = if progress {
+            (end - tokio::time::Instant::now()).min(Duration::from_secs(1))
+        } else {
+            end - tokio::time::Instant::now()
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = shared.limit_reached.notified() => return,
+        }
+        if progress {
+            let now = shared.echoed.get();
+            let rate = (now - last) as f64 / step.as_secs_f64().max(1e-9);
+            last = now;
+            eprint!(
+                "\r{label} {:>5.1}/{:.0} s  {:>12.0} msg/s   ",
+                start.elapsed().as_secs_f64(),
+                length.as_secs_f64(),
+                rate
+            );
+        }
     }
 }
 
@@ -530,7 +539,7 @@ impl Driver {
     fn on_echoes(&mut self, done: u32) {
         let now = Instant::now();
         let shared = &*self.shared;
-        let phase = shared.phase.get();
+        let mut phase = shared.phase.get();
         shared.echoed.set(shared.echoed.get() + u64::from(done));
         for _ in 0..done {
             let Some(sent) = self.sent_at.pop_front() else {
@@ -541,8 +550,10 @@ impl Driver {
                 shared.measured.set(measured);
                 let ns = now.duration_since(sent).as_nanos() as u64;
                 shared.histogram.borrow_mut().saturating_record(ns.max(1));
-                if measured >= shared.max_messages {
+                if measured == shared.max_messages {
                     shared.phase.set(Phase::Drain);
+                    shared.limit_reached.notify_one();
+                    phase = Phase::Drain;
                 }
             }
             if phase != Phase::Drain {
@@ -767,6 +778,27 @@ mod tests {
                 );
                 assert!(report.server_cpu.is_some());
             }
+        });
+    }
+
+    #[test]
+    fn max_messages_ends_measuring_early() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let addr = tcp_echo().await;
+            let opts = Options {
+                connections: 2,
+                warmup: Duration::ZERO,
+                duration: Duration::from_secs(20),
+                max_messages: Some(500),
+                ..Options::new(Target::RawTcp { addr })
+            };
+            let report = run(&opts).await.unwrap();
+            assert_eq!(report.messages, 500);
+            assert!(report.seconds < 10.0, "{report:?}");
         });
     }
 
