@@ -2,7 +2,7 @@
 //! one thread.
 //!
 //! Cost per message is what matters here, so each connection is one hand-written future
-//! ([`Driver`]) that owns its socket and polls reads and writes itself: no split halves, no
+//! (`Driver`) that owns its socket and polls reads and writes itself: no split halves, no
 //! channels, no per-message allocation. Sends write slices of a buffer that holds the frame
 //! `in_flight` times over, so several queued frames go out in one syscall; the echo is parsed
 //! by [`EchoParser`], which skips payloads by counting.
