@@ -85,4 +85,6 @@ pub use websocket::WebSocket;
 /// The protocol core this crate drives, for lower-level use.
 pub use switchboard_protocol as protocol;
 pub use switchboard_protocol::deflate::DeflateConfig;
-pub use switchboard_protocol::{CloseCode, CloseFrame, CloseInfo, Initiator, Message, State, Utf8Bytes};
+pub use switchboard_protocol::{
+    CloseCode, CloseFrame, CloseInfo, Initiator, Message, State, Utf8Bytes,
+};
