@@ -1,0 +1,87 @@
+//! The echo path allocates per burst of input, not per message: received messages share the
+//! read buffer, and small replies are copied into the connection's retained write buffer.
+//! Counted with a global allocator that counts this thread's allocations only.
+
+mod common;
+
+use common::Peer;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use switchboard::{Message, WebSocket, WebSocketConfig};
+use switchboard_protocol::{Config, Connection, Event};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
+
+const BURST: usize = 100;
+
+#[tokio::test(flavor = "current_thread")]
+async fn echo_allocates_per_burst_not_per_message() {
+    // The counter counts (so a zero below means zero).
+    let before = allocations();
+    std::hint::black_box(Vec::<u8>::with_capacity(10));
+    assert_eq!(allocations(), before + 1);
+
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let mut ws = WebSocket::from_connection(
+        a,
+        Connection::server(Config::default()),
+        &WebSocketConfig::default(),
+    );
+    let mut peer = Peer::client(b);
+    let mut burst_allocations = Vec::new();
+    for round in 0..20 {
+        for i in 0..BURST {
+            peer.conn
+                .send(Message::Text(
+                    format!("message {i:03} of round {round:02}").into(),
+                ))
+                .unwrap();
+        }
+        peer.flush().await;
+
+        let before = allocations();
+        for _ in 0..BURST {
+            let message = ws.recv().await.unwrap().unwrap();
+            ws.feed(message).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        burst_allocations.push(allocations() - before);
+
+        for _ in 0..BURST {
+            assert!(matches!(peer.expect_event().await, Event::Message(_)));
+        }
+    }
+    // Ignore warm-up (buffers reaching their working size). In steady state the read buffer
+    // is reused in place once the echoed messages are written, so this is usually zero.
+    let steady = &burst_allocations[5..];
+    let worst = *steady.iter().max().unwrap();
+    assert!(
+        worst <= 8,
+        "{worst} allocations for {BURST} echoed messages (per burst: {burst_allocations:?})"
+    );
+}
