@@ -12,7 +12,8 @@
 # land in tests/autobahn/reports/full/{server,client}/.
 #
 # Time: wstest compresses in Python 2, so sections 12 and 13 dominate: expect roughly
-# 10-20 minutes per side on a 2-core machine (about 30 s without them).
+# 10-20 minutes per side on a 2-core machine (about 30 s without them); the two sides
+# run at the same time.
 # The last line is "N passed, M failed"; exit status 0 only if nothing failed.
 set -uo pipefail
 
@@ -28,13 +29,40 @@ if ! cargo build --release -p switchboard-cli -p switchboard --examples --bins <
   exit 1
 fi
 
-LOG="$(mktemp)"
-trap 'rm -f "$LOG"' EXIT
-"$HERE/suites.sh" --profile full "$@" 2>&1 | tee "$LOG"
-rc=${PIPESTATUS[0]}
-passed=$(grep -c '^PASS ' "$LOG")
-failed=$(grep -c '^FAIL ' "$LOG")
-[[ $rc -ne 0 && $failed -eq 0 ]] && failed=1
+SIDES=(server client)
+ARGS=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --side) [[ "${2:-}" == both ]] || SIDES=("${2:-}"); shift 2 ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+
+# Both sides at once (each is one single-threaded wstest); each side's output is
+# shown when it has finished. Interrupting stops both (their traps stop their servers).
+PIDS=()
+LOGS=()
+trap 'for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done; wait; exit 130' INT TERM
+for side in "${SIDES[@]}"; do
+  log="$(mktemp)"
+  LOGS+=("$log")
+  "$HERE/suites.sh" --profile full --side "$side" "${ARGS[@]}" </dev/null >"$log" 2>&1 &
+  PIDS+=($!)
+done
+trap 'rm -f "${LOGS[@]}"' EXIT
+passed=0
+failed=0
+for i in "${!PIDS[@]}"; do
+  wait "${PIDS[$i]}"
+  rc=$?
+  cat "${LOGS[$i]}"
+  p=$(grep -c '^PASS ' "${LOGS[$i]}")
+  f=$(grep -c '^FAIL ' "${LOGS[$i]}")
+  [[ $rc -ne 0 && $f -eq 0 ]] && f=1
+  passed=$((passed + p))
+  failed=$((failed + f))
+done
+rc=$(( failed > 0 ))
 echo "full.sh: took $(( $(date +%s) - START ))s"
 echo "$passed passed, $failed failed"
 [[ $rc -eq 0 && $failed -eq 0 ]]
