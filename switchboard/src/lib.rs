@@ -88,3 +88,8 @@ pub use switchboard_protocol::deflate::DeflateConfig;
 pub use switchboard_protocol::{
     CloseCode, CloseFrame, CloseInfo, Initiator, Message, State, Utf8Bytes,
 };
+
+/// The README's Rust examples, compiled as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
