@@ -31,8 +31,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!("switchboard hub on http://{addr} (chat page at /, WebSocket at ws://{addr}/ws)");
-    HubServer::new(config).serve(listener, shutdown_signal()).await?;
+    tracing::info!(
+        "switchboard hub on http://{addr} (chat page at /, WebSocket at ws://{addr}/ws)"
+    );
+    HubServer::new(config)
+        .serve(listener, shutdown_signal())
+        .await?;
     Ok(ExitCode::SUCCESS)
 }
 
