@@ -24,6 +24,7 @@ SCENARIOS="20b-10 20b-100 20b-500 1k-500 16k-500 64k-1 1m-1"
 OUT=""
 BUILD=1
 QUICK=0
+ARGS="$*"
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1; ROUNDS=1; WARMUP=0.5; DURATION=2 ;;
@@ -168,10 +169,11 @@ record() { # kind server scenario metric round report-json
 # --- machine -----------------------------------------------------------------------------
 lock_version() { awk -v n="$1" '$0 == "name = \"" n "\"" { getline; gsub(/version = |"/, ""); print; exit }' "$ROOT/Cargo.lock"; }
 {
-    echo "- command: \`bench/run.sh $( [ "$QUICK" = 1 ] && echo "--quick" )\` (rounds $ROUNDS, warm-up ${WARMUP} s, duration ${DURATION} s, in flight 1)"
+    echo "- command: \`bench/run.sh $ARGS\` (rounds $ROUNDS, warm-up ${WARMUP} s, duration ${DURATION} s, in flight 1)"
     echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "- cpu: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; server on core 0, generator on core 1"
     echo "- kernel: $(uname -r); load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- tree: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$( [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] && echo " (with uncommitted changes)" )$( [ "$BUILD" = 0 ] && echo "; --no-build: binaries as found in target/release" )"
     echo "- rustc: $(rustc --version); node: $(node --version 2>/dev/null || echo none)"
     echo "- peers: tokio-tungstenite $(lock_version tokio-tungstenite), fastwebsockets $(lock_version fastwebsockets), tokio $(lock_version tokio), hyper $(lock_version hyper), ws $(node -p "require('$BENCH/node/node_modules/ws/package.json').version" 2>/dev/null || echo none)"
 } > "$OUT/machine.md"
