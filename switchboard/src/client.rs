@@ -2,6 +2,7 @@
 
 use crate::config::WebSocketConfig;
 use crate::error::Error;
+use crate::proxy::Proxy;
 use crate::stream::MaybeTlsStream;
 use crate::websocket::WebSocket;
 use bytes::{Buf, BytesMut};
@@ -53,6 +54,22 @@ pub struct Client {
     config: WebSocketConfig,
     protocols: Vec<String>,
     headers: Vec<(HeaderName, HeaderValue)>,
+    proxy: ProxyChoice,
+    /// The TLS configuration for `wss://`; the webpki roots when `None`.
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// How a [`Client`] reaches servers.
+#[derive(Debug, Clone, Default)]
+enum ProxyChoice {
+    /// Directly.
+    #[default]
+    Direct,
+    /// Through the proxy the environment names for the target, if any.
+    FromEnv,
+    /// Through this proxy.
+    Fixed(Proxy),
 }
 
 /// Builds a [`Client`].
@@ -93,6 +110,33 @@ impl ClientBuilder {
     /// Replaces the whole configuration.
     pub fn config(mut self, config: WebSocketConfig) -> Self {
         self.client.config = config;
+        self
+    }
+
+    /// Connects through this HTTP proxy (CONNECT tunnel), whatever the environment says.
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.client.proxy = ProxyChoice::Fixed(proxy);
+        self
+    }
+
+    /// Connects through the proxy the environment names (`HTTPS_PROXY` for `wss://`,
+    /// `HTTP_PROXY` for `ws://`, `ALL_PROXY`, minus `NO_PROXY`), as curl does; see
+    /// [`Proxy::from_env`]. Off by default: a library should not change where it connects
+    /// behind its caller's back.
+    pub fn proxy_from_env(mut self, on: bool) -> Self {
+        self.client.proxy = if on {
+            ProxyChoice::FromEnv
+        } else {
+            ProxyChoice::Direct
+        };
+        self
+    }
+
+    /// The TLS configuration for `wss://` (roots, client certificates); by default the
+    /// webpki roots. [`crate::tls::client_config`] adds a private CA.
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.client.tls = Some(config);
         self
     }
 
@@ -163,22 +207,46 @@ impl Client {
     /// connection with the response.
     ///
     /// A server that answers with another status gives a [`crate::ErrorKind::Handshake`] error
-    /// whose [`Error::status`] and [`Error::response`] say what it answered. `wss://` URLs
-    /// are refused with [`crate::ErrorKind::InvalidInput`] until TLS support lands.
+    /// whose [`Error::status`] and [`Error::response`] say what it answered. `wss://` runs
+    /// TLS through rustls (feature `tls`; without it, `wss://` is refused with
+    /// [`crate::ErrorKind::InvalidInput`]); a certificate that does not verify is an
+    /// [`crate::ErrorKind::Io`] error saying why. With a proxy, the TCP connection is a
+    /// CONNECT tunnel through it.
     pub async fn connect(
         &self,
         url: &str,
     ) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
         let handshake = self.handshake_for(url)?;
+        #[cfg(not(feature = "tls"))]
         if handshake.is_secure() {
             return Err(Error::invalid_input(format!(
-                "{url}: wss:// needs TLS, which this build does not support yet"
+                "{url}: wss:// needs the `tls` feature of switchboard"
             )));
         }
         let work = async {
-            let tcp = TcpStream::connect((handshake.host(), handshake.port())).await?;
+            let (host, port) = (handshake.host(), handshake.port());
+            let proxy = match &self.proxy {
+                ProxyChoice::Direct => None,
+                ProxyChoice::FromEnv => Proxy::from_env(handshake.is_secure(), host)?,
+                ProxyChoice::Fixed(proxy) => Some(proxy.clone()),
+            };
+            let tcp = match proxy {
+                Some(proxy) => proxy.tunnel(host, port).await?,
+                None => TcpStream::connect((host, port)).await?,
+            };
             // Small frames should leave at once: coalescing is done by `feed`/`flush`.
             tcp.set_nodelay(true)?;
+            #[cfg(feature = "tls")]
+            if handshake.is_secure() {
+                let config = self
+                    .tls
+                    .clone()
+                    .unwrap_or_else(crate::tls::default_client_config);
+                let tls = crate::tls::connect(tcp, host, config).await?;
+                return self
+                    .run_handshake(MaybeTlsStream::Rustls(Box::new(tls)), handshake)
+                    .await;
+            }
             self.run_handshake(MaybeTlsStream::Plain(tcp), handshake)
                 .await
         };

@@ -1,6 +1,7 @@
 //! Options for a WebSocket: the protocol limits plus what only an I/O shell has (timers and
 //! the write buffer's high-water mark).
 
+use crate::backpressure::SlowConsumer;
 use std::time::Duration;
 use switchboard_protocol::deflate::DeflateConfig;
 use switchboard_protocol::Config;
@@ -26,6 +27,19 @@ pub struct WebSocketConfig {
     /// How long the opening handshake may take, from the first byte to the 101 (slowloris
     /// protection on a server). `None`: no limit. Default 10 s.
     pub handshake_timeout: Option<Duration>,
+    /// Send a ping when the peer has sent nothing for this long (keepalive); `None`: never.
+    /// Any bytes from the peer count as its answer. Default `None`. The timers run while
+    /// the connection is read (`recv` polled), as every connection should be.
+    pub ping_interval: Option<Duration>,
+    /// How long the peer has to answer a keepalive ping before the connection is
+    /// considered dead: it is cut off with 1011 and `recv` reports a timeout. Default 20 s.
+    pub pong_timeout: Duration,
+    /// Close with 1001 "idle timeout" when the peer has sent nothing for this long;
+    /// `None`: never. Default `None`.
+    pub idle_timeout: Option<Duration>,
+    /// What `send`/`feed` do when the write queue is over the high-water mark. Default
+    /// [`SlowConsumer::Wait`].
+    pub slow_consumer: SlowConsumer,
 }
 
 impl Default for WebSocketConfig {
@@ -35,6 +49,10 @@ impl Default for WebSocketConfig {
             write_buffer_high_water: 64 << 10,
             close_timeout: Duration::from_secs(5),
             handshake_timeout: Some(Duration::from_secs(10)),
+            ping_interval: None,
+            pong_timeout: Duration::from_secs(20),
+            idle_timeout: None,
+            slow_consumer: SlowConsumer::Wait,
         }
     }
 }
@@ -84,6 +102,26 @@ impl WebSocketConfig {
     /// Sets [`WebSocketConfig::handshake_timeout`].
     pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets the keepalive: a ping after `interval` of silence, and `pong_timeout` for the
+    /// answer (see [`WebSocketConfig::ping_interval`]).
+    pub fn keepalive(mut self, interval: Option<Duration>, pong_timeout: Duration) -> Self {
+        self.ping_interval = interval;
+        self.pong_timeout = pong_timeout;
+        self
+    }
+
+    /// Sets [`WebSocketConfig::idle_timeout`].
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`WebSocketConfig::slow_consumer`].
+    pub fn slow_consumer(mut self, policy: SlowConsumer) -> Self {
+        self.slow_consumer = policy;
         self
     }
 }

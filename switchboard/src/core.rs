@@ -9,8 +9,10 @@
 //! writing can. A plain `WebSocket` passes its task's waker twice; the split halves pass a
 //! waker that wakes both halves for writes, since either may be the one flushing.
 
+use crate::backpressure::SlowConsumer;
 use crate::config::WebSocketConfig;
 use crate::error::Error;
+use crate::liveness::{GoingAway, Liveness, Timers, Verdict};
 use bytes::BytesMut;
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -18,7 +20,7 @@ use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
-use switchboard_protocol::{CloseFrame, Connection, Event, Message, Role, State};
+use switchboard_protocol::{CloseCode, CloseFrame, Connection, Event, Message, Role, State};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -69,6 +71,20 @@ pub(crate) struct Core<S> {
     close_timeout: Duration,
     /// Split mode: the reader's waker, so the writer can wake it after starting a close.
     pub(crate) reader_waker: Option<Waker>,
+    /// Keepalive, idle timeout and the server's going-away signal.
+    liveness: Liveness,
+    slow_consumer: SlowConsumer,
+    /// Messages dropped by [`SlowConsumer::Drop`].
+    dropped: u64,
+}
+
+/// Whether a message may be queued now (see [`Core::poll_room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// Under the high-water mark.
+    Free,
+    /// Over it, and the policy is not to wait.
+    Full,
 }
 
 impl<S> Core<S> {
@@ -84,7 +100,45 @@ impl<S> Core<S> {
             high_water: config.write_buffer_high_water,
             close_timeout: config.close_timeout,
             reader_waker: None,
+            liveness: Liveness::new(Timers {
+                ping_interval: config.ping_interval,
+                pong_timeout: config.pong_timeout,
+                idle_timeout: config.idle_timeout,
+            }),
+            slow_consumer: config.slow_consumer,
+            dropped: 0,
         }
+    }
+
+    /// Closes with 1001 Going Away when `signal` fires (graceful shutdown).
+    pub(crate) fn watch_going_away(&mut self, signal: GoingAway) {
+        self.liveness.watch(signal);
+    }
+
+    /// Messages dropped by [`SlowConsumer::Drop`] so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// A message found the queue full under a policy that does not wait: drop it, or
+    /// start closing the connection.
+    pub(crate) fn overflow(&mut self) -> Result<(), Error> {
+        match self.slow_consumer {
+            SlowConsumer::Close(code) => {
+                tracing::info!(%code, queued = self.conn.buffered_amount(), "closing a connection that reads too slowly");
+                self.start_close(Some(CloseFrame::new(code, "too slow")))?;
+                Err(Error::closed())
+            }
+            SlowConsumer::Wait | SlowConsumer::Drop => {
+                self.dropped += 1;
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether more than the high-water mark is queued.
+    pub(crate) fn is_full(&self) -> bool {
+        self.conn.buffered_amount() > self.high_water
     }
 
     /// Bytes that arrived after the handshake head (a client may pipeline its first frame).
@@ -194,6 +248,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 Ok(None) => {}
             }
 
+            if self.conn.state() == State::Open && self.liveness.is_active() {
+                match self.liveness.poll(rw) {
+                    Verdict::Wait => {}
+                    Verdict::Ping => {
+                        // Goes out with the flush below.
+                        let _ = self.conn.ping(bytes::Bytes::new());
+                    }
+                    Verdict::Dead { waited } => {
+                        tracing::info!(
+                            ?waited,
+                            "closing a dead connection: no answer to a keepalive ping"
+                        );
+                        let _ = self.conn.close(Some(CloseFrame::new(
+                            CloseCode::INTERNAL_ERROR,
+                            "keepalive timeout",
+                        )));
+                        self.pending_error =
+                            Some(Error::timeout("keepalive (no answer to a ping)"));
+                        // No close handshake with a dead peer: cut the transport now.
+                        self.deadline = Some(Box::pin(tokio::time::sleep(Duration::ZERO)));
+                        self.phase = Phase::Finishing;
+                        continue;
+                    }
+                    Verdict::Idle { after } => {
+                        tracing::debug!(?after, "closing an idle connection");
+                        let _ = self
+                            .conn
+                            .close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "idle timeout")));
+                        continue;
+                    }
+                    Verdict::GoingAway => {
+                        let _ = self.conn.close(Some(CloseFrame::new(
+                            CloseCode::GOING_AWAY,
+                            "server shutting down",
+                        )));
+                        continue;
+                    }
+                }
+            }
+
             if self.conn.state() == State::Closing {
                 // Our close frame is out (or queued); the peer has `close_timeout` to answer.
                 self.arm_deadline();
@@ -237,7 +331,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     }
                     return Poll::Ready(Some(Err(Error::abnormal_eof())));
                 }
-                Poll::Ready(Ok(_)) => continue,
+                Poll::Ready(Ok(_)) => {
+                    self.liveness.on_inbound();
+                    continue;
+                }
                 Poll::Ready(Err(error)) => return Poll::Ready(Some(Err(self.fail_io(error)))),
             }
         }
@@ -262,6 +359,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         let target = self.high_water;
         self.poll_write_until(ww, target)
             .map_err(|e| self.fail_io(e))
+    }
+
+    /// Like [`Core::poll_ready`], but under a policy that does not wait, reports
+    /// [`Room::Full`] instead of waiting for the peer.
+    pub(crate) fn poll_room(&mut self, ww: &Waker) -> Poll<Result<Room, Error>> {
+        match (self.poll_ready(ww), self.slow_consumer) {
+            (Poll::Ready(result), _) => Poll::Ready(result.map(|()| Room::Free)),
+            (Poll::Pending, SlowConsumer::Wait) => Poll::Pending,
+            (Poll::Pending, _) => Poll::Ready(Ok(Room::Full)),
+        }
     }
 
     /// Writes everything queued and flushes the stream.

@@ -65,6 +65,8 @@ mod websocket;
 
 #[cfg(feature = "axum")]
 pub mod axum;
+mod backpressure;
+mod liveness;
 mod negotiate;
 pub mod proxy;
 pub mod router;
@@ -74,9 +76,11 @@ pub mod tls;
 #[cfg(feature = "hyper")]
 pub mod upgrade;
 
+pub use backpressure::{SlowConsumer, TrySendError};
 pub use client::{connect, Client, ClientBuilder};
 pub use config::WebSocketConfig;
 pub use error::{Error, ErrorKind};
+pub use liveness::GoingAway;
 pub use server::{accept, Accept, Acceptor, AcceptorBuilder, HandshakeRequest, Reject, Server};
 pub use split::{WebSocketReader, WebSocketWriter};
 pub use stream::MaybeTlsStream;

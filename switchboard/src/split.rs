@@ -15,7 +15,8 @@
 //! write, a stream keeps only one write waker; so every write goes through a fan-out waker
 //! ([`WriteWakers`]) that wakes whichever halves are waiting for the stream to be writable.
 
-use crate::core::Core;
+use crate::backpressure::TrySendError;
+use crate::core::{Core, Room};
 use crate::error::Error;
 use crate::websocket::WebSocket;
 use bytes::Bytes;
@@ -183,10 +184,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     }
 
     /// Queues a message after waiting for room; see [`WebSocket::feed`].
+    ///
+    /// Over the high-water mark, the [`SlowConsumer`](crate::SlowConsumer) policy decides.
     pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
         let message = message.into();
-        poll_fn(|cx| self.with_core(cx, |core, ww| core.poll_ready(ww))).await?;
-        self.shared.lock().queue(message)
+        match poll_fn(|cx| self.with_core(cx, |core, ww| core.poll_room(ww))).await? {
+            Room::Free => self.shared.lock().queue(message),
+            Room::Full => self.shared.lock().overflow(),
+        }
+    }
+
+    /// Queues a message without waiting; see [`WebSocket::try_send`].
+    pub fn try_send(&mut self, message: impl Into<Message>) -> Result<(), TrySendError> {
+        let message = message.into();
+        let shared = &*self.shared;
+        let mut core = shared.lock();
+        // The fan-out waker: a half already waiting for the stream stays registered.
+        let waker = &shared.write_waker;
+        if core.is_full() {
+            if let Poll::Ready(Err(error)) = core.poll_ready(waker) {
+                return Err(TrySendError::Failed(error));
+            }
+            if core.is_full() {
+                return Err(TrySendError::Full(message));
+            }
+        }
+        core.queue(message)?;
+        if let Poll::Ready(Err(error)) = core.poll_flush(waker) {
+            return Err(TrySendError::Failed(error));
+        }
+        Ok(())
+    }
+
+    /// Messages dropped so far under [`SlowConsumer::Drop`](crate::SlowConsumer::Drop).
+    pub fn dropped_messages(&self) -> u64 {
+        self.shared.lock().dropped()
     }
 
     /// Writes everything queued.

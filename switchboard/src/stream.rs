@@ -7,12 +7,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// The stream under a client [`crate::WebSocket`] opened by [`crate::connect`]: plain TCP for
-/// `ws://`. `wss://` adds a TLS variant here, so code that names this type keeps working.
+/// `ws://`, TLS through rustls for `wss://` (feature `tls`). Through a proxy, the TCP
+/// connection is the CONNECT tunnel.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MaybeTlsStream {
     /// A plain TCP connection (`ws://`).
     Plain(TcpStream),
+    /// TLS over TCP (`wss://`).
+    #[cfg(feature = "tls")]
+    Rustls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
 impl MaybeTlsStream {
@@ -20,6 +24,8 @@ impl MaybeTlsStream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             MaybeTlsStream::Plain(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::Rustls(tls) => tls.get_ref().0,
         }
     }
 }
@@ -32,6 +38,8 @@ impl AsyncRead for MaybeTlsStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::Rustls(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 }
@@ -44,6 +52,8 @@ impl AsyncWrite for MaybeTlsStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::Rustls(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
@@ -54,24 +64,32 @@ impl AsyncWrite for MaybeTlsStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::Rustls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
             MaybeTlsStream::Plain(s) => s.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::Rustls(s) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::Rustls(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            #[cfg(feature = "tls")]
+            MaybeTlsStream::Rustls(s) => Pin::new(&mut **s).poll_shutdown(cx),
         }
     }
 }

@@ -1,15 +1,17 @@
 //! [`WebSocket`]: one connection after the opening handshake, over any async byte stream.
 
+use crate::backpressure::TrySendError;
 use crate::config::WebSocketConfig;
-use crate::core::Core;
+use crate::core::{Core, Room};
 use crate::error::Error;
+use crate::liveness::GoingAway;
 use crate::split::{self, WebSocketReader, WebSocketWriter};
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use switchboard_protocol::{CloseCode, CloseFrame, CloseInfo, Connection, Message, State};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -101,6 +103,18 @@ impl<S> WebSocket<S> {
         self.core.conn.buffered_amount()
     }
 
+    /// Messages dropped so far because the write queue was full under
+    /// [`SlowConsumer::Drop`](crate::SlowConsumer::Drop).
+    pub fn dropped_messages(&self) -> u64 {
+        self.core.dropped()
+    }
+
+    /// Closes with 1001 Going Away when `signal` fires; see [`GoingAway`]. The router
+    /// does this for every connection it serves.
+    pub fn close_on(&mut self, signal: &GoingAway) {
+        self.core.watch_going_away(signal.clone());
+    }
+
     /// The state of the close handshake.
     pub fn state(&self) -> State {
         self.core.conn.state()
@@ -157,9 +171,38 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Queues a message without flushing, after waiting for the queue to be below the
     /// high-water mark. Follow with [`WebSocket::flush`] (or a `send`, or a `recv` that
     /// waits for input, which also flushes).
+    ///
+    /// Over the high-water mark, the connection's
+    /// [`SlowConsumer`](crate::SlowConsumer) policy decides: wait (the default), drop the
+    /// message (returning `Ok`), or close the connection (returning an error).
     pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
-        poll_fn(|cx| self.core.poll_ready(cx.waker())).await?;
-        self.core.queue(message.into())
+        match poll_fn(|cx| self.core.poll_room(cx.waker())).await? {
+            Room::Free => self.core.queue(message.into()),
+            Room::Full => self.core.overflow(),
+        }
+    }
+
+    /// Queues a message without waiting: [`TrySendError::Full`] hands it back when more
+    /// than the high-water mark is queued. Writes what the socket takes at once; the rest
+    /// goes out with the next `recv`, `send` or `flush`.
+    pub fn try_send(&mut self, message: impl Into<Message>) -> Result<(), TrySendError> {
+        let message = message.into();
+        // Nobody waits on these polls: whatever does not fit now waits for the next
+        // `recv`/`send`/`flush`, which register their own wakers.
+        let waker = Waker::noop();
+        if self.core.is_full() {
+            if let Poll::Ready(Err(error)) = self.core.poll_ready(waker) {
+                return Err(TrySendError::Failed(error));
+            }
+            if self.core.is_full() {
+                return Err(TrySendError::Full(message));
+            }
+        }
+        self.core.queue(message)?;
+        if let Poll::Ready(Err(error)) = self.core.poll_flush(waker) {
+            return Err(TrySendError::Failed(error));
+        }
+        Ok(())
     }
 
     /// Writes everything queued.

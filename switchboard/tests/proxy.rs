@@ -230,3 +230,23 @@ async fn wss_runs_end_to_end_through_the_tunnel() {
         vec![format!("localhost:{}", server.port())]
     );
 }
+
+#[tokio::test]
+async fn the_client_builder_connects_through_a_proxy() {
+    let proxy = TestProxy::start(None).await;
+    let server = echo_server().await;
+    let client = Client::builder()
+        .proxy(Proxy::parse(&proxy.url()).unwrap())
+        .build()
+        .unwrap();
+    let (mut ws, _) = client
+        .connect(&format!("ws://127.0.0.1:{}/", server.port()))
+        .await
+        .unwrap();
+    ws.send("via builder").await.unwrap();
+    assert_eq!(
+        ws.recv().await.unwrap().unwrap(),
+        Message::from("via builder")
+    );
+    assert_eq!(proxy.tunnels.lock().unwrap().len(), 1);
+}

@@ -139,3 +139,29 @@ fn pem_problems_are_reported_with_the_file() {
     };
     assert!(matches!(error, TlsError::Config(_)), "{error}");
 }
+
+#[tokio::test]
+async fn connect_speaks_wss_with_a_configured_ca_and_refuses_unknown_ones() {
+    let pki = Pki::new("connect");
+    let addr = tls_echo_server(&pki).await;
+    let url = format!("wss://localhost:{}/", addr.port());
+
+    let config = tls::client_config([pki.path("ca.pem")]).unwrap();
+    let client = Client::builder().tls_config(config).build().unwrap();
+    let (mut ws, _) = client.connect(&url).await.unwrap();
+    assert!(matches!(
+        ws.get_ref(),
+        switchboard::MaybeTlsStream::Rustls(_)
+    ));
+    ws.send("wss via connect").await.unwrap();
+    assert_eq!(
+        ws.recv().await.unwrap().unwrap(),
+        Message::from("wss via connect")
+    );
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+
+    // The default client trusts the webpki roots only.
+    let error = switchboard::connect(&url).await.unwrap_err();
+    assert_eq!(error.kind(), switchboard::ErrorKind::Io);
+    assert!(error.to_string().contains("UnknownIssuer"), "{error}");
+}

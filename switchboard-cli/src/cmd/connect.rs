@@ -12,6 +12,7 @@
 
 use anyhow::Context;
 use std::process::ExitCode;
+use switchboard::proxy::Proxy;
 use switchboard::{Client, CloseCode, ErrorKind, Message, WebSocketConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -32,6 +33,17 @@ pub(crate) struct Args {
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
     max_message_size: usize,
+    /// For wss://: also trust the CA certificates in this PEM file (repeatable); the
+    /// webpki roots are always trusted.
+    #[arg(long = "ca", value_name = "FILE")]
+    ca: Vec<std::path::PathBuf>,
+    /// Connect through this HTTP proxy (CONNECT), e.g. http://user:pass@proxy:3128. By
+    /// default HTTPS_PROXY (wss://), HTTP_PROXY (ws://), ALL_PROXY and NO_PROXY are used.
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
+    proxy: Option<String>,
+    /// Connect directly, ignoring the proxy environment variables.
+    #[arg(long)]
+    no_proxy: bool,
 }
 
 /// Connects and relays stdin and stdout until the connection closes.
@@ -43,6 +55,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut builder = Client::builder()
         .config(config)
         .protocols(args.subprotocols);
+    builder = match &args.proxy {
+        Some(url) => builder.proxy(Proxy::parse(url)?),
+        None => builder.proxy_from_env(!args.no_proxy),
+    };
+    if !args.ca.is_empty() {
+        builder = builder.tls_config(switchboard::tls::client_config(&args.ca)?);
+    }
     for header in &args.headers {
         let (name, value) = header
             .split_once(':')

@@ -55,6 +55,7 @@ pub use stream::ServerStream;
 
 use crate::config::WebSocketConfig;
 use crate::error::Error;
+use crate::liveness::GoingAway;
 use crate::negotiate::{is_upgrade_request, negotiate};
 use crate::security::{ConnectionLimiter, ConnectionPermit, OriginPolicy, TrustedProxies};
 use crate::websocket::WebSocket;
@@ -207,6 +208,8 @@ pub struct Router {
     handshake_timeout: Option<Duration>,
     max_handshake_size: usize,
     shutdown_timeout: Duration,
+    /// Fired at shutdown: every connection closes with 1001 Going Away.
+    going_away: GoingAway,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -245,6 +248,7 @@ impl Router {
             handshake_timeout: defaults.handshake_timeout,
             max_handshake_size: defaults.protocol.max_handshake_size,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            going_away: GoingAway::new(),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -315,8 +319,13 @@ impl Router {
     }
 
     /// Like [`Router::serve`], and shuts down gracefully when `signal` completes: stops
-    /// accepting, lets the connections finish for up to
-    /// [`Router::shutdown_timeout`], then drops those still open and returns.
+    /// accepting, closes every connection with 1001 Going Away, waits up to
+    /// [`Router::shutdown_timeout`] for the close handshakes and handlers to finish, then
+    /// drops the connections still open and returns.
+    ///
+    /// A handler sees the close as `recv` returning `None` (with
+    /// [`close_info`](crate::WebSocket::close_info) saying 1001), so a handler that keeps
+    /// reading ends by itself.
     pub async fn serve_with_shutdown(
         self,
         listener: TcpListener,
@@ -345,6 +354,7 @@ impl Router {
             }
         }
         drop(listener);
+        router.going_away.fire();
         router.drain(connections).await;
         Ok(())
     }
@@ -355,7 +365,7 @@ impl Router {
         if open == 0 {
             return;
         }
-        tracing::info!(open, timeout = ?self.shutdown_timeout, "shutting down: waiting for connections to close");
+        tracing::info!(open, timeout = ?self.shutdown_timeout, "shutting down: closing connections with 1001");
         let all_closed = async { while connections.join_next().await.is_some() {} };
         if tokio::time::timeout(self.shutdown_timeout, all_closed)
             .await
@@ -499,7 +509,8 @@ impl Router {
         }
         let (response, pending) = negotiate(&offer, &route.config, &route.protocols).split();
         answer(&mut stream, &response).await.ok()?;
-        let ws = pending.into_websocket_with_buffer(stream, rest);
+        let mut ws = pending.into_websocket_with_buffer(stream, rest);
+        ws.close_on(&self.going_away);
         Some(Accepted {
             ws,
             info: ConnectionInfo {

@@ -1,0 +1,311 @@
+//! Liveness timers for one connection: keepalive pings with a pong timeout, the idle
+//! timeout, and the server's "going away" signal for graceful shutdown.
+//!
+//! The driver (`core`) reports inbound traffic with [`Liveness::on_inbound`] and asks
+//! [`Liveness::poll`] what to do whenever it is about to wait for input. Any bytes from the
+//! peer count as a sign of life, not only the matching pong: a peer that is sending is
+//! alive, and checking bytes is cheaper than matching payloads.
+//!
+//! One `Sleep` serves all the timers: it is re-armed for whichever deadline comes first,
+//! and allocated only for connections that use a timer.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::Duration;
+use tokio::sync::futures::OwnedNotified;
+use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
+
+/// Keepalive and idle settings; see [`crate::WebSocketConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Timers {
+    pub(crate) ping_interval: Option<Duration>,
+    pub(crate) pong_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+}
+
+/// What the driver should do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing: keep waiting (the timer is armed and will wake the task).
+    Wait,
+    /// Send a ping now (the peer has been quiet for the ping interval).
+    Ping,
+    /// The peer did not answer a ping within the pong timeout: it is gone.
+    Dead {
+        /// How long we waited for the pong.
+        waited: Duration,
+    },
+    /// Nothing has arrived for the idle timeout.
+    Idle {
+        /// The idle timeout.
+        after: Duration,
+    },
+    /// The server is shutting down: close with 1001 Going Away.
+    GoingAway,
+}
+
+/// A server-wide signal that every connection should close with 1001 Going Away.
+/// Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct GoingAway {
+    notify: Arc<Notify>,
+    fired: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl GoingAway {
+    /// A signal that has not fired.
+    pub fn new() -> Self {
+        GoingAway::default()
+    }
+
+    /// Tells every connection watching this signal to close with 1001 Going Away.
+    pub fn fire(&self) {
+        self.fired.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether [`GoingAway::fire`] has been called.
+    pub fn has_fired(&self) -> bool {
+        self.fired.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The timers of one connection.
+pub(crate) struct Liveness {
+    timers: Timers,
+    last_inbound: Instant,
+    /// When the ping we are waiting an answer for was sent.
+    ping_sent: Option<Instant>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    going_away: Option<(GoingAway, Pin<Box<OwnedNotified>>)>,
+}
+
+impl std::fmt::Debug for Liveness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Liveness")
+            .field("timers", &self.timers)
+            .field("ping_outstanding", &self.ping_sent.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Liveness {
+    pub(crate) fn new(timers: Timers) -> Self {
+        Liveness {
+            timers,
+            last_inbound: Instant::now(),
+            ping_sent: None,
+            sleep: None,
+            going_away: None,
+        }
+    }
+
+    /// Whether any timer or signal is in use (if not, the driver need not ask).
+    pub(crate) fn is_active(&self) -> bool {
+        self.timers.ping_interval.is_some()
+            || self.timers.idle_timeout.is_some()
+            || self.going_away.is_some()
+    }
+
+    /// Watches `signal` from now on.
+    pub(crate) fn watch(&mut self, signal: GoingAway) {
+        let notified = Box::pin(signal.notify.clone().notified_owned());
+        self.going_away = Some((signal, notified));
+    }
+
+    /// The peer sent something.
+    pub(crate) fn on_inbound(&mut self) {
+        if self.timers.ping_interval.is_some() || self.timers.idle_timeout.is_some() {
+            self.last_inbound = Instant::now();
+            self.ping_sent = None;
+        }
+    }
+
+    /// Decides what to do now. After [`Verdict::Wait`] and [`Verdict::Ping`], `waker` is
+    /// woken at the next deadline (or when the going-away signal fires).
+    pub(crate) fn poll(&mut self, waker: &Waker) -> Verdict {
+        if let Some((signal, notified)) = &mut self.going_away {
+            let mut cx = Context::from_waker(waker);
+            // Register first, then check the flag: a `fire` between the two is not lost.
+            if notified.as_mut().poll(&mut cx).is_ready() || signal.has_fired() {
+                self.going_away = None;
+                return Verdict::GoingAway;
+            }
+        }
+        let now = Instant::now();
+        let mut verdict = Verdict::Wait;
+        let mut next: Option<Instant> = None;
+        if let Some(idle) = self.timers.idle_timeout {
+            let deadline = self.last_inbound + idle;
+            if now >= deadline {
+                return Verdict::Idle { after: idle };
+            }
+            next = Some(deadline);
+        }
+        if let Some(interval) = self.timers.ping_interval {
+            let deadline = match self.ping_sent {
+                Some(sent) => {
+                    let deadline = sent + self.timers.pong_timeout;
+                    if now >= deadline {
+                        return Verdict::Dead { waited: now - sent };
+                    }
+                    deadline
+                }
+                None => {
+                    let deadline = self.last_inbound + interval;
+                    if now >= deadline {
+                        // Ping now, and wake up when the answer is due.
+                        self.ping_sent = Some(now);
+                        verdict = Verdict::Ping;
+                        now + self.timers.pong_timeout
+                    } else {
+                        deadline
+                    }
+                }
+            };
+            next = Some(next.map_or(deadline, |n| n.min(deadline)));
+        }
+        if let Some(deadline) = next {
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+            if sleep
+                .as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_ready()
+            {
+                // The deadline passed between `now` and here: decide again next time round.
+                waker.wake_by_ref();
+            }
+        }
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::{Poll, Waker};
+
+    fn timers(ping: Option<u64>, pong: u64, idle: Option<u64>) -> Timers {
+        Timers {
+            ping_interval: ping.map(Duration::from_secs),
+            pong_timeout: Duration::from_secs(pong),
+            idle_timeout: idle.map(Duration::from_secs),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quiet_peer_is_pinged_and_declared_dead_without_a_pong() {
+        let waker = Waker::noop();
+        let mut l = Liveness::new(timers(Some(10), 5, None));
+        assert_eq!(l.poll(waker), Verdict::Wait);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(l.poll(waker), Verdict::Ping);
+        assert_eq!(l.poll(waker), Verdict::Wait);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(
+            l.poll(waker),
+            Verdict::Dead {
+                waited: Duration::from_secs(5)
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn any_inbound_bytes_count_as_the_pong() {
+        let waker = Waker::noop();
+        let mut l = Liveness::new(timers(Some(10), 5, None));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(l.poll(waker), Verdict::Ping);
+        tokio::time::advance(Duration::from_secs(4)).await;
+        l.on_inbound();
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(l.poll(waker), Verdict::Wait);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(l.poll(waker), Verdict::Ping);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_past_the_idle_timeout_is_reported() {
+        let waker = Waker::noop();
+        let mut l = Liveness::new(timers(None, 5, Some(30)));
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert_eq!(l.poll(waker), Verdict::Wait);
+        l.on_inbound();
+        tokio::time::advance(Duration::from_secs(29)).await;
+        assert_eq!(l.poll(waker), Verdict::Wait);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            l.poll(waker),
+            Verdict::Idle {
+                after: Duration::from_secs(30)
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_ping_the_timer_wakes_the_task_when_the_pong_is_due() {
+        let mut l = Liveness::new(timers(Some(10), 5, None));
+        let mut pings = 0;
+        let verdict = std::future::poll_fn(|cx| match l.poll(cx.waker()) {
+            Verdict::Wait => Poll::Pending,
+            Verdict::Ping => {
+                pings += 1;
+                Poll::Pending
+            }
+            verdict => Poll::Ready(verdict),
+        });
+        let started = Instant::now();
+        assert_eq!(
+            verdict.await,
+            Verdict::Dead {
+                waited: Duration::from_secs(5)
+            }
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
+        assert_eq!(pings, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_timer_wakes_the_task_at_the_next_deadline() {
+        let mut l = Liveness::new(timers(Some(10), 5, Some(7)));
+        let woken = std::future::poll_fn(|cx| match l.poll(cx.waker()) {
+            Verdict::Wait => Poll::Pending,
+            verdict => Poll::Ready(verdict),
+        });
+        let started = Instant::now();
+        assert_eq!(
+            woken.await,
+            Verdict::Idle {
+                after: Duration::from_secs(7)
+            }
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
+    }
+
+    #[tokio::test]
+    async fn going_away_fires_once_for_every_watcher() {
+        let signal = GoingAway::new();
+        let mut a = Liveness::new(timers(None, 5, None));
+        let mut b = Liveness::new(timers(None, 5, None));
+        a.watch(signal.clone());
+        b.watch(signal.clone());
+        assert!(a.is_active());
+        assert_eq!(a.poll(Waker::noop()), Verdict::Wait);
+        signal.fire();
+        assert_eq!(a.poll(Waker::noop()), Verdict::GoingAway);
+        assert_eq!(b.poll(Waker::noop()), Verdict::GoingAway);
+        assert_eq!(a.poll(Waker::noop()), Verdict::Wait);
+        // A connection that starts watching after the signal still hears it.
+        let mut late = Liveness::new(timers(None, 5, None));
+        late.watch(signal);
+        assert_eq!(late.poll(Waker::noop()), Verdict::GoingAway);
+    }
+}
