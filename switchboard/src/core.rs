@@ -200,6 +200,18 @@ impl<S> Core<S> {
         Ok(())
     }
 
+    /// Queues a message encoded once for many connections (fan-out).
+    pub(crate) fn queue_prepared(
+        &mut self,
+        prepared: &switchboard_protocol::PreparedMessage,
+    ) -> Result<(), Error> {
+        if self.phase != Phase::Open || self.conn.state() == State::Closed {
+            return Err(Error::closed());
+        }
+        self.conn.send_prepared(prepared)?;
+        Ok(())
+    }
+
     /// Queues a ping.
     pub(crate) fn queue_ping(&mut self, payload: bytes::Bytes) -> Result<(), Error> {
         if self.phase != Phase::Open || self.conn.state() == State::Closed {

@@ -90,7 +90,7 @@ pub use websocket::WebSocket;
 pub use switchboard_protocol as protocol;
 pub use switchboard_protocol::deflate::DeflateConfig;
 pub use switchboard_protocol::{
-    CloseCode, CloseFrame, CloseInfo, Initiator, Message, State, Utf8Bytes,
+    CloseCode, CloseFrame, CloseInfo, Initiator, Message, PreparedMessage, State, Utf8Bytes,
 };
 
 /// The README's Rust examples, compiled as doctests so they cannot drift from the API.

@@ -12,7 +12,9 @@ use futures_sink::Sink;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use switchboard_protocol::{CloseCode, CloseFrame, CloseInfo, Connection, Message, State};
+use switchboard_protocol::{
+    CloseCode, CloseFrame, CloseInfo, Connection, Message, PreparedMessage, State,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A WebSocket connection over the stream `S` (a `TcpStream`, a TLS stream, a
@@ -180,6 +182,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
             Room::Free => self.core.queue(message.into()),
             Room::Full => self.core.overflow(),
         }
+    }
+
+    /// Like [`WebSocket::feed`], for a message encoded once and sent to many connections:
+    /// on a server connection the shared frame bytes are queued as they are (no re-encoding,
+    /// no UTF-8 re-check), unless this connection compresses the message (deflate state is
+    /// per connection). Follow with [`WebSocket::flush`].
+    pub async fn feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        match poll_fn(|cx| self.core.poll_room(cx.waker())).await? {
+            Room::Free => self.core.queue_prepared(prepared),
+            Room::Full => self.core.overflow(),
+        }
+    }
+
+    /// [`WebSocket::feed_prepared`], then flush.
+    pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
+        self.feed_prepared(prepared).await?;
+        self.flush().await
     }
 
     /// Queues a message without waiting: [`TrySendError::Full`] hands it back when more

@@ -75,6 +75,33 @@ mod client_server {
     }
 
     #[tokio::test]
+    async fn prepared_messages_fan_out_to_every_client() {
+        let server = Server::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let prepared = switchboard::PreparedMessage::new(text("to all"));
+        let big = switchboard::PreparedMessage::new(Message::Binary(vec![7u8; 100_000].into()));
+        tokio::spawn(server.serve(move |mut ws| {
+            let (prepared, big) = (prepared.clone(), big.clone());
+            async move {
+                ws.feed_prepared(&prepared).await.unwrap();
+                ws.send_prepared(&big).await.unwrap();
+                while ws.recv().await.is_some() {}
+            }
+        }));
+        for _ in 0..3 {
+            let (mut ws, _) = switchboard::connect(&format!("ws://{addr}/"))
+                .await
+                .unwrap();
+            assert_eq!(ws.recv().await.unwrap().unwrap(), text("to all"));
+            assert_eq!(
+                ws.recv().await.unwrap().unwrap(),
+                Message::Binary(vec![7u8; 100_000].into())
+            );
+            ws.close(CloseCode::NORMAL, "").await.unwrap();
+        }
+    }
+
+    #[tokio::test]
     async fn server_sees_client_close_code_and_reason() {
         let server = Server::bind("127.0.0.1:0").await.unwrap();
         let addr = server.local_addr().unwrap();

@@ -4,6 +4,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use bytes::Bytes;
+use switchboard::{PreparedMessage, Utf8Bytes};
 
 use super::{ChannelName, Cursor, Epoch, MessageId, Payload};
 
@@ -21,8 +22,8 @@ pub struct Message {
     id: MessageId,
     data: Payload,
     published_at: Instant,
-    ws_envelope: OnceLock<Bytes>,
-    plain_text: OnceLock<Bytes>,
+    ws_envelope: OnceLock<PreparedMessage>,
+    plain_text: OnceLock<PreparedMessage>,
     sse_json: OnceLock<Bytes>,
     sse_plain: OnceLock<Bytes>,
 }
@@ -90,29 +91,35 @@ impl Message {
 
     /// The `/ws` JSON protocol frame: `{"op":"message","channel":…,"id":…,"data":…}`.
     pub fn ws_envelope(&self) -> Bytes {
-        self.ws_envelope
-            .get_or_init(|| {
-                // Channel names need no JSON escaping (see `ChannelName`), and the payload is
-                // already compact JSON, so the envelope is spliced, not serialised.
-                let mut out =
-                    Vec::with_capacity(self.data.len() + self.channel.as_str().len() + 48);
-                out.extend_from_slice(b"{\"op\":\"message\",\"channel\":\"");
-                out.extend_from_slice(self.channel.as_str().as_bytes());
-                out.extend_from_slice(b"\",\"id\":");
-                out.extend_from_slice(self.id.to_string().as_bytes());
-                out.extend_from_slice(b",\"data\":");
-                out.extend_from_slice(self.data.json());
-                out.push(b'}');
-                Bytes::from(out)
-            })
-            .clone()
+        payload(self.ws_envelope_frame())
+    }
+
+    /// [`Message::ws_envelope`] as a WebSocket frame encoded once for every subscriber.
+    pub fn ws_envelope_frame(&self) -> &PreparedMessage {
+        self.ws_envelope.get_or_init(|| {
+            // Channel names need no JSON escaping (see `ChannelName`), and the payload is
+            // already compact JSON, so the envelope is spliced, not serialised.
+            let mut out = Vec::with_capacity(self.data.len() + self.channel.as_str().len() + 48);
+            out.extend_from_slice(b"{\"op\":\"message\",\"channel\":\"");
+            out.extend_from_slice(self.channel.as_str().as_bytes());
+            out.extend_from_slice(b"\",\"id\":");
+            out.extend_from_slice(self.id.to_string().as_bytes());
+            out.extend_from_slice(b",\"data\":");
+            out.extend_from_slice(self.data.json());
+            out.push(b'}');
+            prepared_text(Bytes::from(out))
+        })
     }
 
     /// The payload as plain UTF-8 text, as the seeds' chat room (`/ws/{channel}`) sends it.
     pub fn plain_text(&self) -> Bytes {
+        payload(self.plain_text_frame())
+    }
+
+    /// [`Message::plain_text`] as a WebSocket frame encoded once for every subscriber.
+    pub fn plain_text_frame(&self) -> &PreparedMessage {
         self.plain_text
-            .get_or_init(|| Bytes::from(self.data.plain_text().into_owned()))
-            .clone()
+            .get_or_init(|| prepared_text(Bytes::from(self.data.plain_text().into_owned())))
     }
 
     /// The whole SSE event, `id: EPOCH:ID` line, `data:` lines and the blank line.
@@ -167,6 +174,22 @@ pub fn sse_event(event: Option<&str>, id: &str, data: &str) -> String {
     out
 }
 
+/// A text frame for bytes the hub produced (JSON or the payload's text: always UTF-8; a
+/// failure would be a hub bug, and then the lossy form is still valid text).
+fn prepared_text(bytes: Bytes) -> PreparedMessage {
+    let text = Utf8Bytes::try_from_bytes(bytes.clone())
+        .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned().into());
+    PreparedMessage::new(switchboard::Message::Text(text))
+}
+
+/// The payload bytes of a prepared frame, shared (no copy).
+fn payload(prepared: &PreparedMessage) -> Bytes {
+    match prepared.message() {
+        switchboard::Message::Text(text) => text.as_bytes().clone(),
+        switchboard::Message::Binary(bytes) => bytes.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +215,19 @@ mod tests {
         );
         // Encoded once: the second call hands out the same allocation.
         assert_eq!(m.ws_envelope().as_ptr(), env.as_ptr());
+    }
+
+    #[test]
+    fn websocket_frames_are_encoded_once_for_all_subscribers() {
+        let m = msg(Payload::text("hi"));
+        let (a, b) = (m.ws_envelope_frame().clone(), m.ws_envelope_frame().clone());
+        assert_eq!(a.frame().as_ptr(), b.frame().as_ptr());
+        // A server text frame: FIN + opcode 1, unmasked length, then the envelope.
+        let env = m.ws_envelope();
+        assert_eq!(&a.frame()[..2], &[0x81, env.len() as u8]);
+        assert_eq!(&a.frame()[2..], &env[..]);
+        let plain = m.plain_text_frame();
+        assert_eq!(&plain.frame()[..], &[0x81, 2, b'h', b'i']);
     }
 
     #[test]

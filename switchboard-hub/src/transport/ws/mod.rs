@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use switchboard::axum::WebSocket;
-use switchboard::{CloseCode, Message, Utf8Bytes};
+use switchboard::{CloseCode, Message, PreparedMessage, Utf8Bytes};
 use tokio::sync::{mpsc, watch};
 
 use super::conn::ConnectionControl;
@@ -45,7 +45,8 @@ const BATCH: usize = 64;
 /// that frames of a subscription that was replaced or cancelled are not sent.
 pub(crate) struct Outbound {
     pub(crate) tag: u64,
-    pub(crate) frame: Bytes,
+    /// Encoded once per message and shared by every subscriber's queue.
+    pub(crate) frame: PreparedMessage,
 }
 
 /// How a forwarder encodes deliveries.
@@ -83,8 +84,8 @@ pub(crate) async fn forward(
             Delivery::Message(msg) => {
                 state.hub.metrics().record_delivery(transport, &msg);
                 match encoding {
-                    Encoding::Envelope => msg.ws_envelope(),
-                    Encoding::Plain => msg.plain_text(),
+                    Encoding::Envelope => msg.ws_envelope_frame().clone(),
+                    Encoding::Plain => msg.plain_text_frame().clone(),
                 }
             }
             Delivery::Reset {
@@ -92,14 +93,17 @@ pub(crate) async fn forward(
                 reason,
                 last,
             } => match encoding {
-                Encoding::Envelope => json_frame(&serde_json::json!({
+                Encoding::Envelope => match text(json_frame(&serde_json::json!({
                     "op": "reset",
                     "channel": sub.channel(),
                     "epoch": epoch,
                     "reason": reason.code(),
                     "message": reason.describe(),
                     "last": last,
-                })),
+                }))) {
+                    Some(message) => PreparedMessage::new(message),
+                    None => continue,
+                },
                 Encoding::Plain => continue,
             },
             // This task itself fell behind (it was not scheduled for a while): the outbox
@@ -154,12 +158,8 @@ pub(crate) async fn write_batch(
     let mut next = Some(first);
     let mut n = 0;
     while let Some(out) = next.take() {
-        if is_live(out.tag) {
-            if let Some(m) = text(out.frame) {
-                if ws.feed(m).await.is_err() {
-                    return false;
-                }
-            }
+        if is_live(out.tag) && ws.feed_prepared(&out.frame).await.is_err() {
+            return false;
         }
         n += 1;
         if n < BATCH {
