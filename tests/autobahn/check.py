@@ -82,6 +82,8 @@ def main(argv=None):
     ap.add_argument("--agent", default="switchboard")
     ap.add_argument("--conformance", help="CONFORMANCE.md with the allowed deviations")
     ap.add_argument("--update-expected", action="store_true")
+    ap.add_argument("--update-command", default="./scripts/test.sh --update-expected",
+                    help="the command that rewrites the expected file, named in failure messages")
     args = ap.parse_args(argv)
 
     label = "autobahn %s" % args.side
@@ -159,8 +161,8 @@ def main(argv=None):
         result(True, "rewrote %s with %d cases (--update-expected)" % (args.expected, len(actual)))
         return 1 if failures else 0
     if not os.path.exists(args.expected):
-        result(False, "%s does not exist; run ./scripts/test.sh --update-expected once the run is right"
-               % args.expected)
+        result(False, "%s does not exist; run %s once the run is right"
+               % (args.expected, args.update_command))
         return 1
     with open(args.expected) as f:
         expected = json.load(f)
@@ -176,7 +178,7 @@ def main(argv=None):
                          % (cid, e["behavior"], e["behaviorClose"], a["behavior"], a["behaviorClose"]))
     if diffs:
         diffs = diffs[:80] + (["... %d more" % (len(diffs) - 80)] if len(diffs) > 80 else [])
-        diffs.append("if the change is intended: ./scripts/test.sh --update-expected (or full.sh --update-expected)")
+        diffs.append("if the change is intended: %s" % args.update_command)
     result(not diffs, "%d cases %s %s" % (len(actual), "match" if not diffs else "differ from", name), diffs)
     return 1 if failures else 0
 

@@ -36,8 +36,10 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 case "$PROFILE" in
-  ci) CASES="$(autobahn_ci_cases)"; EXPECTED_PREFIX="expected"; TIMEOUT="$AUTOBAHN_CI_TIMEOUT" ;;
-  full) CASES="*"; EXPECTED_PREFIX="expected-full"; TIMEOUT="${AUTOBAHN_FULL_TIMEOUT:-7200}" ;;
+  ci) CASES="$(autobahn_ci_cases)"; EXPECTED_PREFIX="expected"; TIMEOUT="$AUTOBAHN_CI_TIMEOUT"
+      UPDATE_COMMAND="./scripts/test.sh --update-expected" ;;
+  full) CASES="*"; EXPECTED_PREFIX="expected-full"; TIMEOUT="${AUTOBAHN_FULL_TIMEOUT:-7200}"
+      UPDATE_COMMAND="tests/autobahn/full.sh --update-expected" ;;
   *) echo "suites.sh: --profile must be ci or full" >&2; exit 2 ;;
 esac
 case "$SIDE" in
@@ -124,7 +126,8 @@ judge() {
   local side="$1" report="$2"
   python3 "$HERE/check.py" --side "$side" --report "$report" \
     --expected "$HERE/$EXPECTED_PREFIX-$side.json" --selected "$report/expected-cases.json" \
-    --agent "$AUTOBAHN_AGENT_NAME" --conformance "$HERE/CONFORMANCE.md" "${UPDATE[@]}" || FAILED=1
+    --agent "$AUTOBAHN_AGENT_NAME" --conformance "$HERE/CONFORMANCE.md" \
+    --update-command "$UPDATE_COMMAND" "${UPDATE[@]}" || FAILED=1
 }
 
 say "profile $PROFILE: cases '$CASES' (SWITCHBOARD_EXPECT_DEFLATE=$SWITCHBOARD_EXPECT_DEFLATE)"
