@@ -19,8 +19,8 @@
 # or 11.*; the patterns match nothing there); the compression subset covers every
 # negotiation parameter combination of sections 12 and 13 in a few minutes.
 # The full 517 cases run with tests/autobahn/full.sh instead.
-AUTOBAHN_CASES_CORE="1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*,11.*"
-AUTOBAHN_CASES_DEFLATE="12.1.*,12.5.*,13.1.*,13.3.*,13.5.*,13.7.*"
+: "${AUTOBAHN_CASES_CORE:=1.*,2.*,3.*,4.*,5.*,6.*,7.*,8.*,9.*,10.*,11.*}"
+: "${AUTOBAHN_CASES_DEFLATE:=12.1.*,12.5.*,13.1.*,13.3.*,13.5.*,13.7.*}"
 
 # Prints the case patterns the test command runs.
 autobahn_ci_cases() {
@@ -41,7 +41,7 @@ autobahn_ci_cases() {
 : "${AUTOBAHN_PARALLEL:=1}"
 
 # The agent name both of our peers report to Autobahn.
-AUTOBAHN_AGENT_NAME="switchboard"
+: "${AUTOBAHN_AGENT_NAME:=switchboard}"
 
 # Picks a free TCP port on 127.0.0.1 (asks the kernel; the tiny race between
 # closing the probe socket and the real bind is acceptable for tests).
