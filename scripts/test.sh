@@ -15,7 +15,8 @@
 #   autobahn  wstest fuzzingclient -> `switchboard echo`, and the autobahn_client example ->
 #             wstest fuzzingserver; cases from scripts/test-settings.sh; results compared with
 #             tests/autobahn/expected-{server,client}.json
-#   interop   tests/interop/run.sh: Node ws, Python websockets, headless Chromium, `switchboard connect`
+#   interop   tests/interop/run.sh: Node ws, Python websockets, headless Chromium, `switchboard connect`;
+#             then tests/nginx/run.sh (real nginx in front) and tests/tls/run.sh (wss://, test CA)
 #   hub       tests/hub/run.sh: `switchboard serve` end to end in headless Chromium (chat over
 #             WebSocket/SSE/long polling, server-side kill and resume, REST, the seeds' plain
 #             page) and slow subscribers under both lag policies (uses the interop setup)
@@ -189,9 +190,12 @@ setup_ok() {
 if wanted lint; then
   step "cargo fmt --check" cargo fmt --all -- --check
   step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+  step "cargo clippy (switchboard, all features)" cargo clippy -p switchboard --all-features --all-targets -- -D warnings
 fi
 if wanted test; then
   step "cargo test" cargo test --workspace
+  # The feature-gated suites (hyper/axum upgrade, TLS) of the library.
+  step "cargo test (switchboard, all features)" cargo test -p switchboard --all-features
   has_benches="$(cargo metadata --no-deps --format-version 1 </dev/null 2>/dev/null | python3 -c '
 import json, sys
 meta = json.load(sys.stdin)
@@ -267,6 +271,19 @@ if wanted hub; then
     fail "hub: not run, the release build failed"
   else
     suite "hub" tests/hub/run.sh
+  fi
+fi
+
+if wanted interop; then
+  # A real nginx in front of `switchboard echo` (the seeds' config), and wss:// with a
+  # test CA, Chromium included.
+  if ! setup_ok interop; then
+    fail "nginx/tls: not run, the interop peers (Chromium) could not be installed"
+  elif [[ $BUILD_OK == 0 ]]; then
+    fail "nginx/tls: not run, the release build failed"
+  else
+    suite "nginx" tests/nginx/run.sh
+    suite "tls" tests/tls/run.sh
   fi
 fi
 
