@@ -64,3 +64,19 @@ wait_for_port() {
   done
   return 1
 }
+
+# suite_checks NAME: for a suite script, defines `pass` and `fail` (each prints
+# "PASS NAME: ..." or "FAIL NAME: ..." and counts it) and `finish` (prints the closing
+# "N passed, M failed" line and exits non-zero if anything failed).
+suite_checks() {
+  SUITE_NAME="$1"
+  PASSED=0
+  FAILED=0
+  pass() { echo "PASS $SUITE_NAME: $*"; PASSED=$((PASSED + 1)); }
+  fail() { echo "FAIL $SUITE_NAME: $*"; FAILED=$((FAILED + 1)); }
+  finish() {
+    echo "$PASSED passed, $FAILED failed"
+    [[ $FAILED -eq 0 ]]
+    exit $?
+  }
+}

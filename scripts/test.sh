@@ -254,37 +254,33 @@ if wanted autobahn; then
   fi
 fi
 
+# gated_suites WHAT SCRIPT...: suites that need the interop setup (Node packages,
+# Chromium) and the release build; each script's folder names its suite. When a
+# prerequisite is missing, one FAIL says why.
+gated_suites() {
+  local what="$1" script
+  shift
+  if ! setup_ok interop; then
+    fail "$what: not run, the interop peers and Chromium (tests/interop/setup.sh) could not be installed"
+  elif [[ $BUILD_OK == 0 ]]; then
+    fail "$what: not run, the release build failed"
+  else
+    for script in "$@"; do
+      suite "$(basename "$(dirname "$script")")" "$script"
+    done
+  fi
+}
+
 if wanted interop; then
-  if ! setup_ok interop; then
-    fail "interop: not run, its peers could not be installed"
-  elif [[ $BUILD_OK == 0 ]]; then
-    fail "interop: not run, the release build failed"
-  else
-    suite "interop" tests/interop/run.sh
-  fi
+  gated_suites interop tests/interop/run.sh
 fi
-
 if wanted hub; then
-  if ! setup_ok interop; then
-    fail "hub: not run, its packages and Chromium (tests/interop/setup.sh) could not be installed"
-  elif [[ $BUILD_OK == 0 ]]; then
-    fail "hub: not run, the release build failed"
-  else
-    suite "hub" tests/hub/run.sh
-  fi
+  gated_suites hub tests/hub/run.sh
 fi
-
 if wanted interop; then
   # A real nginx in front of `switchboard echo` (the seeds' config), and wss:// with a
   # test CA, Chromium included.
-  if ! setup_ok interop; then
-    fail "nginx/tls: not run, the interop peers (Chromium) could not be installed"
-  elif [[ $BUILD_OK == 0 ]]; then
-    fail "nginx/tls: not run, the release build failed"
-  else
-    suite "nginx" tests/nginx/run.sh
-    suite "tls" tests/tls/run.sh
-  fi
+  gated_suites nginx/tls tests/nginx/run.sh tests/tls/run.sh
 fi
 
 # Setup was requested on its own (--only setup): report it too.

@@ -31,15 +31,7 @@ source "$ROOT/scripts/test-settings.sh"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$TARGET_DIR/release/switchboard}"
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS nginx: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL nginx: $*"; FAILED=$((FAILED + 1)); }
-finish() {
-  echo "$PASSED passed, $FAILED failed"
-  [[ $FAILED -eq 0 ]]
-  exit $?
-}
+suite_checks nginx
 
 PIDS=()
 PREFIX=""

@@ -23,15 +23,7 @@ source "$ROOT/scripts/test-settings.sh"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$TARGET_DIR/release/switchboard}"
 
-PASSED=0
-FAILED=0
-pass() { echo "PASS tls: $*"; PASSED=$((PASSED + 1)); }
-fail() { echo "FAIL tls: $*"; FAILED=$((FAILED + 1)); }
-finish() {
-  echo "$PASSED passed, $FAILED failed"
-  [[ $FAILED -eq 0 ]]
-  exit $?
-}
+suite_checks tls
 
 PIDS=()
 DIR="$(mktemp -d /tmp/switchboard-tls.XXXXXX)"
