@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use switchboard_bench::wire;
+use switchboard_loadgen::wire;
 use tokio::sync::Semaphore;
 
 use crate::fanout::{Publisher, Round, Shared};

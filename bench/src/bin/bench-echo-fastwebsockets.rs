@@ -12,7 +12,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use switchboard_bench::server::{bind, current_thread_runtime, EchoArgs};
-use switchboard_bench::wire;
+use switchboard_loadgen::wire;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 

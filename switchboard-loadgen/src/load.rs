@@ -184,6 +184,26 @@ pub struct Report {
     pub failed_connections: usize,
 }
 
+impl Report {
+    /// The generator's CPU microseconds (user plus kernel) per echoed message: its own cost,
+    /// to set beside the server's.
+    pub fn client_us_per_msg(&self) -> Option<f64> {
+        self.per_msg(Some(self.client_cpu))
+    }
+
+    /// The server's CPU microseconds (all threads, user plus kernel) per echoed message, when
+    /// its PID was given.
+    pub fn server_us_per_msg(&self) -> Option<f64> {
+        self.per_msg(self.server_cpu)
+    }
+
+    /// `cores` (busy cores over the measured window) as microseconds per message.
+    fn per_msg(&self, cores: Option<f64>) -> Option<f64> {
+        let rate = self.msgs_per_sec;
+        cores.filter(|_| rate > 0.0).map(|c| c * 1e6 / rate)
+    }
+}
+
 /// Why a run could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -723,6 +743,57 @@ mod tests {
             }
         );
         assert!(Target::parse("http://127.0.0.1:7").is_err());
+    }
+
+    #[test]
+    fn report_json_keeps_the_names_the_harness_reads() {
+        let report = Report {
+            target: "ws://127.0.0.1:9001/".into(),
+            connections: 2,
+            size: 20,
+            kind: PayloadKind::Text,
+            in_flight: 1,
+            seconds: 2.0,
+            messages: 200_000,
+            msgs_per_sec: 100_000.0,
+            mb_per_sec: 2.0,
+            latency: Latency {
+                p50_us: 10.0,
+                p99_us: 20.0,
+                p999_us: 30.0,
+                max_us: 40.0,
+                mean_us: 11.0,
+            },
+            client_cpu: 0.5,
+            client_user_cpu: 0.1,
+            server_cpu: Some(0.9),
+            server_user_cpu: None,
+            failed_connections: 0,
+        };
+        let json = serde_json::to_value(&report).unwrap();
+        // bench-table and bench/run.sh read these by name.
+        for key in [
+            "messages",
+            "msgs_per_sec",
+            "mb_per_sec",
+            "client_cpu",
+            "client_user_cpu",
+            "server_cpu",
+            "server_user_cpu",
+            "failed_connections",
+        ] {
+            assert!(json.get(key).is_some(), "{key} missing from {json}");
+        }
+        assert_eq!(json["kind"], "text");
+        assert_eq!(json["latency"]["p99_us"], 20.0);
+        assert_eq!(serde_json::from_value::<Report>(json).unwrap(), report);
+        assert_eq!(report.client_us_per_msg(), Some(5.0));
+        assert_eq!(report.server_us_per_msg(), Some(9.0));
+        let idle = Report {
+            msgs_per_sec: 0.0,
+            ..report
+        };
+        assert_eq!(idle.client_us_per_msg(), None);
     }
 
     #[test]
