@@ -33,7 +33,7 @@ const READER: usize = 0;
 const WRITER: usize = 1;
 
 struct Shared<S> {
-    core: Mutex<Core<S>>,
+    core: Mutex<Box<Core<S>>>,
     wakers: Arc<WriteWakers>,
     /// A waker for `wakers`, built once: the stream sees the same waker from both halves.
     write_waker: Waker,
@@ -74,7 +74,7 @@ impl Wake for WriteWakers {
 }
 
 impl<S> Shared<S> {
-    fn lock(&self) -> MutexGuard<'_, Core<S>> {
+    fn lock(&self) -> MutexGuard<'_, Box<Core<S>>> {
         // A panic under the lock cannot leave the core half-updated in a way that matters
         // more than the panic itself; keep going rather than poison both halves.
         self.core.lock().unwrap_or_else(PoisonError::into_inner)

@@ -52,7 +52,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// [`send`](WebSocket::send) writes and flushes each message. To send many small messages
 /// in one syscall, [`feed`](WebSocket::feed) them and [`flush`](WebSocket::flush) once.
 pub struct WebSocket<S> {
-    core: Core<S>,
+    // Boxed: the state is several hundred bytes, and a handler's future holds the socket
+    // (often twice: async fn arguments get their own slot). One pointer keeps every idle
+    // connection's task small and makes moving a `WebSocket` free.
+    core: Box<Core<S>>,
 }
 
 impl<S> std::fmt::Debug for WebSocket<S> {
@@ -70,7 +73,7 @@ impl<S> WebSocket<S> {
     /// was negotiated). `config.protocol` is not used: `conn` has its own.
     pub fn from_connection(stream: S, conn: Connection, config: &WebSocketConfig) -> Self {
         WebSocket {
-            core: Core::new(stream, conn, config),
+            core: Box::new(Core::new(stream, conn, config)),
         }
     }
 
@@ -87,11 +90,11 @@ impl<S> WebSocket<S> {
         self
     }
 
-    pub(crate) fn into_core(self) -> Core<S> {
+    pub(crate) fn into_core(self) -> Box<Core<S>> {
         self.core
     }
 
-    pub(crate) fn from_core(core: Core<S>) -> Self {
+    pub(crate) fn from_core(core: Box<Core<S>>) -> Self {
         WebSocket { core }
     }
 

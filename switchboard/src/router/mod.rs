@@ -47,9 +47,12 @@
 //! otherwise 101 and the route's handler. Every refusal closes the connection.
 
 mod handshake;
+mod listen;
 mod request;
 mod stream;
+mod threads;
 
+pub use listen::{bind_per_thread, reuseport_listener};
 pub use request::{ConnectionInfo, UpgradeRequest};
 pub use stream::ServerStream;
 
@@ -331,7 +334,18 @@ impl Router {
         listener: TcpListener,
         signal: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        let router = Arc::new(self);
+        Arc::new(self).accept_loop(listener, signal).await
+    }
+
+    /// The body of [`Router::serve_with_shutdown`], on a router that several threads may
+    /// share ([`Router::serve_threads`]): each runs its own loop and drains its own
+    /// connections; `going_away` reaches all of them.
+    async fn accept_loop(
+        self: Arc<Self>,
+        listener: TcpListener,
+        signal: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        let router = self;
         let mut signal = std::pin::pin!(signal);
         let mut connections = JoinSet::new();
         loop {
@@ -404,6 +418,25 @@ impl Router {
 
     /// One connection from accept to the end of its handler.
     async fn connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
+        // Boxed, and freed before the handler runs: the handshake's state (request head,
+        // header table, timeout) is kilobytes, and an unboxed await would make every task
+        // carry that space for the connection's whole life.
+        let accepted = Box::pin(self.admit(tcp, peer)).await;
+        if let Some(Accepted {
+            ws,
+            info,
+            route,
+            permit,
+        }) = accepted
+        {
+            tracing::debug!(%peer, client = %info.client_ip, path = info.path(), "WebSocket connection accepted");
+            (route.handler)(ws, info).await;
+            drop(permit);
+        }
+    }
+
+    /// The connection limits, then the handshake within its timeout.
+    async fn admit(&self, tcp: TcpStream, peer: SocketAddr) -> Option<Accepted> {
         // Small frames should leave at once: coalescing is done by `feed`/`flush`.
         let _ = tcp.set_nodelay(true);
         // A client that is not a proxy is counted before it may send a byte, so one
@@ -419,31 +452,20 @@ impl Router {
                         refuse(tcp, &over.rejection()),
                     )
                     .await;
-                    return;
+                    return None;
                 }
             }
         }
         let handshake = self.handshake(tcp, peer, permit);
-        let accepted = match self.handshake_timeout {
+        match self.handshake_timeout {
             Some(limit) => match tokio::time::timeout_at(Instant::now() + limit, handshake).await {
                 Ok(accepted) => accepted,
                 Err(_) => {
                     tracing::debug!(%peer, "opening handshake timed out");
-                    return;
+                    None
                 }
             },
             None => handshake.await,
-        };
-        if let Some(Accepted {
-            ws,
-            info,
-            route,
-            permit,
-        }) = accepted
-        {
-            tracing::debug!(%peer, client = %info.client_ip, path = info.path(), "WebSocket connection accepted");
-            (route.handler)(ws, info).await;
-            drop(permit);
         }
     }
 
