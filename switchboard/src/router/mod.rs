@@ -45,6 +45,10 @@
 //! one-line body; a request that breaks RFC 6455 §4.2.1 its 400/405/426; over a connection
 //! limit 503 or 429; a foreign `Origin` 403; the `authenticate` callback's status; and
 //! otherwise 101 and the route's handler. Every refusal closes the connection.
+//!
+//! To use every core without a work-stealing scheduler, [`Router::serve_threads`] serves
+//! one router from several threads, each with a current-thread runtime and its own
+//! `SO_REUSEPORT` socket ([`bind_per_thread`]); limits and shutdown span all the threads.
 
 mod handshake;
 mod listen;
@@ -345,7 +349,6 @@ impl Router {
         listener: TcpListener,
         signal: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        let router = self;
         let mut signal = std::pin::pin!(signal);
         let mut connections = JoinSet::new();
         loop {
@@ -355,7 +358,7 @@ impl Router {
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
-                        connections.spawn(router.clone().connection(tcp, peer));
+                        connections.spawn(self.clone().connection(tcp, peer));
                     }
                     Err(error) if is_per_connection(&error) => {
                         tracing::debug!(%error, "accept failed for one connection")
@@ -368,8 +371,8 @@ impl Router {
             }
         }
         drop(listener);
-        router.going_away.fire();
-        router.drain(connections).await;
+        self.going_away.fire();
+        self.drain(connections).await;
         Ok(())
     }
 
