@@ -26,6 +26,26 @@ enum Command {
     Echo(cmd::echo::Args),
     /// Connect to a WebSocket server interactively, like wscat.
     Connect(cmd::connect::Args),
+    /// Load-test a WebSocket (or plain TCP) echo server from one core: msgs/s, MB/s,
+    /// latency percentiles and CPU per message.
+    Bench(cmd::bench::Args),
+}
+
+impl Command {
+    /// The runtime this command runs on. `bench` gets a current-thread one: the load
+    /// generator is one core by design, and its futures are not `Send`.
+    fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        match self {
+            Command::Bench(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build(),
+            Command::Serve(_) | Command::Echo(_) | Command::Connect(_) => {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -39,10 +59,15 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // `echo` builds its own runtimes: a current-thread one per serving thread.
+    if let Command::Echo(args) = cli.command {
+        return cmd::echo::run(args).unwrap_or_else(|error| {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        });
+    }
+
+    let runtime = match cli.command.runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -52,8 +77,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => cmd::serve::run(args).await,
-            Command::Echo(args) => cmd::echo::run(args).await,
+            Command::Echo(_) => unreachable!("echo runs on its own runtimes, above"),
             Command::Connect(args) => cmd::connect::run(args).await,
+            Command::Bench(args) => cmd::bench::run(args).await,
         }
     });
     // Reading stdin blocks a thread that no task can interrupt; don't wait for it.

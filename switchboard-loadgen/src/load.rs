@@ -48,29 +48,34 @@ impl Target {
     /// Parses `ws://host:port/path` or `tcp://host:port`. Host names are resolved once here.
     pub fn parse(url: &str) -> Result<Self, LoadError> {
         let parsed = url::Url::parse(url).map_err(|e| LoadError::Target(format!("{url}: {e}")))?;
+        // Before any name lookup: a wrong scheme should say so, not fail to resolve.
+        let websocket = match parsed.scheme() {
+            "ws" => true,
+            "tcp" => false,
+            other => {
+                return Err(LoadError::Target(format!(
+                    "{url}: scheme {other} (use ws:// or tcp://)"
+                )))
+            }
+        };
         let addr = parsed
             .socket_addrs(|| Some(80))
             .map_err(|e| LoadError::Target(format!("{url}: {e}")))?
             .into_iter()
             .next()
             .ok_or_else(|| LoadError::Target(format!("{url}: no address")))?;
-        match parsed.scheme() {
-            "ws" => {
-                let host = match parsed.port() {
-                    Some(port) => format!("{}:{port}", parsed.host_str().unwrap_or_default()),
-                    None => parsed.host_str().unwrap_or_default().to_owned(),
-                };
-                let mut path = parsed.path().to_owned();
-                if let Some(query) = parsed.query() {
-                    path = format!("{path}?{query}");
-                }
-                Ok(Target::WebSocket { addr, host, path })
-            }
-            "tcp" => Ok(Target::RawTcp { addr }),
-            other => Err(LoadError::Target(format!(
-                "{url}: scheme {other} (use ws:// or tcp://)"
-            ))),
+        if !websocket {
+            return Ok(Target::RawTcp { addr });
         }
+        let host = match parsed.port() {
+            Some(port) => format!("{}:{port}", parsed.host_str().unwrap_or_default()),
+            None => parsed.host_str().unwrap_or_default().to_owned(),
+        };
+        let mut path = parsed.path().to_owned();
+        if let Some(query) = parsed.query() {
+            path = format!("{path}?{query}");
+        }
+        Ok(Target::WebSocket { addr, host, path })
     }
 
     /// The socket address connected to.
@@ -188,19 +193,19 @@ impl Report {
     /// The generator's CPU microseconds (user plus kernel) per echoed message: its own cost,
     /// to set beside the server's.
     pub fn client_us_per_msg(&self) -> Option<f64> {
-        self.per_msg(Some(self.client_cpu))
+        self.us_per_msg(self.client_cpu)
     }
 
     /// The server's CPU microseconds (all threads, user plus kernel) per echoed message, when
     /// its PID was given.
     pub fn server_us_per_msg(&self) -> Option<f64> {
-        self.per_msg(self.server_cpu)
+        self.server_cpu.and_then(|cores| self.us_per_msg(cores))
     }
 
-    /// `cores` (busy cores over the measured window) as microseconds per message.
-    fn per_msg(&self, cores: Option<f64>) -> Option<f64> {
-        let rate = self.msgs_per_sec;
-        cores.filter(|_| rate > 0.0).map(|c| c * 1e6 / rate)
+    /// Any of the CPU figures above (cores busy over the measured window, e.g.
+    /// `client_user_cpu`) as microseconds per echoed message; `None` if nothing was echoed.
+    pub fn us_per_msg(&self, cores: f64) -> Option<f64> {
+        (self.msgs_per_sec > 0.0).then(|| cores * 1e6 / self.msgs_per_sec)
     }
 }
 
@@ -211,7 +216,7 @@ pub enum LoadError {
     #[error("bad target {0}")]
     Target(String),
     /// Connecting, the handshake or the first echo failed on some connection.
-    #[error("connection {index}: {source}")]
+    #[error("connection {index} failed")]
     Setup {
         /// Which connection (0-based).
         index: usize,
@@ -742,7 +747,9 @@ mod tests {
                 addr: "127.0.0.1:7".parse().unwrap()
             }
         );
-        assert!(Target::parse("http://127.0.0.1:7").is_err());
+        // The scheme is refused before any name is looked up.
+        let err = Target::parse("wss://no-such-host.invalid/").unwrap_err();
+        assert!(err.to_string().contains("scheme wss"), "{err}");
     }
 
     #[test]
