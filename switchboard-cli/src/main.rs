@@ -39,6 +39,7 @@ impl Command {
             Command::Bench(_) => tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build(),
+            // `echo` never asks: `main` runs it first, on a runtime per serving thread.
             Command::Serve(_) | Command::Echo(_) | Command::Connect(_) => {
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()

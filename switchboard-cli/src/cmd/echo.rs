@@ -4,11 +4,18 @@
 //! request gets 426. The options expose the serving features of the library: TLS, the
 //! client's address behind a proxy, `Origin` allowlist, connection limits, keepalive and
 //! timeouts, and graceful shutdown on Ctrl-C or SIGTERM (every client gets 1001).
+//!
+//! It serves from one thread per core, each with a current-thread runtime and its own
+//! `SO_REUSEPORT` socket ([`Router::serve_threads`]): the kernel spreads the connections and
+//! a connection never leaves its thread. One thread is one current-thread runtime, no
+//! multi-thread scheduler at all.
 
 use anyhow::Context;
+use std::net::ToSocketAddrs;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::Duration;
-use switchboard::router::{Route, Router, ServerWebSocket};
+use switchboard::router::{bind_per_thread, Route, Router, ServerWebSocket};
 use switchboard::security::{ConnectionLimiter, OriginPolicy, TrustedProxies};
 use switchboard::WebSocketConfig;
 
@@ -18,6 +25,10 @@ pub(crate) struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9001")]
     listen: String,
+    /// Serving threads, each with its own runtime and listening socket (default: the CPUs
+    /// this process may run on, which `taskset` limits).
+    #[arg(long, value_name = "N")]
+    threads: Option<NonZeroUsize>,
     /// Do not negotiate permessage-deflate (RFC 7692).
     #[arg(long)]
     no_compression: bool,
@@ -67,8 +78,13 @@ fn seconds(value: f64) -> Option<Duration> {
     (value > 0.0).then(|| Duration::from_secs_f64(value))
 }
 
-/// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
-pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+/// Serves until Ctrl-C or SIGTERM, then shuts down gracefully. Not async: it builds a
+/// runtime per serving thread.
+pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        NonZeroUsize::get,
+    );
     let config = WebSocketConfig::default()
         .max_message_size(args.max_message_size)
         .max_frame_size(args.max_message_size)
@@ -102,19 +118,34 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => "ws",
     };
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let addr = listener.local_addr()?;
+    let listeners =
+        bind(&args.listen, threads).with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listeners[0].local_addr()?;
+    // `bench/run.sh` waits for "listening on" and the address.
     tracing::info!(
-        "echo server listening on {scheme}://{addr} (compression {})",
+        "echo server listening on {scheme}://{addr} ({threads} thread{}, compression {})",
+        if threads == 1 { "" } else { "s" },
         if args.no_compression { "off" } else { "on" }
     );
-    router
-        .serve_with_shutdown(listener, shutdown_signal())
-        .await?;
+    router.serve_threads(listeners, shutdown_signal())?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// One listening socket per thread on `listen` (an address, or a host name and port: the
+/// first of its addresses that binds).
+fn bind(listen: &str, threads: usize) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let mut failed = None;
+    for addr in listen.to_socket_addrs()? {
+        match bind_per_thread(addr, threads) {
+            Ok(listeners) => return Ok(listeners),
+            Err(error) => failed = Some(error),
+        }
+    }
+    Err(failed.map_or_else(
+        || anyhow::anyhow!("{listen} names no address"),
+        anyhow::Error::from,
+    ))
 }
 
 /// Echoes until the connection ends. Replies are fed, not flushed one by one: `recv`
