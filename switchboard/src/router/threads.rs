@@ -32,9 +32,9 @@ impl Router {
     /// to the [shutdown timeout](Router::shutdown_timeout) for its connections, as in
     /// [`Router::serve_with_shutdown`].
     ///
-    /// Fails at once, before serving, if `listeners` is empty, if a runtime cannot be
-    /// built, or if called from inside a tokio runtime (this function runs its own); and
-    /// after the shutdown if a serving thread panicked.
+    /// Fails at once, before serving, if `listeners` is empty, if a runtime or a thread
+    /// cannot be made, or if called from inside a tokio runtime (this function runs its
+    /// own); and after the shutdown if a serving thread panicked.
     ///
     /// ```no_run
     /// use switchboard::router::{bind_per_thread, Route, Router};
@@ -94,12 +94,22 @@ impl Router {
         for (index, (runtime, listener)) in served.enumerate() {
             let router = router.clone();
             let stopped = stopped.clone();
-            let worker = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("switchboard-{}", index + 1))
                 .spawn(move || {
                     runtime.block_on(router.accept_loop(listener, until_stopped(stopped)))
-                })?;
-            workers.push(worker);
+                });
+            match spawned {
+                Ok(worker) => workers.push(worker),
+                Err(error) => {
+                    // Out of threads: stop the ones already serving, and say so.
+                    stop.send_replace(true);
+                    for worker in workers {
+                        let _ = worker.join();
+                    }
+                    return Err(error.into());
+                }
+            }
         }
 
         let mut result = local.block_on(async {
