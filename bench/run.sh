@@ -48,19 +48,21 @@ RESULTS="$OUT/results.jsonl"
 note() { echo "== $*" >&2; }
 
 # --- build -------------------------------------------------------------------------------
+# The generator is `switchboard bench`, so the switchboard binary is needed whatever runs.
 HAVE_SWITCHBOARD=1
 SKIP_REASON=""
 if [ "$BUILD" = 1 ]; then
     note "building release binaries"
-    (cd "$ROOT" && cargo build --release -p switchboard-bench)
-    if ! (cd "$ROOT" && cargo build --release -p switchboard-cli) >"$OUT/switchboard-build.log" 2>&1; then
-        HAVE_SWITCHBOARD=0; SKIP_REASON="switchboard-cli does not build (see switchboard-build.log)"
-    fi
+    (cd "$ROOT" && cargo build --release -p switchboard-cli -p switchboard-bench)
     if command -v npm >/dev/null; then
         (cd "$BENCH/node" && npm install --no-audit --no-fund --loglevel=error >/dev/null)
     fi
 fi
-if [ "$HAVE_SWITCHBOARD" = 1 ] && ! "$REL/switchboard" echo --help >/dev/null 2>&1; then
+if ! "$REL/switchboard" bench --help >/dev/null 2>&1; then
+    echo "$REL/switchboard has no working 'bench' subcommand: it is the load generator (build it, or drop --no-build)" >&2
+    exit 1
+fi
+if ! "$REL/switchboard" echo --help >/dev/null 2>&1; then
     HAVE_SWITCHBOARD=0; SKIP_REASON="target/release/switchboard has no working 'echo' subcommand yet"
 fi
 if [ ! -d "$BENCH/node/node_modules/ws" ] || ! command -v node >/dev/null; then
@@ -186,7 +188,7 @@ for id in $SCENARIOS; do
         for s in $ACTIVE; do
             start_server "$s" || { record fail "$s" "$label" "$metric" "$round" '{"error":"server did not start"}'; continue; }
             note "$label · round $round · $s"
-            if report=$(timeout $(( ${WARMUP%.*} + ${DURATION%.*} + 90 )) taskset -c 1 "$REL/bench-loadgen" "$URL" \
+            if report=$(timeout $(( ${WARMUP%.*} + ${DURATION%.*} + 90 )) taskset -c 1 "$REL/switchboard" bench "$URL" \
                     -c "$conns" -s "$size" "--$kind" --warmup "$WARMUP" --duration "$DURATION" \
                     --server-pid "$SERVER_PID" --json 2>>"$OUT/loadgen.log"); then
                 record load "$s" "$label" "$metric" "$round" "$report"
@@ -204,7 +206,7 @@ if [ "$IDLE_CONNS" -gt 0 ]; then
     for s in $ACTIVE; do
         start_server "$s" || continue
         note "$label · $s"
-        if report=$(timeout 180 taskset -c 1 "$REL/bench-loadgen" "$URL" --idle "$IDLE_CONNS" \
+        if report=$(timeout 180 taskset -c 1 "$REL/switchboard" bench "$URL" --idle "$IDLE_CONNS" \
                 --server-pid "$SERVER_PID" --json 2>>"$OUT/loadgen.log"); then
             record idle "$s" "$label" kib 1 "$report"
         else

@@ -2,7 +2,7 @@
 //! rounds, and ratios against a baseline server.
 //!
 //! Each input line is `{"kind": "load"|"idle"|"fail", "server", "scenario", "metric", "round",
-//! "report"}`, where `report` is what `bench-loadgen --json` printed. Servers and scenarios
+//! "report"}`, where `report` is what `switchboard bench --json` printed. Servers and scenarios
 //! appear in the order they first occur in the input.
 
 use std::collections::BTreeMap;
