@@ -150,10 +150,12 @@ pub struct Connection {
     failed: bool,
     /// The transport ended.
     eof: bool,
-    close_info: Option<CloseInfo>,
+    /// Boxed: set once, at the end; an open connection should not carry its space.
+    close_info: Option<Box<CloseInfo>>,
     /// Client only: a fresh masking key per frame.
     mask_key: Option<Box<dyn FnMut() -> [u8; 4] + Send>>,
-    deflate: Option<Deflate>,
+    /// Boxed: most connections do not negotiate it.
+    deflate: Option<Box<Deflate>>,
     /// The frame whose header has been consumed but whose payload is still arriving.
     frame: Option<InFrame>,
     /// The data message being received (from its first frame to the frame with FIN).
@@ -232,7 +234,7 @@ impl Connection {
     /// policy (level, threshold) comes from [`Config::deflate`], or its default.
     pub fn with_deflate(mut self, params: DeflateParams) -> Self {
         let policy = self.config.deflate.clone().unwrap_or_default();
-        self.deflate = Some(Deflate::new(self.role, params, &policy));
+        self.deflate = Some(Box::new(Deflate::new(self.role, params, &policy)));
         self
     }
 
@@ -249,7 +251,18 @@ impl Connection {
     /// `Err` means the peer broke the protocol: the close frame with
     /// [`ProtocolError::close_code`] is already queued, the state is [`State::Closed`], and
     /// [`Connection::should_close_transport`] turns true once the output is written.
+    #[inline]
     pub fn poll_event(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, ProtocolError> {
+        // The shell asks after every read and before every wait, so most calls find nothing:
+        // answer those without the full parser's frame. (A zero-length frame is finished in
+        // the call that consumed its header, so an empty buffer never completes a frame.)
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        self.poll_event_in(buf)
+    }
+
+    fn poll_event_in(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, ProtocolError> {
         match self.parse(buf) {
             Ok(event) => Ok(event),
             Err(error) => {
@@ -296,7 +309,13 @@ impl Connection {
                 return Ok(None);
             }
             self.frame = None;
-            let payload = buf.split_to(frame.len);
+            // The usual case, one frame per read, takes the whole buffer: `split_to` would
+            // turn it into a shared buffer (an allocation and atomics) for nothing.
+            let payload = if frame.len == buf.len() {
+                std::mem::take(buf)
+            } else {
+                buf.split_to(frame.len)
+            };
             if let Some(event) = self.finish_frame(frame, payload)? {
                 return Ok(Some(event));
             }
@@ -511,14 +530,14 @@ impl Connection {
             let payload = frame.as_ref().map(encode_close_payload).unwrap_or_default();
             self.queue_frame(OpCode::Close, false, payload);
             self.close_sent = true;
-            self.close_info = Some(CloseInfo {
+            self.close_info = Some(Box::new(CloseInfo {
                 code: frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code),
                 reason: frame
                     .as_ref()
                     .map_or_else(String::new, |f| f.reason.to_string()),
                 initiator: Initiator::Remote,
                 clean: true,
-            });
+            }));
         }
         Ok(Event::Close(frame))
     }
@@ -532,12 +551,12 @@ impl Connection {
             let frame = CloseFrame::new(code, reason.as_str());
             self.queue_frame(OpCode::Close, false, encode_close_payload(&frame));
             self.close_sent = true;
-            self.close_info = Some(CloseInfo {
+            self.close_info = Some(Box::new(CloseInfo {
                 code,
                 reason,
                 initiator: Initiator::Local,
                 clean: false,
-            });
+            }));
         }
         self.failed = true;
         self.frame = None;
@@ -555,12 +574,12 @@ impl Connection {
                 .close_info
                 .as_ref()
                 .map_or(Initiator::Remote, |i| i.initiator);
-            self.close_info = Some(CloseInfo {
+            self.close_info = Some(Box::new(CloseInfo {
                 code: CloseCode::ABNORMAL,
                 reason: String::new(),
                 initiator,
                 clean: false,
-            });
+            }));
         }
     }
 
@@ -646,14 +665,14 @@ impl Connection {
         let payload = frame.as_ref().map(encode_close_payload).unwrap_or_default();
         self.queue_frame(OpCode::Close, false, payload);
         self.close_sent = true;
-        self.close_info = Some(CloseInfo {
+        self.close_info = Some(Box::new(CloseInfo {
             code: frame.as_ref().map_or(CloseCode::NO_STATUS, |f| f.code),
             reason: frame
                 .as_ref()
                 .map_or_else(String::new, |f| f.reason.to_string()),
             initiator: Initiator::Local,
             clean: false,
-        });
+        }));
         Ok(())
     }
 
@@ -675,6 +694,18 @@ impl Connection {
     /// Fills `dst` with the queued output, oldest first; returns how many slices were used.
     pub fn output_chunks<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         self.out.chunks(dst)
+    }
+
+    /// The queued output when it is one slice (the usual case: small frames are coalesced),
+    /// so a shell can write it without building a vector of slices; `None` when nothing is
+    /// queued or it is in several pieces (use [`Connection::output_chunks`]).
+    #[inline]
+    pub fn contiguous_output(&self) -> Option<&[u8]> {
+        match (self.out.chunks.len(), self.out.tail.is_empty()) {
+            (0, false) => Some(&self.out.tail),
+            (1, true) => Some(&self.out.chunks[0]),
+            _ => None,
+        }
     }
 
     /// The queued output as a list of slices (convenience for tests and simple shells).
@@ -743,7 +774,7 @@ impl Connection {
     /// How the connection ended, once it has started to (our close sent, or the peer's
     /// received, or the transport lost).
     pub fn close_info(&self) -> Option<&CloseInfo> {
-        self.close_info.as_ref()
+        self.close_info.as_deref()
     }
 }
 

@@ -325,7 +325,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
             match self.poll_fill(rw) {
                 Poll::Pending => {
-                    if self.read_buf.is_empty() && self.read_buf.capacity() > 0 {
+                    if self.read_buf.is_empty() {
                         // Idle: hold no buffer while waiting (the next read uses the stack).
                         self.release_read_buffer();
                     }
@@ -444,15 +444,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     fn poll_write_until(&mut self, ww: &Waker, target: usize) -> Poll<io::Result<()>> {
         let mut cx = Context::from_waker(ww);
         while self.conn.buffered_amount() > target {
-            let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let count = self.conn.output_chunks(&mut slices);
             let mut stream = Pin::new(&mut self.stream);
-            let written = if count > 1 && stream.is_write_vectored() {
-                ready!(stream
-                    .as_mut()
-                    .poll_write_vectored(&mut cx, &slices[..count]))?
+            let written = if let Some(bytes) = self.conn.contiguous_output() {
+                ready!(stream.as_mut().poll_write(&mut cx, bytes))?
             } else {
-                ready!(stream.as_mut().poll_write(&mut cx, &slices[0]))?
+                let mut slices = [IoSlice::new(&[]); MAX_IOV];
+                let count = self.conn.output_chunks(&mut slices);
+                if count > 1 && stream.is_write_vectored() {
+                    ready!(stream
+                        .as_mut()
+                        .poll_write_vectored(&mut cx, &slices[..count]))?
+                } else {
+                    ready!(stream.as_mut().poll_write(&mut cx, &slices[0]))?
+                }
             };
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
@@ -578,5 +582,35 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+}
+#[cfg(test)]
+mod sizes_tmp {
+    #[test]
+    fn print_sizes() {
+        use std::mem::size_of;
+        eprintln!(
+            "Core<TcpStream> {}",
+            size_of::<super::Core<tokio::net::TcpStream>>()
+        );
+        eprintln!(
+            "WebSocket<ServerStream> {}",
+            size_of::<crate::router::ServerWebSocket>()
+        );
+        eprintln!(
+            "Connection {}",
+            size_of::<switchboard_protocol::Connection>()
+        );
+        eprintln!("Liveness {}", size_of::<crate::liveness::Liveness>());
+        eprintln!("Error {}", size_of::<crate::error::Error>());
+        eprintln!("TcpStream {}", size_of::<tokio::net::TcpStream>());
+        eprintln!("ServerStream {}", size_of::<crate::router::ServerStream>());
+        eprintln!("Config {}", size_of::<switchboard_protocol::Config>());
+        eprintln!("CloseInfo {}", size_of::<switchboard_protocol::CloseInfo>());
+        eprintln!(
+            "SlowConsumer {}",
+            size_of::<crate::backpressure::SlowConsumer>()
+        );
+        eprintln!("Message {}", size_of::<switchboard_protocol::Message>());
     }
 }

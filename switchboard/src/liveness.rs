@@ -51,8 +51,14 @@ pub(crate) enum Verdict {
 /// Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct GoingAway {
+    // One allocation for both: every connection holds a clone.
+    inner: Arc<GoingAwayInner>,
+}
+
+#[derive(Debug, Default)]
+struct GoingAwayInner {
     notify: Arc<Notify>,
-    fired: Arc<std::sync::atomic::AtomicBool>,
+    fired: std::sync::atomic::AtomicBool,
 }
 
 impl GoingAway {
@@ -63,78 +69,126 @@ impl GoingAway {
 
     /// Tells every connection watching this signal to close with 1001 Going Away.
     pub fn fire(&self) {
-        self.fired.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.notify.notify_waiters();
+        self.inner
+            .fired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.inner.notify.notify_waiters();
     }
 
     /// Whether [`GoingAway::fire`] has been called.
     pub fn has_fired(&self) -> bool {
-        self.fired.load(std::sync::atomic::Ordering::SeqCst)
+        self.inner.fired.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
 /// The timers of one connection.
 pub(crate) struct Liveness {
+    /// `None` when neither keepalive nor the idle timeout is on (boxed: most connections
+    /// have neither, and every byte of an idle connection counts).
+    clock: Option<Box<Clock>>,
+    going_away: Option<Watch>,
+}
+
+/// A connection's registration for the going-away signal.
+struct Watch {
+    signal: GoingAway,
+    notified: Pin<Box<OwnedNotified>>,
+    /// The waker `notified` was last polled with. Re-polling takes the signal's lock, and
+    /// the driver asks before every wait, so it is done only when the task's waker changed.
+    registered: Option<Waker>,
+}
+
+/// The state of the keepalive and idle timers.
+struct Clock {
     timers: Timers,
     last_inbound: Instant,
     /// When the ping we are waiting an answer for was sent.
     ping_sent: Option<Instant>,
     sleep: Option<Pin<Box<Sleep>>>,
-    going_away: Option<(GoingAway, Pin<Box<OwnedNotified>>)>,
 }
 
 impl std::fmt::Debug for Liveness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Liveness")
-            .field("timers", &self.timers)
-            .field("ping_outstanding", &self.ping_sent.is_some())
+        let mut d = f.debug_struct("Liveness");
+        if let Some(clock) = &self.clock {
+            d.field("timers", &clock.timers)
+                .field("ping_outstanding", &clock.ping_sent.is_some());
+        }
+        d.field("going_away", &self.going_away.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Liveness {
     pub(crate) fn new(timers: Timers) -> Self {
+        let clock = (timers.ping_interval.is_some() || timers.idle_timeout.is_some()).then(|| {
+            Box::new(Clock {
+                timers,
+                last_inbound: Instant::now(),
+                ping_sent: None,
+                sleep: None,
+            })
+        });
         Liveness {
-            timers,
-            last_inbound: Instant::now(),
-            ping_sent: None,
-            sleep: None,
+            clock,
             going_away: None,
         }
     }
 
     /// Whether any timer or signal is in use (if not, the driver need not ask).
     pub(crate) fn is_active(&self) -> bool {
-        self.timers.ping_interval.is_some()
-            || self.timers.idle_timeout.is_some()
-            || self.going_away.is_some()
+        self.clock.is_some() || self.going_away.is_some()
     }
 
     /// Watches `signal` from now on.
     pub(crate) fn watch(&mut self, signal: GoingAway) {
-        let notified = Box::pin(signal.notify.clone().notified_owned());
-        self.going_away = Some((signal, notified));
+        let notified = Box::pin(signal.inner.notify.clone().notified_owned());
+        self.going_away = Some(Watch {
+            signal,
+            notified,
+            registered: None,
+        });
     }
 
     /// The peer sent something.
     pub(crate) fn on_inbound(&mut self) {
-        if self.timers.ping_interval.is_some() || self.timers.idle_timeout.is_some() {
-            self.last_inbound = Instant::now();
-            self.ping_sent = None;
+        if let Some(clock) = &mut self.clock {
+            clock.last_inbound = Instant::now();
+            clock.ping_sent = None;
         }
     }
 
     /// Decides what to do now. After [`Verdict::Wait`] and [`Verdict::Ping`], `waker` is
     /// woken at the next deadline (or when the going-away signal fires).
     pub(crate) fn poll(&mut self, waker: &Waker) -> Verdict {
-        if let Some((signal, notified)) = &mut self.going_away {
-            let mut cx = Context::from_waker(waker);
-            // Register first, then check the flag: a `fire` between the two is not lost.
-            if notified.as_mut().poll(&mut cx).is_ready() || signal.has_fired() {
+        if let Some(watch) = &mut self.going_away {
+            if !watch.registered.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                // Register first, then check the flag: a `fire` between the two is not lost.
+                let ready = watch
+                    .notified
+                    .as_mut()
+                    .poll(&mut Context::from_waker(waker))
+                    .is_ready();
+                watch.registered = Some(waker.clone());
+                if ready {
+                    self.going_away = None;
+                    return Verdict::GoingAway;
+                }
+            }
+            if watch.signal.has_fired() {
                 self.going_away = None;
                 return Verdict::GoingAway;
             }
         }
+        match &mut self.clock {
+            Some(clock) => clock.poll(waker),
+            None => Verdict::Wait,
+        }
+    }
+}
+
+impl Clock {
+    fn poll(&mut self, waker: &Waker) -> Verdict {
         let now = Instant::now();
         let mut verdict = Verdict::Wait;
         let mut next: Option<Instant> = None;
