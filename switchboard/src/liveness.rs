@@ -162,7 +162,11 @@ impl Liveness {
     /// woken at the next deadline (or when the going-away signal fires).
     pub(crate) fn poll(&mut self, waker: &Waker) -> Verdict {
         if let Some(watch) = &mut self.going_away {
-            if !watch.registered.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            if !watch
+                .registered
+                .as_ref()
+                .is_some_and(|w| w.will_wake(waker))
+            {
                 // Register first, then check the flag: a `fire` between the two is not lost.
                 let ready = watch
                     .notified
