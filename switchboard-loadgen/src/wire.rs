@@ -142,12 +142,18 @@ pub fn payload(kind: PayloadKind, len: usize) -> Vec<u8> {
     }
 }
 
-/// One complete, masked client frame (FIN set) carrying `payload` (RFC 6455 §5.2, §5.3).
+/// One complete, masked client data frame (FIN set) carrying `payload` (RFC 6455 §5.2, §5.3).
 pub fn client_frame(kind: PayloadKind, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let opcode = match kind {
         PayloadKind::Text => 0x1,
         PayloadKind::Binary => 0x2,
     };
+    masked_frame(opcode, payload, mask)
+}
+
+/// One complete, masked client frame (FIN set) with any `opcode` (low nibble), e.g. a pong
+/// (0xA) answering a server's ping.
+pub fn masked_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(payload.len() + 14);
     frame.push(0x80 | opcode);
     let len = payload.len();
@@ -368,6 +374,18 @@ mod tests {
             EchoParser::new().feed(&[0x83, 0]),
             Err(WireError::BadHeader(_))
         ));
+    }
+
+    #[test]
+    fn masked_frames_carry_the_opcode_and_unmask_to_the_payload() {
+        let frame = masked_frame(0xA, b"hello", [1, 2, 3, 4]);
+        assert_eq!(&frame[..6], &[0x8A, 0x85, 1, 2, 3, 4]);
+        let unmasked: Vec<u8> = frame[6..]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ [1, 2, 3, 4][i & 3])
+            .collect();
+        assert_eq!(unmasked, b"hello");
     }
 
     #[test]

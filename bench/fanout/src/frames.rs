@@ -1,5 +1,6 @@
 //! Server-to-client WebSocket frames (RFC 6455 §5.2), just enough to tell a data message
-//! from a control frame and to look at a small payload.
+//! from a control frame and to look at a small payload. Client frames come from
+//! `switchboard_loadgen::wire::masked_frame`.
 //!
 //! Unlike the echo generator's parser, this one keeps payloads: the fan-out client must
 //! see them (a Socket.IO ping is a text frame `2`, an event is `42[…]`), and they are small.
@@ -77,25 +78,6 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, FrameError
     )))
 }
 
-/// A masked client frame (FIN set) with `opcode` and `payload`.
-pub(crate) fn client_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(payload.len() + 14);
-    frame.push(0x80 | opcode);
-    let len = payload.len();
-    if len < 126 {
-        frame.push(0x80 | len as u8);
-    } else if len <= 0xffff {
-        frame.push(0x80 | 126);
-        frame.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        frame.push(0x80 | 127);
-        frame.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
-    frame
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,17 +101,5 @@ mod tests {
         let mut huge = vec![0x82, 127];
         huge.extend_from_slice(&(MAX_PAYLOAD + 1).to_be_bytes());
         assert_eq!(parse(&huge), Err(FrameError::TooLarge(MAX_PAYLOAD + 1)));
-    }
-
-    #[test]
-    fn client_frames_unmask_to_the_payload() {
-        let f = client_frame(1, b"hello", [1, 2, 3, 4]);
-        assert_eq!(&f[..2], &[0x81, 0x85]);
-        let unmasked: Vec<u8> = f[6..]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ [1, 2, 3, 4][i & 3])
-            .collect();
-        assert_eq!(unmasked, b"hello");
     }
 }

@@ -9,6 +9,7 @@
 //!   The publisher emits `42["pub",…]`, the server broadcasts `42["msg",…]` to every other
 //!   socket. The server pings with a text frame `2`; the answer is `3`.
 
+use switchboard_loadgen::wire;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -66,7 +67,7 @@ impl Target {
             }
             Target::Socketio => format!(r#"42["pub","{payload}"]"#),
         };
-        frames::client_frame(0x1, text.as_bytes(), MASK)
+        wire::masked_frame(0x1, text.as_bytes(), MASK)
     }
 
     /// Classifies one frame received by a subscriber (or, for its control frames and
@@ -74,11 +75,11 @@ impl Target {
     pub(crate) fn classify(self, frame: &Frame<'_>) -> Incoming {
         match frame.opcode {
             0x8 => Incoming::Close,
-            0x9 => Incoming::Reply(frames::client_frame(0xA, frame.payload, MASK)),
+            0x9 => Incoming::Reply(wire::masked_frame(0xA, frame.payload, MASK)),
             0x1 => match self {
                 Target::Switchboard => Incoming::Data,
                 Target::Socketio if frame.payload == b"2" => {
-                    Incoming::Reply(frames::client_frame(0x1, b"3", MASK))
+                    Incoming::Reply(wire::masked_frame(0x1, b"3", MASK))
                 }
                 Target::Socketio if frame.payload.starts_with(b"42") => Incoming::Data,
                 Target::Socketio => Incoming::Ignore,
@@ -106,7 +107,7 @@ impl Target {
                     String::from_utf8_lossy(&open)
                 );
                 stream
-                    .write_all(&frames::client_frame(0x1, b"40", MASK))
+                    .write_all(&wire::masked_frame(0x1, b"40", MASK))
                     .await?;
                 let joined = read_text(stream, buf).await?;
                 anyhow::ensure!(
