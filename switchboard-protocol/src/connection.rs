@@ -309,13 +309,9 @@ impl Connection {
                 return Ok(None);
             }
             self.frame = None;
-            // The usual case, one frame per read, takes the whole buffer: `split_to` would
-            // turn it into a shared buffer (an allocation and atomics) for nothing.
-            let payload = if frame.len == buf.len() {
-                std::mem::take(buf)
-            } else {
-                buf.split_to(frame.len)
-            };
+            // Split, not taken: the buffer keeps its allocation, and once the application
+            // drops the message the shell can reuse it without allocating.
+            let payload = buf.split_to(frame.len);
             if let Some(event) = self.finish_frame(frame, payload)? {
                 return Ok(Some(event));
             }
@@ -694,6 +690,14 @@ impl Connection {
     /// Fills `dst` with the queued output, oldest first; returns how many slices were used.
     pub fn output_chunks<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
         self.out.chunks(dst)
+    }
+
+    /// How many more bytes the frame being received needs, given that `buffered` bytes of
+    /// it (the bytes the shell holds for [`Connection::poll_event`]) have arrived; 0 when no
+    /// frame header has been read. Lets a shell size its next read to the frame.
+    #[inline]
+    pub fn frame_bytes_missing(&self, buffered: usize) -> usize {
+        self.frame.map_or(0, |f| f.len.saturating_sub(buffered))
     }
 
     /// The queued output when it is one slice (the usual case: small frames are coalesced),
