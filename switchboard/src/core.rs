@@ -500,14 +500,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         // Room for the rest of the frame being received (its header told its length), so a
         // large frame arrives in few reads and few reallocations; at least `READ_CHUNK`.
         let buffered = self.read_buf.len();
-        let want = self
+        let missing = self
             .conn
             .frame_bytes_missing(buffered)
-            .min(buffered.max(MAX_READ_AHEAD))
-            .max(READ_CHUNK);
-        if self.read_buf.capacity() - buffered < want {
+            .min(buffered.max(MAX_READ_AHEAD));
+        let spare = self.read_buf.capacity() - buffered;
+        if spare < missing || spare < READ_CHUNK / 4 {
             // Reclaims the buffer in place when the messages split off it are gone.
-            self.read_buf.reserve(want);
+            self.read_buf.reserve(missing.max(READ_CHUNK));
         }
         let dst = self.read_buf.spare_capacity_mut();
         let dst_ptr = dst.as_ptr();
