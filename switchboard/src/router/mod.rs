@@ -420,21 +420,23 @@ impl Router {
     }
 
     /// One connection from accept to the end of its handler.
-    async fn connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
-        // Boxed, and freed before the handler runs: the handshake's state (request head,
-        // header table, timeout) is kilobytes, and an unboxed await would make every task
-        // carry that space for the connection's whole life.
-        let accepted = Box::pin(self.admit(tcp, peer)).await;
-        if let Some(Accepted {
-            ws,
-            info,
-            route,
-            permit,
-        }) = accepted
-        {
-            tracing::debug!(%peer, client = %info.client_ip, path = info.path(), "WebSocket connection accepted");
-            (route.handler)(ws, info).await;
-            drop(permit);
+    ///
+    /// The task's future stays small while the handler runs, so an idle connection costs
+    /// little: the handshake (request head, header table, timeout: kilobytes) runs in its
+    /// own boxed future that is freed before the handler starts, and the handler's future
+    /// is made in a plain function, so neither the request nor the arguments of this one
+    /// stay in the task's state.
+    fn connection(
+        self: Arc<Self>,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let admit = Box::pin(async move { self.admit(tcp, peer).await });
+        async move {
+            if let Some((handler, permit)) = admit.await.map(Accepted::start) {
+                handler.await;
+                drop(permit);
+            }
         }
     }
 
@@ -573,6 +575,14 @@ struct Accepted {
     permit: Option<ConnectionPermit>,
 }
 
+impl Accepted {
+    /// The route's handler for this connection, and the permit to hold while it runs.
+    fn start(self) -> (BoxFuture, Option<ConnectionPermit>) {
+        tracing::debug!(peer = %self.info.peer, client = %self.info.client_ip, path = self.info.path(), "WebSocket connection accepted");
+        ((self.route.handler)(self.ws, self.info), self.permit)
+    }
+}
+
 /// Sends a refusal and ends the connection.
 async fn refused(
     stream: ServerStream,
@@ -609,6 +619,19 @@ mod tests {
 
     fn protocols(route: Option<&Arc<Route>>) -> Option<Vec<String>> {
         route.map(|r| r.protocols.clone())
+    }
+
+    #[tokio::test]
+    async fn a_connection_task_holds_little_while_its_handler_runs() {
+        // Every open connection is one such task; the handshake's kilobytes must not be in
+        // it (see `Router::connection`). The handler's own future is boxed separately.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (tcp, peer) = listener.accept().await.unwrap();
+        let task = Arc::new(router()).connection(tcp, peer);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 128, "the connection future is {size} bytes");
+        drop((task, client));
     }
 
     #[test]
