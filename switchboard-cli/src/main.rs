@@ -9,6 +9,9 @@ use std::time::Duration;
 
 mod cmd;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Switchboard: a WebSocket toolkit.
 #[derive(Debug, Parser)]
 #[command(name = "switchboard", version, about)]

@@ -8,6 +8,7 @@ use crate::frame::{apply_mask, FrameHeader, HeaderError, OpCode, Role, MAX_HEADE
 use crate::message::Message;
 use crate::utf8::{Utf8Bytes, Utf8Validator};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
@@ -810,12 +811,31 @@ struct OutQueue {
     len: usize,
 }
 
-/// A write buffer that grew past this is released once it drains, so a connection that sent
-/// one large message does not hold the memory while idle.
+/// A drained write buffer up to this size is kept for reuse (see [`SPARE_TAIL`]); a larger
+/// one is freed, so one big message does not pin its memory.
 const KEEP_TAIL_CAPACITY: usize = 16 << 10;
 
+thread_local! {
+    /// One drained write buffer per thread. A connection whose output is all written holds
+    /// no buffer (idle connections cost no write memory), and the next connection on this
+    /// thread to send takes this one instead of allocating. Reuse is a policy about memory,
+    /// not I/O, so it lives here with the queue.
+    static SPARE_TAIL: Cell<Option<BytesMut>> = const { Cell::new(None) };
+}
+
 impl OutQueue {
+    /// Makes sure `tail` has an allocation to append to, reusing the thread's spare one.
+    #[inline]
+    fn prepare_tail(&mut self) {
+        if self.tail.capacity() == 0 {
+            if let Some(spare) = SPARE_TAIL.with(Cell::take) {
+                self.tail = spare;
+            }
+        }
+    }
+
     fn push_frame(&mut self, header: &FrameHeader, payload: Bytes, vectored_threshold: usize) {
+        self.prepare_tail();
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
         self.len += head_len + payload.len();
@@ -836,6 +856,7 @@ impl OutQueue {
     }
 
     fn push_encoded(&mut self, frame: Bytes, vectored_threshold: usize) {
+        self.prepare_tail();
         self.len += frame.len();
         if frame.len() >= vectored_threshold {
             if !self.tail.is_empty() {
@@ -887,10 +908,10 @@ impl OutQueue {
         }
         if self.len == 0 {
             self.chunks.clear();
-            if self.tail.capacity() > KEEP_TAIL_CAPACITY {
-                self.tail = BytesMut::new();
-            } else {
-                self.tail.clear();
+            let mut tail = std::mem::take(&mut self.tail);
+            if (1..=KEEP_TAIL_CAPACITY).contains(&tail.capacity()) {
+                tail.clear();
+                SPARE_TAIL.with(|spare| spare.set(Some(tail)));
             }
         }
     }

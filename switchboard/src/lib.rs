@@ -84,7 +84,7 @@ pub use liveness::GoingAway;
 pub use server::{accept, Accept, Acceptor, AcceptorBuilder, HandshakeRequest, Reject, Server};
 pub use split::{WebSocketReader, WebSocketWriter};
 pub use stream::MaybeTlsStream;
-pub use websocket::WebSocket;
+pub use websocket::{Feed, WebSocket};
 
 /// The protocol core this crate drives, for lower-level use.
 pub use switchboard_protocol as protocol;

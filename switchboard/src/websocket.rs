@@ -9,9 +9,9 @@ use crate::split::{self, WebSocketReader, WebSocketWriter};
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 use switchboard_protocol::{
     CloseCode, CloseFrame, CloseInfo, Connection, Message, PreparedMessage, State,
 };
@@ -180,10 +180,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Over the high-water mark, the connection's
     /// [`SlowConsumer`](crate::SlowConsumer) policy decides: wait (the default), drop the
     /// message (returning `Ok`), or close the connection (returning an error).
-    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
-        match poll_fn(|cx| self.core.poll_room(cx.waker())).await? {
-            Room::Free => self.core.queue(message.into()),
-            Room::Full => self.core.overflow(),
+    pub fn feed(&mut self, message: impl Into<Message>) -> Feed<'_, S> {
+        Feed {
+            ws: self,
+            message: Some(message.into()),
         }
     }
 
@@ -309,5 +309,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
         this.core
             .start_close(Some(CloseFrame::new(CloseCode::NORMAL, "")))?;
         this.core.poll_close(cx.waker(), cx.waker())
+    }
+}
+
+/// The future of [`WebSocket::feed`]: the message and the socket, nothing more, so a
+/// handler that awaits it (every echo loop) keeps a small state per connection.
+#[must_use = "futures do nothing unless awaited"]
+#[derive(Debug)]
+pub struct Feed<'a, S> {
+    ws: &'a mut WebSocket<S>,
+    message: Option<Message>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Feed<'_, S> {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let room = ready!(this.ws.core.poll_room(cx.waker()))?;
+        let Some(message) = this.message.take() else {
+            panic!("`Feed` polled after it completed");
+        };
+        Poll::Ready(match room {
+            Room::Free => this.ws.core.queue(message),
+            Room::Full => this.ws.core.overflow(),
+        })
     }
 }

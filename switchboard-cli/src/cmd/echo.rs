@@ -151,13 +151,14 @@ fn bind(listen: &str, threads: usize) -> anyhow::Result<Vec<std::net::TcpListene
 /// Echoes until the connection ends. Replies are fed, not flushed one by one: `recv`
 /// flushes them before it waits for input, so a burst of messages is echoed in one write.
 async fn echo(mut ws: ServerWebSocket) {
-    while let Some(received) = ws.recv().await {
-        let message = match received {
-            Ok(message) => message,
-            Err(error) => {
+    loop {
+        let message = match ws.recv().await {
+            Some(Ok(message)) => message,
+            Some(Err(error)) => {
                 tracing::debug!(%error, "connection ended with an error");
                 return;
             }
+            None => return,
         };
         if let Err(error) = ws.feed(message).await {
             tracing::debug!(%error, "cannot echo");
@@ -188,4 +189,29 @@ async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
     tracing::info!("shutting down: closing every connection with 1001 Going Away");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard::protocol::{Config, Connection};
+    use switchboard::router::ServerStream;
+
+    #[tokio::test]
+    async fn the_echo_task_is_small() {
+        // Each idle connection of `switchboard echo` holds one of these futures (boxed by
+        // the router): part of the per-connection memory the benchmark reports.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (tcp, _) = listener.accept().await.unwrap();
+        let ws = ServerWebSocket::from_connection(
+            ServerStream::Plain(tcp),
+            Connection::server(Config::default()),
+            &WebSocketConfig::default(),
+        );
+        let size = std::mem::size_of_val(&echo(ws));
+        assert!(size <= 80, "the echo future is {size} bytes");
+    }
 }
