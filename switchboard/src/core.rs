@@ -85,20 +85,26 @@ pub(crate) struct Core<S> {
     /// connection unmasks payload in place as it arrives).
     read_buf: BytesMut,
     phase: Phase,
-    /// An error to report once the transport is closed (a protocol error, a timeout).
-    pending_error: Option<Error>,
-    /// The close timeout, armed when the close handshake starts. Boxed because `Sleep` is
-    /// not `Unpin`, and allocated only for connections that close.
-    deadline: Option<Pin<Box<Sleep>>>,
-    /// The negotiated subprotocol.
-    protocol: Option<Box<str>>,
+    /// What most connections never need until they end: allocated on first use, so an
+    /// open connection does not carry it (every byte of an idle connection counts).
+    rare: Option<Box<Rare>>,
     high_water: usize,
     close_timeout: Duration,
-    /// Split mode: the reader's waker, so the writer can wake it after starting a close.
-    pub(crate) reader_waker: Option<Waker>,
     /// Keepalive, idle timeout and the server's going-away signal.
     liveness: Liveness,
     slow_consumer: SlowConsumer,
+}
+
+/// The seldom-used part of [`Core`].
+#[derive(Default)]
+struct Rare {
+    /// An error to report once the transport is closed (a protocol error, a timeout).
+    pending_error: Option<Error>,
+    /// The close timeout, armed when the close handshake starts (boxed: `Sleep` is not
+    /// `Unpin`).
+    deadline: Option<Pin<Box<Sleep>>>,
+    /// The negotiated subprotocol.
+    protocol: Option<Box<str>>,
     /// Messages dropped by [`SlowConsumer::Drop`].
     dropped: u64,
 }
@@ -119,20 +125,34 @@ impl<S> Core<S> {
             conn,
             read_buf: BytesMut::new(),
             phase: Phase::Open,
-            pending_error: None,
-            deadline: None,
-            protocol: None,
+            rare: None,
             high_water: config.write_buffer_high_water,
             close_timeout: config.close_timeout,
-            reader_waker: None,
             liveness: Liveness::new(Timers {
                 ping_interval: config.ping_interval,
                 pong_timeout: config.pong_timeout,
                 idle_timeout: config.idle_timeout,
             }),
             slow_consumer: config.slow_consumer,
-            dropped: 0,
         }
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn set_pending_error(&mut self, error: Error) {
+        self.rare().pending_error = Some(error);
+    }
+
+    fn take_pending_error(&mut self) -> Option<Error> {
+        self.rare
+            .as_mut()
+            .and_then(|rare| rare.pending_error.take())
+    }
+
+    fn set_deadline(&mut self, after: Duration) {
+        self.rare().deadline = Some(Box::pin(tokio::time::sleep(after)));
     }
 
     /// Closes with 1001 Going Away when `signal` fires (graceful shutdown).
@@ -142,7 +162,7 @@ impl<S> Core<S> {
 
     /// Messages dropped by [`SlowConsumer::Drop`] so far.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped
+        self.rare.as_ref().map_or(0, |rare| rare.dropped)
     }
 
     /// A message found the queue full under a policy that does not wait: drop it, or
@@ -155,7 +175,7 @@ impl<S> Core<S> {
                 Err(Error::closed())
             }
             SlowConsumer::Wait | SlowConsumer::Drop => {
-                self.dropped += 1;
+                self.rare().dropped += 1;
                 Ok(())
             }
         }
@@ -174,11 +194,13 @@ impl<S> Core<S> {
     }
 
     pub(crate) fn set_protocol(&mut self, protocol: Option<String>) {
-        self.protocol = protocol.map(String::into_boxed_str);
+        if let Some(protocol) = protocol {
+            self.rare().protocol = Some(protocol.into_boxed_str());
+        }
     }
 
     pub(crate) fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+        self.rare.as_ref().and_then(|rare| rare.protocol.as_deref())
     }
 
     fn release_read_buffer(&mut self) {
@@ -186,14 +208,18 @@ impl<S> Core<S> {
     }
 
     fn arm_deadline(&mut self) {
-        if self.deadline.is_none() {
-            self.deadline = Some(Box::pin(tokio::time::sleep(self.close_timeout)));
+        if self
+            .rare
+            .as_ref()
+            .is_none_or(|rare| rare.deadline.is_none())
+        {
+            self.set_deadline(self.close_timeout);
         }
     }
 
     /// Whether the close timeout has passed (registers `waker` if not).
     fn deadline_passed(&mut self, waker: &Waker) -> bool {
-        match self.deadline.as_mut() {
+        match self.rare.as_mut().and_then(|rare| rare.deadline.as_mut()) {
             Some(sleep) => sleep
                 .as_mut()
                 .poll(&mut Context::from_waker(waker))
@@ -262,7 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     ready!(self.poll_finish(rw, ww));
                     self.phase = Phase::Done;
                     self.release_read_buffer();
-                    return Poll::Ready(self.pending_error.take().map(Err));
+                    return Poll::Ready(self.take_pending_error().map(Err));
                 }
                 Phase::Open => {}
             }
@@ -278,7 +304,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 Err(error) => {
                     // The connection queued a close frame with `error.close_code()`.
                     tracing::debug!(%error, "protocol error from peer");
-                    self.pending_error = Some(Error::protocol(error));
+                    self.set_pending_error(Error::protocol(error));
                     self.enter_finishing();
                     continue;
                 }
@@ -301,10 +327,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                             CloseCode::INTERNAL_ERROR,
                             "keepalive timeout",
                         )));
-                        self.pending_error =
-                            Some(Error::timeout("keepalive (no answer to a ping)"));
+                        self.set_pending_error(Error::timeout("keepalive (no answer to a ping)"));
                         // No close handshake with a dead peer: cut the transport now.
-                        self.deadline = Some(Box::pin(tokio::time::sleep(Duration::ZERO)));
+                        self.set_deadline(Duration::ZERO);
                         self.phase = Phase::Finishing;
                         continue;
                     }
@@ -330,7 +355,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 self.arm_deadline();
                 if self.deadline_passed(rw) {
                     tracing::debug!("peer did not answer our close frame in time");
-                    self.pending_error = Some(Error::timeout("close handshake"));
+                    self.set_pending_error(Error::timeout("close handshake"));
                     self.phase = Phase::Finishing;
                     continue;
                 }
@@ -626,7 +651,7 @@ mod size_budget {
     #[test]
     fn the_connection_state_fits_its_budget() {
         let core = size_of::<Core<crate::router::ServerStream>>();
-        assert!(core <= 448, "Core is {core} bytes, budget 448");
+        assert!(core <= 384, "Core is {core} bytes, budget 384");
         let conn = size_of::<switchboard_protocol::Connection>();
         assert!(conn <= 240, "Connection is {conn} bytes, budget 240");
     }

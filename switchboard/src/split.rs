@@ -34,6 +34,9 @@ const WRITER: usize = 1;
 
 struct Shared<S> {
     core: Mutex<Box<Core<S>>>,
+    /// The reader's waker while it waits, so the writer can wake it after starting a close
+    /// (the reader must start the close timer). Locked only with `core` held.
+    reader_waker: Mutex<Option<Waker>>,
     wakers: Arc<WriteWakers>,
     /// A waker for `wakers`, built once: the stream sees the same waker from both halves.
     write_waker: Waker,
@@ -79,12 +82,19 @@ impl<S> Shared<S> {
         // more than the panic itself; keep going rather than poison both halves.
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn reader_waker(&self) -> MutexGuard<'_, Option<Waker>> {
+        self.reader_waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 pub(crate) fn split<S>(ws: WebSocket<S>) -> (WebSocketReader<S>, WebSocketWriter<S>) {
     let wakers = Arc::new(WriteWakers::default());
     let shared = Arc::new(Shared {
         core: Mutex::new(ws.into_core()),
+        reader_waker: Mutex::new(None),
         write_waker: Waker::from(wakers.clone()),
         wakers,
     });
@@ -133,9 +143,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
         let mut core = shared.lock();
         let poll = core.poll_recv(cx.waker(), &shared.write_waker);
         if poll.is_pending() {
-            match &core.reader_waker {
+            let mut reader = shared.reader_waker();
+            match &*reader {
                 Some(w) if w.will_wake(cx.waker()) => {}
-                _ => core.reader_waker = Some(cx.waker().clone()),
+                _ => *reader = Some(cx.waker().clone()),
             }
         }
         poll
@@ -245,7 +256,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
             let mut core = self.shared.lock();
             core.start_close(Some(CloseFrame::new(code.into(), reason)))?;
             // The reader may be waiting for input; it must start the close timer.
-            if let Some(waker) = core.reader_waker.take() {
+            if let Some(waker) = self.shared.reader_waker().take() {
                 waker.wake();
             }
         }
@@ -314,7 +325,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketWriter<S> {
         {
             let mut core = this.shared.lock();
             core.start_close(Some(CloseFrame::new(CloseCode::NORMAL, "")))?;
-            if let Some(waker) = core.reader_waker.take() {
+            if let Some(waker) = this.shared.reader_waker().take() {
                 waker.wake();
             }
         }

@@ -626,7 +626,9 @@ mod tests {
         // Every open connection is one such task; the handshake's kilobytes must not be in
         // it (see `Router::connection`). The handler's own future is boxed separately.
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let (tcp, peer) = listener.accept().await.unwrap();
         let task = Arc::new(router()).connection(tcp, peer);
         let size = std::mem::size_of_val(&task);
