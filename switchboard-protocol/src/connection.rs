@@ -706,8 +706,9 @@ impl Connection {
     /// queued or it is in several pieces (use [`Connection::output_chunks`]).
     #[inline]
     pub fn contiguous_output(&self) -> Option<&[u8]> {
-        match (self.out.chunks.len(), self.out.tail.is_empty()) {
-            (0, false) => Some(&self.out.tail),
+        let tail = self.out.tail_pending();
+        match (self.out.chunks.len(), tail.is_empty()) {
+            (0, false) => Some(tail),
             (1, true) => Some(&self.out.chunks[0]),
             _ => None,
         }
@@ -719,7 +720,7 @@ impl Connection {
             .chunks
             .iter()
             .map(|c| &c[..])
-            .chain((!self.out.tail.is_empty()).then_some(&self.out.tail[..]))
+            .chain(Some(self.out.tail_pending()).filter(|t| !t.is_empty()))
             .collect()
     }
 
@@ -808,6 +809,10 @@ fn truncate_utf8(s: &str, max: usize) -> &str {
 struct OutQueue {
     chunks: VecDeque<Bytes>,
     tail: BytesMut,
+    /// How much of `tail` is already written. Tracked here rather than by advancing `tail`,
+    /// which would give its front away: once everything is written the whole buffer is
+    /// reused from the start, with no reallocation.
+    tail_written: usize,
     len: usize,
 }
 
@@ -848,7 +853,7 @@ impl OutQueue {
                 apply_mask(&mut self.tail[start..], key, 0);
             }
             None if payload.len() >= vectored_threshold => {
-                self.chunks.push_back(self.tail.split().freeze());
+                self.seal_tail();
                 self.chunks.push_back(payload);
             }
             None => self.tail.extend_from_slice(&payload),
@@ -859,17 +864,34 @@ impl OutQueue {
         self.prepare_tail();
         self.len += frame.len();
         if frame.len() >= vectored_threshold {
-            if !self.tail.is_empty() {
-                self.chunks.push_back(self.tail.split().freeze());
-            }
+            self.seal_tail();
             self.chunks.push_back(frame);
         } else {
             self.tail.extend_from_slice(&frame);
         }
     }
 
+    /// Moves what is unwritten in `tail` to `chunks`, so a large payload can follow it
+    /// without being copied.
+    fn seal_tail(&mut self) {
+        if self.tail.len() > self.tail_written {
+            let mut pending = self.tail.split();
+            pending.advance(self.tail_written);
+            self.chunks.push_back(pending.freeze());
+        } else {
+            self.tail.clear();
+        }
+        self.tail_written = 0;
+    }
+
+    /// The unwritten part of `tail`.
+    fn tail_pending(&self) -> &[u8] {
+        &self.tail[self.tail_written..]
+    }
+
     fn chunks<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let tail = (!self.tail.is_empty()).then_some(&self.tail[..]);
+        let pending = self.tail_pending();
+        let tail = (!pending.is_empty()).then_some(pending);
         let mut n = 0;
         for chunk in self
             .chunks
@@ -901,13 +923,14 @@ impl OutQueue {
                     n = 0;
                 }
                 None => {
-                    self.tail.advance(n);
+                    self.tail_written += n;
                     n = 0;
                 }
             }
         }
         if self.len == 0 {
             self.chunks.clear();
+            self.tail_written = 0;
             let mut tail = std::mem::take(&mut self.tail);
             if (1..=KEEP_TAIL_CAPACITY).contains(&tail.capacity()) {
                 tail.clear();

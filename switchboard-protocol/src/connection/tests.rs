@@ -537,6 +537,59 @@ mod output {
         }
         assert_eq!(written, all);
     }
+
+    /// One step of a sender: queue a message of this many bytes, or write up to this many
+    /// bytes of output (through the vectored or the one-slice view).
+    #[derive(Debug, Clone)]
+    enum Step {
+        Send(usize),
+        Write { max: usize, vectored: bool },
+    }
+
+    fn any_step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0usize..9000).prop_map(Step::Send),
+            (1usize..6000, any::<bool>()).prop_map(|(max, vectored)| Step::Write { max, vectored }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn interleaved_sends_and_partial_writes_keep_the_byte_stream(
+            steps in proptest::collection::vec(any_step(), 1..40)
+        ) {
+            let mut conn = server();
+            let mut expected = Vec::new();
+            let mut written = Vec::new();
+            for (i, step) in steps.into_iter().enumerate() {
+                match step {
+                    Step::Send(size) => {
+                        let message = Message::Binary(Bytes::from(vec![i as u8; size]));
+                        let mut alone = server();
+                        alone.send(message.clone()).unwrap();
+                        expected.extend(output(&mut alone));
+                        conn.send(message).unwrap();
+                    }
+                    Step::Write { max, vectored } => {
+                        let front: Vec<u8> = match (vectored, conn.contiguous_output()) {
+                            (false, Some(bytes)) => bytes.to_vec(),
+                            _ => {
+                                let mut slices = [IoSlice::new(&[]); 4];
+                                let n = conn.output_chunks(&mut slices);
+                                slices[..n].iter().flat_map(|s| s.iter().copied()).collect()
+                            }
+                        };
+                        let n = front.len().min(max);
+                        written.extend_from_slice(&front[..n]);
+                        conn.advance_output(n);
+                    }
+                }
+                prop_assert_eq!(conn.buffered_amount(), expected.len() - written.len());
+            }
+            written.extend(output(&mut conn));
+            prop_assert_eq!(written, expected);
+        }
+    }
 }
 
 /// Fan-out: one encoding shared by many connections.
