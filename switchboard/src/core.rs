@@ -36,9 +36,10 @@ const READ_CHUNK: usize = 4 << 10;
 /// reserve a whole 16 MiB frame by sending its header alone.
 const MAX_READ_AHEAD: usize = 1 << 20;
 
-/// An empty read buffer larger than this is freed rather than kept for reuse, so one big
-/// message does not pin its memory.
-const KEEP_READ_CAPACITY: usize = 64 << 10;
+/// An empty read buffer larger than this is freed rather than kept as the thread's spare.
+/// The spare is one per thread, not per connection, so it can be large: a stream of big
+/// messages then reuses one buffer instead of allocating (and faulting in) each.
+const KEEP_READ_CAPACITY: usize = 1 << 20;
 
 thread_local! {
     /// One spare read buffer per thread. A connection waiting for input holds no buffer (an
