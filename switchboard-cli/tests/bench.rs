@@ -2,77 +2,30 @@
 //! JSON report, the `--max-messages` bound, the human summary, `--idle`), and against a port
 //! where nothing listens. Every run is bounded by its own options and by `LIMIT`.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::net::TcpListener;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::EchoServer;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+/// How long one `switchboard bench` run may take before the test fails.
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// `switchboard echo` on port 0, killed on drop.
-struct Echo {
-    child: Child,
-    url: String,
-}
-
-impl Echo {
-    fn start() -> Echo {
-        let mut child = Command::new(BIN)
-            .args(["echo", "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let line = lines.next().expect("a log line").unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("ws://"))
-            .unwrap_or_else(|| panic!("no URL in the log line {line:?}"))
-            .to_owned();
-        // Keep reading the log, so the server never writes into a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Echo { child, url }
-    }
-
-    fn pid(&self) -> String {
-        self.child.id().to_string()
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Runs `switchboard bench URL ARGS` (`args` split at spaces) to completion, within `LIMIT`.
 fn bench(url: &str, args: &str) -> Output {
-    let child = Command::new(BIN)
-        .args(["bench", url])
-        .args(args.split_whitespace())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let (done, output) = mpsc::channel();
-    std::thread::spawn(move || done.send(child.wait_with_output()));
-    match output.recv_timeout(LIMIT) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").arg(&pid).status();
-            panic!("switchboard bench {url} {args} did not exit within {LIMIT:?}");
-        }
-    }
+    let mut command = support::switchboard(&["bench", url]);
+    command.args(args.split_whitespace());
+    support::run(command, "", LIMIT)
+}
+
+/// Runs `switchboard bench` against a `switchboard echo` of its own, with `ARGS` and
+/// `--server-pid` naming that server (so the report has the server's side too).
+fn bench_against_echo(args: &str) -> Output {
+    let echo = EchoServer::start(&[]);
+    bench(&echo.url(), &format!("{args} --server-pid {}", echo.pid()))
 }
 
 /// The one JSON object a successful `--json` run prints.
@@ -93,14 +46,7 @@ fn f64_at(report: &Value, pointer: &str) -> f64 {
 
 #[test]
 fn json_report_against_echo_has_messages_and_ordered_percentiles() {
-    let echo = Echo::start();
-    let output = bench(
-        &echo.url,
-        &format!(
-            "-c 4 -s 100 --warmup 0.2 --duration 0.5 --server-pid {} --json",
-            echo.pid()
-        ),
-    );
+    let output = bench_against_echo("-c 4 -s 100 --warmup 0.2 --duration 0.5 --json");
     let report = json_report(&output);
     assert!(report["messages"].as_u64().unwrap() > 0, "{report}");
     assert_eq!(report["connections"], 4, "{report}");
@@ -122,9 +68,9 @@ fn json_report_against_echo_has_messages_and_ordered_percentiles() {
 
 #[test]
 fn max_messages_bounds_the_run() {
-    let echo = Echo::start();
+    let echo = EchoServer::start(&[]);
     let output = bench(
-        &echo.url,
+        &echo.url(),
         "-c 4 -s 1KiB --binary --warmup 0 --duration 30 --max-messages 300 --json",
     );
     let report = json_report(&output);
@@ -137,11 +83,7 @@ fn max_messages_bounds_the_run() {
 
 #[test]
 fn default_output_is_a_summary_and_no_progress_line_off_a_terminal() {
-    let echo = Echo::start();
-    let output = bench(
-        &echo.url,
-        &format!("-c 2 --warmup 0 --duration 0.3 --server-pid {}", echo.pid()),
-    );
+    let output = bench_against_echo("-c 2 --warmup 0 --duration 0.3");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "stderr: {stderr}");
@@ -165,11 +107,7 @@ fn default_output_is_a_summary_and_no_progress_line_off_a_terminal() {
 
 #[test]
 fn idle_reports_server_memory_per_connection() {
-    let echo = Echo::start();
-    let output = bench(
-        &echo.url,
-        &format!("--idle 20 --settle 0.1 --server-pid {} --json", echo.pid()),
-    );
+    let output = bench_against_echo("--idle 20 --settle 0.1 --json");
     let report = json_report(&output);
     assert_eq!(report["connections"], 20, "{report}");
     assert!(f64_at(&report, "/rss_before_kib") > 0.0, "{report}");

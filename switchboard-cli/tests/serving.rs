@@ -2,59 +2,19 @@
 //! process exits within its shutdown deadline; `connect --proxy` goes through a CONNECT
 //! proxy; a plain GET gets 426.
 
-use std::io::Write;
+mod support;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{EchoServer, LIMIT};
 use switchboard::{CloseCode, Message};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
-const LIMIT: Duration = Duration::from_secs(20);
-
-/// `switchboard echo` on a free loopback port, killed on drop if still running.
-struct Echo {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Echo {
-    async fn start(extra: &[&str]) -> Echo {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(BIN)
-            .args(["echo", "--listen", &addr.to_string()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        while TcpStream::connect(addr).await.is_err() {
-            assert!(started.elapsed() < LIMIT, "switchboard echo did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Echo { child, addr }
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn sigterm_closes_every_client_with_1001_and_exits_within_the_deadline() {
-    let mut echo = Echo::start(&["--shutdown-timeout", "3"]).await;
-    let url = format!("ws://{}/", echo.addr);
+    let mut echo = EchoServer::start(&["--shutdown-timeout", "3"]);
+    let url = echo.url();
     let mut clients = Vec::new();
     for i in 0..4 {
         let (mut ws, _) = switchboard::connect(&url).await.unwrap();
@@ -66,12 +26,9 @@ async fn sigterm_closes_every_client_with_1001_and_exits_within_the_deadline() {
         clients.push(ws);
     }
 
-    let started = Instant::now();
-    let status = Command::new("kill")
-        .args(["-TERM", &echo.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // The exit is due 5 s from the signal: past the 3 s deadline, with room to spare.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    echo.sigterm();
     for ws in &mut clients {
         assert!(tokio::time::timeout(LIMIT, ws.recv())
             .await
@@ -80,22 +37,13 @@ async fn sigterm_closes_every_client_with_1001_and_exits_within_the_deadline() {
         let info = ws.close_info().unwrap();
         assert_eq!(info.code, CloseCode::GOING_AWAY, "{info:?}");
     }
-    let exit = loop {
-        if let Some(exit) = echo.child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "still running after the 3 s deadline"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let exit = echo.exit_by(deadline).await;
     assert!(exit.success(), "{exit:?}");
 }
 
 #[tokio::test]
 async fn sigterm_does_not_wait_past_the_deadline_for_a_client_that_never_answers() {
-    let mut echo = Echo::start(&["--shutdown-timeout", "1"]).await;
+    let mut echo = EchoServer::start(&["--shutdown-timeout", "1"]);
     // Completes the handshake, then never reads or answers the close.
     let mut tcp = TcpStream::connect(echo.addr).await.unwrap();
     tcp.write_all(
@@ -108,26 +56,13 @@ async fn sigterm_does_not_wait_past_the_deadline_for_a_client_that_never_answers
     tcp.read_exact(&mut head).await.unwrap();
     assert_eq!(&head, b"HTTP/1.1 101");
 
-    let started = Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &echo.child.id().to_string()])
-        .status()
-        .unwrap();
-    loop {
-        if echo.child.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(4),
-            "still running long after the 1 s deadline"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Long after the 1 s deadline: the exit status does not matter here, only that it comes.
+    echo.terminate(Duration::from_secs(4)).await;
 }
 
 #[tokio::test]
 async fn a_plain_get_gets_426() {
-    let echo = Echo::start(&[]).await;
+    let echo = EchoServer::start(&[]);
     let mut tcp = TcpStream::connect(echo.addr).await.unwrap();
     tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -172,32 +107,20 @@ async fn one_tunnel_proxy() -> (SocketAddr, tokio::task::JoinHandle<String>) {
 
 #[tokio::test]
 async fn connect_goes_through_a_connect_proxy() {
-    let echo = Echo::start(&[]).await;
+    let echo = EchoServer::start(&[]);
     let (proxy, tunnel) = one_tunnel_proxy().await;
-    let mut child = Command::new(BIN)
-        .args([
-            "connect",
-            &format!("ws://{}/", echo.addr),
-            "--proxy",
-            &format!("http://{proxy}"),
-        ])
-        .env_remove("HTTP_PROXY")
-        .env_remove("http_proxy")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"via the proxy\n")
-        .unwrap();
-    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
+    let mut command = support::switchboard(&[
+        "connect",
+        &echo.url(),
+        "--proxy",
+        &format!("http://{proxy}"),
+    ]);
+    command.env_remove("HTTP_PROXY").env_remove("http_proxy");
+    // On a blocking thread: the proxy task runs on this test's runtime.
+    let output =
+        tokio::task::spawn_blocking(move || support::run(command, "via the proxy\n", LIMIT))
+            .await
+            .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stdout}\n{stderr}");
