@@ -652,7 +652,8 @@ mod size_budget {
     #[test]
     fn the_connection_state_fits_its_budget() {
         let core = size_of::<Core<crate::router::ServerStream>>();
-        assert!(core <= 384, "Core is {core} bytes, budget 384");
+        // 384 bytes without TLS; the `tls` feature adds a variant to `ServerStream`.
+        assert!(core <= 400, "Core is {core} bytes, budget 400");
         let conn = size_of::<switchboard_protocol::Connection>();
         assert!(conn <= 240, "Connection is {conn} bytes, budget 240");
     }
