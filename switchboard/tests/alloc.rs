@@ -85,3 +85,40 @@ async fn echo_allocates_per_burst_not_per_message() {
         "{worst} allocations for {BURST} echoed messages (per burst: {burst_allocations:?})"
     );
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn one_message_at_a_time_allocates_nothing_in_steady_state() {
+    // The benchmark's pattern: the peer waits for each echo before it sends again, so the
+    // connection goes idle between messages and gives its buffers back each time (an idle
+    // connection holds none); the thread's spare buffers make that free of allocations.
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let mut ws = WebSocket::from_connection(
+        a,
+        Connection::server(Config::default()),
+        &WebSocketConfig::default(),
+    );
+    let mut peer = Peer::client(b);
+    let mut per_round = Vec::new();
+    for round in 0..40 {
+        let mut server = 0;
+        for i in 0..50 {
+            peer.conn
+                .send(Message::Binary(vec![round as u8; 20 + i].into()))
+                .unwrap();
+            peer.flush().await;
+            // Only the server's calls are counted: the peer allocates freely.
+            let before = allocations();
+            let message = ws.recv().await.unwrap().unwrap();
+            ws.feed(message).await.unwrap();
+            ws.flush().await.unwrap();
+            server += allocations() - before;
+            assert!(matches!(peer.expect_event().await, Event::Message(_)));
+        }
+        per_round.push(server);
+    }
+    let steady = &per_round[5..];
+    assert!(
+        steady.iter().all(|&n| n == 0),
+        "allocations per 50 round trips: {per_round:?}"
+    );
+}
