@@ -7,6 +7,8 @@ mod common;
 use common::Peer;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::task::Poll;
 use switchboard::{Message, WebSocket, WebSocketConfig};
 use switchboard_protocol::{Config, Connection, Event};
 
@@ -102,13 +104,26 @@ async fn one_message_at_a_time_allocates_nothing_in_steady_state() {
     for round in 0..40 {
         let mut server = 0;
         for i in 0..50 {
-            peer.conn
-                .send(Message::Binary(vec![round as u8; 20 + i].into()))
-                .unwrap();
-            peer.flush().await;
             // Only the server's calls are counted: the peer allocates freely.
+            let message = {
+                let before = allocations();
+                let mut recv = std::pin::pin!(ws.recv());
+                // The server waits for input first, as between a client's messages.
+                let waited = poll_fn(|cx| Poll::Ready(recv.as_mut().poll(cx).is_pending())).await;
+                assert!(waited, "nothing was sent yet");
+                server += allocations() - before;
+
+                peer.conn
+                    .send(Message::Binary(vec![round as u8; 20 + i].into()))
+                    .unwrap();
+                peer.flush().await;
+
+                let before = allocations();
+                let message = recv.await.unwrap().unwrap();
+                server += allocations() - before;
+                message
+            };
             let before = allocations();
-            let message = ws.recv().await.unwrap().unwrap();
             ws.feed(message).await.unwrap();
             ws.flush().await.unwrap();
             server += allocations() - before;
