@@ -825,13 +825,17 @@ mod tests {
         addr
     }
 
-    #[test]
-    fn runs_against_a_tcp_echo_and_counts_every_echo() {
-        let rt = tokio::runtime::Builder::new_current_thread()
+    /// The generator's own kind of runtime: one thread.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .unwrap();
-        rt.block_on(async {
+            .unwrap()
+    }
+
+    #[test]
+    fn runs_against_a_tcp_echo_and_counts_every_echo() {
+        runtime().block_on(async {
             let addr = tcp_echo().await;
             for (size, in_flight) in [(20, 1), (70_000, 3)] {
                 let opts = Options {
@@ -861,11 +865,7 @@ mod tests {
 
     #[test]
     fn max_messages_ends_measuring_early() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let addr = tcp_echo().await;
             let opts = Options {
                 connections: 2,
@@ -882,11 +882,7 @@ mod tests {
 
     #[test]
     fn a_server_that_does_not_echo_faithfully_fails_setup() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             tokio::spawn(async move {
