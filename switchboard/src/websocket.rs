@@ -160,6 +160,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// [`WebSocket::close_info`] for the code and reason), and after the one error that ended
     /// it. On a protocol violation the close frame with the right code is sent and the
     /// transport closed before the error is returned. Cancel-safe.
+    ///
+    /// A message is not copied out of the read buffer: it shares it, and the buffer is
+    /// reused once its messages are dropped. Keeping a message keeps the buffer it came in
+    /// (up to the size of what was read with it); to store many small messages for a long
+    /// time, store copies (`Bytes::copy_from_slice`, `String::from`).
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
         poll_fn(|cx| self.core.poll_recv(cx.waker(), cx.waker())).await
     }
