@@ -127,7 +127,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         if threads == 1 { "" } else { "s" },
         if args.no_compression { "off" } else { "on" }
     );
-    router.serve_threads(listeners, shutdown_signal())?;
+    router.serve_threads(listeners, async {
+        super::shutdown_signal().await;
+        tracing::info!("shutting down: closing every connection with 1001 Going Away");
+    })?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -165,30 +168,6 @@ async fn echo(mut ws: ServerWebSocket) {
             return;
         }
     }
-}
-
-/// Ctrl-C, or SIGTERM on Unix (what `kill`, `docker stop` and systemd send).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutting down: closing every connection with 1001 Going Away");
 }
 
 #[cfg(test)]

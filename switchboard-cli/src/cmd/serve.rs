@@ -35,30 +35,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         "switchboard hub on http://{addr} (chat page at /, WebSocket at ws://{addr}/ws)"
     );
     HubServer::new(config)
-        .serve(listener, shutdown_signal())
+        .serve(listener, super::shutdown_signal())
         .await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ctrl-C, or SIGTERM on Unix (what `docker stop` and systemd send).
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
