@@ -14,6 +14,12 @@
 # be rewritten afterwards: ./scripts/test.sh --update-expected
 : "${SWITCHBOARD_EXPECT_DEFLATE:=1}"
 
+# The binaries the suites run: what `cargo build --release` made (the build phase of
+# scripts/test.sh), under $CARGO_TARGET_DIR or the repository's target/.
+_settings_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+: "${TARGET_DIR:=${CARGO_TARGET_DIR:-$_settings_root/target}}"
+: "${SWITCHBOARD_BIN:=$TARGET_DIR/release/switchboard}"
+
 # Autobahn|Testsuite cases run by the test command (and so by CI), as
 # comma-separated wstest patterns. Sections 1-11 are RFC 6455 (wstest has no 8.*
 # or 11.*; the patterns match nothing there); the compression subset covers every

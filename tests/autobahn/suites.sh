@@ -49,8 +49,6 @@ case "$SIDE" in
   *) echo "suites.sh: --side must be server, client or both" >&2; exit 2 ;;
 esac
 
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$TARGET_DIR/release/switchboard}"
 AUTOBAHN_CLIENT_BIN="${AUTOBAHN_CLIENT_BIN:-$TARGET_DIR/release/examples/autobahn_client}"
 
 say() { printf '[autobahn] %s\n' "$*"; }

@@ -28,8 +28,6 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=../../scripts/test-settings.sh
 source "$ROOT/scripts/test-settings.sh"
 
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$TARGET_DIR/release/switchboard}"
 INTEROP="$ROOT/tests/interop"
 LOGDIR="$HERE/reports"
 mkdir -p "$LOGDIR"

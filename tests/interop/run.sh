@@ -19,8 +19,6 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=../../scripts/test-settings.sh
 source "$ROOT/scripts/test-settings.sh"
 
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$TARGET_DIR/release/switchboard}"
 PY="$HERE/.venv/bin/python"
 EXPECT="$SWITCHBOARD_EXPECT_DEFLATE"
 LOGDIR="$HERE/reports"

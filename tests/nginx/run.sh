@@ -28,9 +28,6 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=../../scripts/test-settings.sh
 source "$ROOT/scripts/test-settings.sh"
 
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-SWITCHBOARD_BIN="${SWITCHBOARD_BIN:-$TARGET_DIR/release/switchboard}"
-
 suite_checks nginx
 
 PIDS=()
