@@ -381,3 +381,119 @@ async fn tokens_grant_per_channel_rights() {
     let (status, _, _) = send(&app, get("/api/channels")).await;
     assert_eq!(status, 401);
 }
+
+#[tokio::test]
+async fn wrong_methods_and_unknown_paths_answer_json_too() {
+    let (_s, app) = default_server();
+    let req = Request::delete("/api/channels/c/messages")
+        .body(Body::empty())
+        .unwrap();
+    let (status, headers, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("DELETE"), "{message}");
+    let allow = headers[header::ALLOW].to_str().unwrap();
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let (status, _, body) = send(&app, post("/healthz", None, "x")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+    let (status, _, body) = send(&app, get("/api/nothing/here")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/api/nothing/here"));
+}
+
+#[tokio::test]
+async fn curl_d_bodies_are_text_and_empty_bodies_are_refused() {
+    let (_s, app) = default_server();
+    // What `curl -d 'hello'` sends.
+    let (status, _, body) = send(
+        &app,
+        post(
+            "/api/channels/c/messages",
+            Some("application/x-www-form-urlencoded"),
+            "hello",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = send(&app, post("/api/channels/c/messages", None, "")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_message");
+    assert!(body["error"]["message"].as_str().unwrap().contains("empty"));
+    let (_, _, history) = send(&app, get("/api/channels/c/messages?since=0")).await;
+    let data: Vec<_> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"].clone())
+        .collect();
+    assert_eq!(data, [json!("hello")]);
+}
+
+#[tokio::test]
+async fn a_text_body_of_exactly_the_limit_is_accepted() {
+    let (_s, app) = default_server();
+    let limit = HubConfig::default().limits.max_message_bytes;
+    assert_eq!(limit, 65_536);
+    let at = "x".repeat(limit);
+    let (status, _, body) = send(
+        &app,
+        post("/api/channels/c/messages", Some("text/plain"), &at),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let over = "x".repeat(limit + 1);
+    let (status, _, body) = send(
+        &app,
+        post("/api/channels/c/messages", Some("text/plain"), &over),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+}
+
+#[tokio::test]
+async fn rate_limited_posts_say_when_to_retry_in_round_figures() {
+    let mut config = HubConfig::default();
+    config.rate_limit.messages_per_second = 0.5;
+    config.rate_limit.burst = 1;
+    let (_s, app) = server(config);
+    let from_one_client = || {
+        let mut req = post("/api/channels/c/messages", None, "x");
+        let peer: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        req
+    };
+    assert_eq!(send(&app, from_one_client()).await.0, StatusCode::OK);
+    let (status, headers, body) = send(&app, from_one_client()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(headers[header::RETRY_AFTER], "2");
+    let message = body["error"]["message"].as_str().unwrap();
+    // 2 s minus the moment since the first post, rounded up to tenths.
+    assert!(
+        ["rate limit exceeded, retry in 2.0 s", "rate limit exceeded, retry in 1.9 s"]
+            .contains(&message),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn rest_requests_are_counted_as_connections() {
+    let (_s, app) = default_server();
+    send(&app, post("/api/channels/c/messages", None, "x")).await;
+    send(&app, get("/api/channels/c/messages")).await;
+    send(&app, get("/api/channels")).await;
+    let (_, _, text) = send(&app, get("/metrics")).await;
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("switchboard_connections_total{transport=\"rest\"} 3\n"),
+        "{text}"
+    );
+}

@@ -75,6 +75,18 @@ impl Payload {
         self.0.len()
     }
 
+    /// The size the message limit applies to: a JSON string counts the bytes of its text
+    /// (so that a 64 KiB text fits a 64 KiB limit, however it is quoted or escaped), any
+    /// other value its compact JSON.
+    pub fn content_len(&self) -> usize {
+        if self.0.first() == Some(&b'"') {
+            if let Ok(s) = serde_json::from_slice::<Cow<'_, str>>(&self.0) {
+                return s.len();
+            }
+        }
+        self.0.len()
+    }
+
     /// Always false: the shortest JSON value (`0`) is one byte. Present for clippy's sake.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -157,6 +169,15 @@ mod tests {
         assert_eq!(p.plain_text(), "hi \"there\"\n");
         let n = Payload::from_json(b"42").unwrap();
         assert_eq!(n.plain_text(), "42");
+    }
+
+    #[test]
+    fn content_length_leaves_out_the_json_quoting() {
+        assert_eq!(Payload::text("hello").content_len(), 5);
+        assert_eq!(Payload::text("a\"b\n").content_len(), 4);
+        assert_eq!(Payload::text("héllo").content_len(), 6);
+        assert_eq!(Payload::from_json(b"[1, 2]").unwrap().content_len(), 5);
+        assert_eq!(Payload::from_json(b"\"x\"").unwrap().content_len(), 1);
     }
 
     proptest! {

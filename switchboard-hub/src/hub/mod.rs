@@ -31,7 +31,8 @@ struct Inner {
 /// Settings the hub enforces on top of its broker.
 #[derive(Clone, Copy, Debug)]
 pub struct HubOptions {
-    /// The largest payload accepted, in bytes of compact JSON.
+    /// The largest payload accepted, in bytes of content (see [`Payload::content_len`]: a
+    /// text counts its own bytes, not its JSON quoting).
     pub max_message_bytes: usize,
 }
 
@@ -119,10 +120,11 @@ impl Hub {
         via: Transport,
     ) -> Result<Published, PublishError> {
         let limit = self.inner.max_message_bytes;
-        if data.len() > limit {
+        // The JSON form is never shorter than the content, so only a long one is measured.
+        if data.len() > limit && data.content_len() > limit {
             self.inner.metrics.record_rejected();
             return Err(PublishError::TooLarge {
-                size: data.len(),
+                size: data.content_len(),
                 limit,
             });
         }

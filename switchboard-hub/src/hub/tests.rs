@@ -131,10 +131,14 @@ async fn oversized_messages_are_refused() {
     assert_eq!(
         err,
         PublishError::TooLarge {
-            size: 42,
+            size: 40,
             limit: 32
         }
     );
+    // Exactly at the limit: the quotes of the JSON string do not count.
+    hub.publish(&chan("c"), Payload::text(&"x".repeat(32)), Transport::Rest)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -52,7 +52,7 @@ pub enum ApiError {
     #[error("origin not allowed")]
     OriginNotAllowed,
     /// Too many requests or messages.
-    #[error("rate limit exceeded, retry in {retry_after:?}")]
+    #[error("rate limit exceeded, retry in {}", RetryIn(*retry_after))]
     RateLimited {
         /// When a retry can succeed.
         retry_after: Duration,
@@ -67,8 +67,35 @@ pub enum ApiError {
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// No such route.
-    #[error("not found")]
-    NotFound,
+    #[error("not found: no route for {path} (the API is under /api/channels, see docs/protocol.md)")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// The route exists, but not for this method.
+    #[error("method {method} is not allowed on {path} (the Allow header lists those that are)")]
+    MethodNotAllowed {
+        /// The method used.
+        method: String,
+        /// The path.
+        path: String,
+    },
+}
+
+/// A retry delay as people read it: whole milliseconds below a second (rounded up, so that
+/// a retry after that long succeeds), tenths of seconds above.
+struct RetryIn(Duration);
+
+impl std::fmt::Display for RetryIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let nanos = self.0.as_nanos();
+        if nanos < 1_000_000_000 {
+            write!(f, "{} ms", nanos.div_ceil(1_000_000).max(1))
+        } else {
+            let tenths = nanos.div_ceil(100_000_000);
+            write!(f, "{}.{} s", tenths / 10, tenths % 10)
+        }
+    }
 }
 
 impl ApiError {
@@ -87,7 +114,8 @@ impl ApiError {
             ApiError::TooManyChannels { .. } | ApiError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -106,7 +134,8 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::TooManyChannels { .. } => "too_many_channels",
             ApiError::Unavailable(_) => "unavailable",
-            ApiError::NotFound => "not_found",
+            ApiError::NotFound { .. } => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
         }
     }
 
@@ -217,5 +246,20 @@ mod tests {
         }
         .into_response();
         assert_eq!(res.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn retry_delays_are_rounded_up_for_people() {
+        let message = |nanos| {
+            ApiError::RateLimited {
+                retry_after: Duration::from_nanos(nanos),
+            }
+            .to_string()
+        };
+        assert_eq!(message(2_026_921), "rate limit exceeded, retry in 3 ms");
+        assert_eq!(message(1), "rate limit exceeded, retry in 1 ms");
+        assert_eq!(message(999_000_001), "rate limit exceeded, retry in 1000 ms");
+        assert_eq!(message(1_500_000_000), "rate limit exceeded, retry in 1.5 s");
+        assert_eq!(message(2_010_000_000), "rate limit exceeded, retry in 2.1 s");
     }
 }

@@ -146,7 +146,10 @@ pub(crate) fn router(
     } else {
         router
     };
-    router.with_state(state)
+    // Last: it applies to the routes added so far.
+    router
+        .method_not_allowed_fallback(rest::method_not_allowed)
+        .with_state(state)
 }
 
 /// The request's connection handle, or a new unowned one when the router is mounted in

@@ -14,13 +14,16 @@ use crate::core::Payload;
 use crate::metrics::Transport;
 
 /// `POST /api/channels/{channel}/messages`: the body is the message, JSON
-/// (`application/json` or any `+json` type) or text (`text/*`, or no content type). Answers
-/// `{"id":…,"epoch":…,"cursor":"EPOCH:ID"}`.
+/// (`application/json` or any `+json` type) or text (`text/*`, no content type, or
+/// `application/x-www-form-urlencoded`, what `curl -d` sends: the body is taken as it is,
+/// not form-decoded). An empty body is refused. Answers
+/// `{"channel":…,"id":…,"epoch":…,"cursor":"EPOCH:ID"}`.
 pub(crate) async fn publish(
     State(state): State<AppState>,
     Path(channel): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let _counted = state.hub.metrics().connection(Transport::Rest);
     let (parts, body) = req.into_parts();
     let query = Params::from_uri(&parts.uri)?;
     let caller = access::admit(&state, &parts.headers, query.get("token"))?;
@@ -68,6 +71,8 @@ async fn read_payload(
         Some("application/json") => Kind::Json,
         Some(m) if m.ends_with("+json") => Kind::Json,
         Some(m) if m.starts_with("text/") => Kind::Text,
+        // `curl -d 'hello'` labels its body so; people type that first.
+        Some("application/x-www-form-urlencoded") => Kind::Text,
         Some(_) => return Err(ApiError::UnsupportedMediaType),
     };
     let limit = state.hub.max_message_bytes();
@@ -77,6 +82,13 @@ async fn read_payload(
     let bytes = axum::body::to_bytes(body, raw_limit)
         .await
         .map_err(|_| ApiError::TooLarge { limit })?;
+    if bytes.is_empty() {
+        return Err(ApiError::BadMessage(
+            "empty body: the request body is the message (text, or JSON with \
+             Content-Type: application/json)"
+                .into(),
+        ));
+    }
     match kind {
         Kind::Json => Payload::from_json(&bytes).map_err(|e| ApiError::BadMessage(e.to_string())),
         Kind::Text => std::str::from_utf8(&bytes)
@@ -94,6 +106,7 @@ pub(crate) async fn history(
     Path(channel): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let _counted = state.hub.metrics().connection(Transport::Rest);
     let query = Params::from_uri(req.uri())?;
     let caller = access::admit(&state, req.headers(), query.get("token"))?;
     let channel = params::channel(&channel)?;
@@ -113,6 +126,7 @@ pub(crate) async fn channels(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let _counted = state.hub.metrics().connection(Transport::Rest);
     let query = Params::from_uri(req.uri())?;
     access::admit(&state, req.headers(), query.get("token"))?.require_token()?;
     let channels = state.hub.channels().await?;
@@ -140,6 +154,16 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// Any other path: a JSON 404.
-pub(crate) async fn not_found() -> ApiError {
-    ApiError::NotFound
+pub(crate) async fn not_found(uri: http::Uri) -> ApiError {
+    ApiError::NotFound {
+        path: uri.path().to_owned(),
+    }
+}
+
+/// A known path with the wrong method: a JSON 405 (axum adds the `Allow` header).
+pub(crate) async fn method_not_allowed(method: http::Method, uri: http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
 }
