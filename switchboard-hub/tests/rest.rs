@@ -478,8 +478,11 @@ async fn rate_limited_posts_say_when_to_retry_in_round_figures() {
     let message = body["error"]["message"].as_str().unwrap();
     // 2 s minus the moment since the first post, rounded up to tenths.
     assert!(
-        ["rate limit exceeded, retry in 2.0 s", "rate limit exceeded, retry in 1.9 s"]
-            .contains(&message),
+        [
+            "rate limit exceeded, retry in 2.0 s",
+            "rate limit exceeded, retry in 1.9 s"
+        ]
+        .contains(&message),
         "{message}"
     );
 }

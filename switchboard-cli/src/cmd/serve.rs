@@ -32,7 +32,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(
-        "switchboard hub on http://{addr} (chat page at /, WebSocket at ws://{addr}/ws)"
+        "switchboard hub listening on http://{addr} (chat page at /, WebSocket at ws://{addr}/ws)"
     );
     HubServer::new(config)
         .serve(listener, super::shutdown_signal())

@@ -53,6 +53,7 @@ pub(crate) fn run(mut command: Command, input: &str, limit: Duration) -> Output 
 
 /// `switchboard echo --listen 127.0.0.1:0 EXTRA`, started and listening; killed on drop if
 /// still running.
+#[allow(dead_code)] // Not every test binary starts an echo server.
 pub(crate) struct EchoServer {
     child: Child,
     /// The address the server listens on, as its log line announced it.
@@ -62,46 +63,14 @@ pub(crate) struct EchoServer {
     pub(crate) listening: String,
 }
 
+#[allow(dead_code)]
 impl EchoServer {
     /// Starts the server and waits (within [`LIMIT`]) for its "listening on" log line, the
     /// one `bench/run.sh` waits for too.
     pub(crate) fn start(extra: &[&str]) -> EchoServer {
-        let mut child = switchboard(&["echo", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Read stderr to the end on a thread of its own, so the server never blocks on a
-        // full pipe or writes into a closed one.
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (lines, log) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-        let deadline = Instant::now() + LIMIT;
-        let listening = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match log.recv_timeout(left) {
-                Ok(line) if line.contains("listening on") => break line,
-                Ok(_) => {}
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("switchboard echo {extra:?} never said it was listening");
-                }
-            }
-        };
-        let addr = listening
-            .split("ws://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no address in {listening:?}"));
+        let mut args = vec!["echo", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let (child, addr, listening) = start_logged(&args, "ws://");
         EchoServer {
             child,
             addr,
@@ -158,6 +127,78 @@ impl EchoServer {
 impl Drop for EchoServer {
     fn drop(&mut self) {
         // Only our own child, by its handle: never a process found by name.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `switchboard ARGS` (a serving command on port 0) and waits within [`LIMIT`] for
+/// the "listening on SCHEME ADDR" log line; answers the child, the address and the line.
+/// The rest of stderr is drained on a thread, so the server never blocks on a full pipe.
+pub(crate) fn start_logged(args: &[&str], scheme: &str) -> (Child, SocketAddr, String) {
+    let mut child = switchboard(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (lines, log) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
+    let listening = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) if line.contains("listening on") => break line,
+            Ok(_) => {}
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("switchboard {args:?} never said it was listening");
+            }
+        }
+    };
+    let addr = listening
+        .split(scheme)
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| c.is_whitespace() || c == '/').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no {scheme} address in {listening:?}"));
+    (child, addr, listening)
+}
+
+/// `switchboard serve --listen 127.0.0.1:0 EXTRA`, started and listening; killed on drop.
+#[allow(dead_code)] // Not every test binary starts a hub.
+pub(crate) struct HubProcess {
+    child: Child,
+    /// The address the hub listens on.
+    pub(crate) addr: SocketAddr,
+    /// The startup log line.
+    pub(crate) listening: String,
+}
+
+#[allow(dead_code)]
+impl HubProcess {
+    /// Starts the hub and waits for its "listening on http://ADDR" line.
+    pub(crate) fn start(extra: &[&str]) -> HubProcess {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let (child, addr, listening) = start_logged(&args, "http://");
+        HubProcess {
+            child,
+            addr,
+            listening,
+        }
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -67,7 +67,9 @@ pub enum ApiError {
     #[error("service unavailable: {0}")]
     Unavailable(String),
     /// No such route.
-    #[error("not found: no route for {path} (the API is under /api/channels, see docs/protocol.md)")]
+    #[error(
+        "not found: no route for {path} (the API is under /api/channels, see docs/protocol.md)"
+    )]
     NotFound {
         /// The path asked for.
         path: String,
@@ -258,8 +260,17 @@ mod tests {
         };
         assert_eq!(message(2_026_921), "rate limit exceeded, retry in 3 ms");
         assert_eq!(message(1), "rate limit exceeded, retry in 1 ms");
-        assert_eq!(message(999_000_001), "rate limit exceeded, retry in 1000 ms");
-        assert_eq!(message(1_500_000_000), "rate limit exceeded, retry in 1.5 s");
-        assert_eq!(message(2_010_000_000), "rate limit exceeded, retry in 2.1 s");
+        assert_eq!(
+            message(999_000_001),
+            "rate limit exceeded, retry in 1000 ms"
+        );
+        assert_eq!(
+            message(1_500_000_000),
+            "rate limit exceeded, retry in 1.5 s"
+        );
+        assert_eq!(
+            message(2_010_000_000),
+            "rate limit exceeded, retry in 2.1 s"
+        );
     }
 }

@@ -1,0 +1,210 @@
+//! The README's shell examples, run as written against a running hub, so the README cannot
+//! drift from what the binary does.
+//!
+//! Every `curl` line of a `sh` block in README.md is run verbatim by `sh -c`, except that
+//! the README's `127.0.0.1:8080` becomes the test hub's own port (tests never take fixed
+//! ports: several run at once). Each one is matched to a check of its answer by what it asks
+//! for; a `curl` line no check knows fails the test, so a new example needs a check. Every
+//! `switchboard …` line is checked against `--help`: the subcommand exists and takes every
+//! `--flag` the line shows.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use support::{HubProcess, LIMIT};
+
+const README: &str = include_str!("../../README.md");
+
+/// The lines of every ```sh block, with `\` continuations joined.
+fn shell_lines() -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut in_sh = false;
+    let mut pending = String::new();
+    for line in README.lines() {
+        let trimmed = line.trim();
+        if !in_sh {
+            in_sh = trimmed == "```sh";
+            continue;
+        }
+        if trimmed == "```" {
+            in_sh = false;
+            continue;
+        }
+        if let Some(head) = line.strip_suffix('\\') {
+            pending.push_str(head);
+            continue;
+        }
+        pending.push_str(line);
+        let full = std::mem::take(&mut pending);
+        if !full.trim().is_empty() && !full.trim_start().starts_with('#') {
+            lines.push(full.trim().to_owned());
+        }
+    }
+    lines
+}
+
+/// Runs `command` with `sh -c` to its end within [`LIMIT`]; answers stdout.
+fn sh(command: &str) -> String {
+    let output = support::run(
+        {
+            let mut c = Command::new("sh");
+            c.args(["-c", command]);
+            c
+        },
+        "",
+        LIMIT,
+    );
+    assert!(
+        output.status.success(),
+        "`{command}` failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn json(text: &str, command: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("`{command}` answered {text:?}: {e}"))
+}
+
+#[test]
+fn the_readme_curl_examples_do_what_the_readme_says() {
+    assert!(
+        Command::new("curl").arg("--version").output().is_ok(),
+        "curl is needed to run the README's examples"
+    );
+    let hub = HubProcess::start(&[]);
+    let port = hub.addr.port().to_string();
+    let curls: Vec<String> = shell_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("curl "))
+        .map(|l| l.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}")))
+        .collect();
+    assert!(
+        curls.len() >= 4,
+        "the README's curl examples are gone: {curls:?}"
+    );
+    let mut published = Vec::new();
+    for command in &curls {
+        if command.contains(" -d ") && command.contains("/api/channels/") {
+            // "publish; answers {"id":…,"epoch":…}"
+            let answer = json(&sh(command), command);
+            assert!(answer["id"].as_u64().is_some(), "{command}: {answer}");
+            assert!(answer["epoch"].as_u64().is_some(), "{command}: {answer}");
+            published.push(answer["id"].as_u64().unwrap());
+        } else if command.contains("/api/channels/") && command.contains("since=0") {
+            // "history": what was published above.
+            let answer = json(&sh(command), command);
+            let ids: Vec<_> = answer["messages"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{command}: {answer}"))
+                .iter()
+                .filter_map(|m| m["id"].as_u64())
+                .collect();
+            assert_eq!(ids, published, "{command}: {answer}");
+            assert_eq!(
+                answer["messages"][0]["data"], "hello",
+                "{command}: {answer}"
+            );
+        } else if command.contains("/sse/") {
+            sse_gets_a_message_published_while_it_runs(command, hub.addr);
+        } else if command.contains("/poll/") && command.contains("since=0") {
+            // "long polling": with since=0 and messages there, it answers at once.
+            let answer = json(&sh(command), command);
+            assert_eq!(
+                answer["messages"][0]["data"], "hello",
+                "{command}: {answer}"
+            );
+        } else {
+            panic!("README command without a check in tests/readme.rs: {command}");
+        }
+    }
+    assert!(!published.is_empty(), "no publish example in {curls:?}");
+}
+
+/// `curl -N …/sse/chat` streams until stopped: run it, publish, and see the event arrive.
+fn sse_gets_a_message_published_while_it_runs(command: &str, addr: std::net::SocketAddr) {
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("exec {command}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (lines, seen) = mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    // The stream is open once curl has seen its first bytes (SSE sends a `retry:` first);
+    // else the publish could land before the subscription.
+    let first = seen.recv_timeout(LIMIT);
+    assert!(first.is_ok(), "`{command}` printed nothing");
+    let publish = format!(
+        "curl -s -d 'from the sse check' http://127.0.0.1:{}/api/channels/chat/messages",
+        addr.port()
+    );
+    sh(&publish);
+    let mut got = Vec::new();
+    let found = loop {
+        match seen.recv_timeout(Duration::from_secs(10)) {
+            Ok(line) if line.starts_with("data:") && line.contains("from the sse check") => {
+                break true
+            }
+            Ok(line) => got.push(line),
+            Err(_) => break false,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        found,
+        "`{command}` did not show the published message: {got:?}"
+    );
+}
+
+#[test]
+fn every_switchboard_line_in_the_readme_uses_real_subcommands_and_flags() {
+    let lines: Vec<String> = shell_lines()
+        .into_iter()
+        .filter_map(|l| {
+            // `cargo run … -- serve`, `switchboard …`, `target/release/switchboard …`.
+            let at = l.find("switchboard ")?;
+            let head = &l[..at];
+            (head.is_empty() || head.ends_with('/') || head.ends_with("-- "))
+                .then(|| l[at..].to_owned())
+                .or_else(|| {
+                    l.contains(" -- serve")
+                        .then(|| "switchboard serve".to_owned())
+                })
+        })
+        .collect();
+    assert!(lines.len() >= 8, "README lost its examples: {lines:?}");
+    for line in &lines {
+        // Drop comments and what follows a shell operator.
+        let line = line.split(" #").next().unwrap();
+        let line = line.split(['&', '|', ';']).next().unwrap();
+        let mut words = line.split_whitespace().skip(1);
+        let Some(sub) = words.next() else { continue };
+        let help = support::run(support::switchboard(&[sub, "--help"]), "", LIMIT);
+        assert!(
+            help.status.success(),
+            "`switchboard {sub}` is not a subcommand ({line})"
+        );
+        let help = String::from_utf8(help.stdout).unwrap();
+        for word in line.split_whitespace() {
+            let word = word.trim_start_matches('[');
+            let Some(flag) = word.strip_prefix("--") else {
+                continue;
+            };
+            let flag = flag.split(['=', ']']).next().unwrap().trim_end_matches(',');
+            assert!(
+                help.contains(&format!("--{flag}")),
+                "README: `switchboard {sub}` has no --{flag} ({line})"
+            );
+        }
+    }
+}
