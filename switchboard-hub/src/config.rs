@@ -19,8 +19,14 @@
 //! history_page_max = 1000
 //! sse_heartbeat_secs = 15
 //! max_subscriptions = 100            # per /ws connection
+//! write_timeout_secs = 10            # a write that makes no progress this long drops the client
+//! body_timeout_secs = 30             # longest a request body may take to arrive
+//! max_connections = 0                # 0 = the open-file limit minus headroom
+//! max_connections_per_ip = 1000
+//! listen_backlog = 4096              # the kernel caps it at net.core.somaxconn
+//! max_json_depth = 64                # nesting of arrays and objects in a payload
 //!
-//! [rate_limit]                       # per connection (WebSocket) or per client IP (HTTP)
+//! [rate_limit]                       # per connection, and per client IP across connections
 //! messages_per_second = 20.0         # 0 = off
 //! burst = 40
 //!
@@ -56,6 +62,18 @@ pub struct HubConfig {
     pub rate_limit: RateLimitConfig,
     /// Token auth; absent means open access.
     pub auth: Option<AuthConfig>,
+    /// Reverse proxies (addresses or CIDR ranges, e.g. `127.0.0.1`) whose `X-Forwarded-For`
+    /// names the client: rate limits and connection caps then count the client's address,
+    /// not the proxy's. Empty (the default): the TCP peer is the client.
+    pub trust_proxy: Vec<String>,
+    /// `Host` names this hub answers to (`host` or `host:port`; `*.example.com` for
+    /// subdomains). Empty (the default): any `Host`, but a browser request whose `Origin`
+    /// merely equals its `Host` counts as same-origin only when that host is an IP address
+    /// or `localhost` — so a DNS-rebinding page (attacker's name pointed at this hub) is
+    /// refused. Set it to the names the hub is reached by to refuse every other `Host`.
+    pub allowed_hosts: Vec<String>,
+    /// When set, `GET /metrics` requires `Authorization: Bearer <metrics_token>`.
+    pub metrics_token: Option<String>,
     /// Serve `GET /api/admin/connections` and `POST /api/admin/disconnect` (list and
     /// forcibly close subscriber connections: for operators and end-to-end tests). With
     /// `auth`, they need a token with `"admin": true`. Default off.
@@ -92,6 +110,21 @@ pub struct LimitsConfig {
     pub sse_heartbeat_secs: u64,
     /// Channels one `/ws` connection may subscribe to at once.
     pub max_subscriptions: usize,
+    /// Seconds a write to a client may make no progress before the client is dropped (it
+    /// is not reading).
+    pub write_timeout_secs: u64,
+    /// Seconds a request body may take to arrive completely (408 after).
+    pub body_timeout_secs: u64,
+    /// Connections open at once over every transport; 0 means the process's open-file
+    /// limit minus headroom for the listener, logs and the over-limit answers.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 /64 counts as one).
+    pub max_connections_per_ip: usize,
+    /// Pending connections the kernel queues before `accept` (capped by
+    /// `net.core.somaxconn`).
+    pub listen_backlog: u32,
+    /// Deepest nesting of arrays and objects a JSON payload or frame may have.
+    pub max_json_depth: usize,
 }
 
 /// What to do with a subscriber that fell a whole queue behind.
@@ -142,6 +175,9 @@ impl Default for HubConfig {
             allowed_origins: Vec::new(),
             rate_limit: RateLimitConfig::default(),
             auth: None,
+            trust_proxy: Vec::new(),
+            allowed_hosts: Vec::new(),
+            metrics_token: None,
             admin_api: false,
         }
     }
@@ -167,6 +203,12 @@ impl Default for LimitsConfig {
             history_page_max: 1000,
             sse_heartbeat_secs: 15,
             max_subscriptions: 100,
+            write_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections: 0,
+            max_connections_per_ip: 1000,
+            listen_backlog: 4096,
+            max_json_depth: 64,
         }
     }
 }
@@ -194,9 +236,14 @@ pub enum ConfigError {
     /// The TOML is malformed or holds unknown keys or bad values.
     #[error("invalid config: {0}")]
     Parse(#[from] toml::de::Error),
-    /// A value is out of range.
-    #[error("invalid config: {0}")]
-    Invalid(String),
+    /// A value is out of range or makes no sense.
+    #[error("invalid config: {key} {problem}")]
+    Invalid {
+        /// The key, as written in the file (`limits.queue_size`).
+        key: &'static str,
+        /// What is wrong with its value.
+        problem: String,
+    },
 }
 
 impl HubConfig {
@@ -216,30 +263,114 @@ impl HubConfig {
         Self::from_toml(&text)
     }
 
-    /// Checks ranges serde cannot express.
+    /// Checks ranges serde cannot express, so that a value that makes no sense is refused
+    /// at start with its key named, rather than misbehaving under load.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
-        if self.limits.queue_size == 0 {
-            return bad("limits.queue_size must be at least 1");
+        fn range<T: PartialOrd + std::fmt::Display>(
+            key: &'static str,
+            value: T,
+            min: T,
+            max: T,
+        ) -> Result<(), ConfigError> {
+            if value >= min && value <= max {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    problem: format!("must be between {min} and {max} (is {value})"),
+                })
+            }
         }
-        if self.limits.max_message_bytes == 0 {
-            return bad("limits.max_message_bytes must be at least 1");
+        let l = &self.limits;
+        range("limits.max_message_bytes", l.max_message_bytes, 1, 64 << 20)?;
+        // A broadcast ring of this many slots is allocated per channel with subscribers.
+        range("limits.queue_size", l.queue_size, 1, 1 << 20)?;
+        range("limits.max_channels", l.max_channels, 1, 100_000_000)?;
+        range("limits.poll_timeout_secs", l.poll_timeout_secs, 0, 3600)?;
+        range("limits.poll_max_messages", l.poll_max_messages, 1, 100_000)?;
+        range("limits.history_page_max", l.history_page_max, 1, 100_000)?;
+        range("limits.sse_heartbeat_secs", l.sse_heartbeat_secs, 1, 3600)?;
+        range("limits.max_subscriptions", l.max_subscriptions, 1, 100_000)?;
+        range("limits.write_timeout_secs", l.write_timeout_secs, 1, 3600)?;
+        range("limits.body_timeout_secs", l.body_timeout_secs, 1, 3600)?;
+        range("limits.max_connections", l.max_connections, 0, 100_000_000)?;
+        range(
+            "limits.max_connections_per_ip",
+            l.max_connections_per_ip,
+            1,
+            100_000_000,
+        )?;
+        range("limits.listen_backlog", l.listen_backlog, 1, 65_535)?;
+        range("limits.max_json_depth", l.max_json_depth, 1, 1000)?;
+        range(
+            "history.max_messages",
+            self.history.max_messages,
+            0,
+            10_000_000,
+        )?;
+        let rate = self.rate_limit.messages_per_second;
+        // 0 turns limiting off; anything else must be a rate a token can refill at within
+        // a sane time (a 1e-30 rate would ask clients to retry in 1e30 seconds).
+        if !(rate == 0.0 || (0.001..=1e9).contains(&rate)) {
+            return Err(ConfigError::Invalid {
+                key: "rate_limit.messages_per_second",
+                problem: format!("must be 0 (off) or between 0.001 and 1e9 (is {rate})"),
+            });
         }
-        if self.limits.poll_max_messages == 0 || self.limits.history_page_max == 0 {
-            return bad("limits.poll_max_messages and limits.history_page_max must be at least 1");
-        }
-        if self.limits.sse_heartbeat_secs == 0 {
-            return bad("limits.sse_heartbeat_secs must be at least 1");
-        }
-        if !(self.rate_limit.messages_per_second >= 0.0
-            && self.rate_limit.messages_per_second.is_finite())
-        {
-            return bad("rate_limit.messages_per_second must be a finite number >= 0");
+        if rate > 0.0 {
+            range("rate_limit.burst", self.rate_limit.burst, 1, 1_000_000_000)?;
         }
         if self.auth.as_ref().is_some_and(|a| a.jwt_secret.len() < 16) {
-            return bad("auth.jwt_secret must be at least 16 bytes");
+            return Err(ConfigError::Invalid {
+                key: "auth.jwt_secret",
+                problem: "must be at least 16 bytes".into(),
+            });
+        }
+        if self.metrics_token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid {
+                key: "metrics_token",
+                problem: "must be at least 16 bytes".into(),
+            });
+        }
+        if let Err(e) = switchboard::security::TrustedProxies::new(&self.trust_proxy) {
+            return Err(ConfigError::Invalid {
+                key: "trust_proxy",
+                problem: e.to_string(),
+            });
+        }
+        for origin in &self.allowed_origins {
+            let o = origin.trim();
+            let ok = o == "*"
+                || o == "null"
+                || o.split_once("://").is_some_and(|(s, h)| {
+                    !s.is_empty() && !h.is_empty() && !h.trim_end_matches('/').contains('/')
+                });
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key: "allowed_origins",
+                    problem: format!("{origin:?} is not scheme://host[:port], \"null\" or \"*\""),
+                });
+            }
+        }
+        for host in &self.allowed_hosts {
+            if host.trim().is_empty() || host.contains(['/', ' ']) {
+                return Err(ConfigError::Invalid {
+                    key: "allowed_hosts",
+                    problem: format!("{host:?} is not host or host:port"),
+                });
+            }
         }
         Ok(())
+    }
+
+    /// How long a write may make no progress.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.write_timeout_secs)
+    }
+
+    /// How long a request body may take.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.body_timeout_secs)
     }
 
     /// The history limits for the broker.
@@ -309,5 +440,48 @@ mod tests {
         assert!(HubConfig::from_toml("[limits]\nqueue_size = 0").is_err());
         assert!(HubConfig::from_toml("lag_policy = \"drop\"").is_err());
         assert!(HubConfig::from_toml("[auth]\njwt_secret = \"short\"").is_err());
+    }
+
+    #[test]
+    fn nonsense_values_are_refused_naming_the_key() {
+        for (toml, key) in [
+            (
+                "[rate_limit]\nmessages_per_second = 1e-30",
+                "rate_limit.messages_per_second",
+            ),
+            (
+                "[rate_limit]\nmessages_per_second = -1.0",
+                "rate_limit.messages_per_second",
+            ),
+            (
+                "[rate_limit]\nmessages_per_second = nan",
+                "rate_limit.messages_per_second",
+            ),
+            ("[rate_limit]\nburst = 0", "rate_limit.burst"),
+            ("[limits]\nqueue_size = 0", "limits.queue_size"),
+            ("[limits]\nqueue_size = 100000000", "limits.queue_size"),
+            ("[limits]\nmax_channels = 0", "limits.max_channels"),
+            (
+                "[limits]\nwrite_timeout_secs = 0",
+                "limits.write_timeout_secs",
+            ),
+            ("[limits]\nlisten_backlog = 0", "limits.listen_backlog"),
+            ("[limits]\nmax_json_depth = 0", "limits.max_json_depth"),
+            (
+                "[limits]\nmax_subscriptions = 0",
+                "limits.max_subscriptions",
+            ),
+            ("trust_proxy = [\"nginx\"]", "trust_proxy"),
+            ("allowed_origins = [\"example.com\"]", "allowed_origins"),
+            ("metrics_token = \"short\"", "metrics_token"),
+        ] {
+            match HubConfig::from_toml(toml) {
+                Err(e @ ConfigError::Invalid { .. }) => {
+                    assert!(e.to_string().contains(key), "{toml}: {e}")
+                }
+                other => panic!("{toml}: {other:?}"),
+            }
+        }
+        assert!(HubConfig::from_toml("[rate_limit]\nmessages_per_second = 0.0").is_ok());
     }
 }

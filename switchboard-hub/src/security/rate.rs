@@ -52,9 +52,11 @@ impl TokenBucket {
             self.tokens -= 1.0;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64(
-                (1.0 - self.tokens) / self.limit.per_second,
-            ))
+            // `try_from`: a tiny rate must not overflow (and panic) here.
+            Err(
+                Duration::try_from_secs_f64((1.0 - self.tokens) / self.limit.per_second)
+                    .unwrap_or(Duration::MAX),
+            )
         }
     }
 

@@ -5,7 +5,8 @@
 //! drains it as fast as the client reads. A full queue means the client has stopped keeping
 //! up, and [`push`] applies the [`LagPolicy`]: disconnect (count it, kill the connection),
 //! or wait for room while the subscription itself falls behind and later resumes from
-//! history.
+//! history — but no longer than the write timeout: a queue that does not move at all for
+//! that long belongs to a client that stopped reading, which is dropped under either policy.
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::sync::watch;
@@ -40,13 +41,23 @@ pub(crate) async fn push<T>(
         }
         LagPolicy::Resume => {
             tokio::select! {
-                permit = tx.reserve() => match permit {
-                    Ok(permit) => {
-                        permit.send(item);
-                        true
+                permit = tokio::time::timeout(state.config.write_timeout(), tx.reserve()) => {
+                    match permit {
+                        Ok(Ok(permit)) => {
+                            permit.send(item);
+                            true
+                        }
+                        Ok(Err(_)) => false,
+                        Err(_) => {
+                            metrics.record_slow_disconnect();
+                            if let Some(control) = control {
+                                tracing::debug!(peer = %control.peer(), "client stopped reading, disconnecting");
+                                control.kill();
+                            }
+                            false
+                        }
                     }
-                    Err(_) => false,
-                },
+                }
                 _ = super::closing(closing) => false,
             }
         }

@@ -93,6 +93,7 @@ async fn run(
     let mut bucket = TokenBucket::new(state.rate_limit(), Instant::now());
     let may_publish = caller.authorize(Action::Publish, &channel).is_ok();
     let mut ping = super::ping_timer();
+    let mut exits = super::Exits::new(&state, &control);
     let end = loop {
         tokio::select! {
             _ = control.killed() => break End::Killed,
@@ -121,21 +122,17 @@ async fn run(
                 }
             },
             Some(out) = rx.recv() => {
-                let ok = tokio::select! {
-                    ok = super::write_batch(&mut ws, out, &mut rx, |_| true) => ok,
-                    _ = control.killed() => break End::Killed,
-                };
-                if !ok {
-                    break End::Gone;
+                if let Err(end) = exits.write_batch(&mut ws, out, &mut rx, |_| true).await {
+                    break end;
                 }
             }
             _ = ping.tick() => {
-                if ws.ping(bytes::Bytes::new()).await.is_err() {
-                    break End::Gone;
+                if let Err(end) = exits.ping(&mut ws).await {
+                    break end;
                 }
             }
         }
     };
     forwarder.abort();
-    super::finish(&mut ws, end).await;
+    super::finish(&state, &mut ws, end).await;
 }

@@ -20,6 +20,7 @@
 pub(crate) mod chat;
 pub(crate) mod protocol;
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -139,34 +140,89 @@ fn text(frame: Bytes) -> Option<Message> {
     Utf8Bytes::try_from_bytes(frame).ok().map(Message::Text)
 }
 
-/// Sends one text frame; false when the connection is unusable.
-pub(crate) async fn send_text(ws: &mut WebSocket, frame: Bytes) -> bool {
-    match text(frame) {
-        Some(m) => ws.send(m).await.is_ok(),
-        None => true,
-    }
+/// The ways out of a connection that every write races, so that no write can wedge the
+/// connection's task: a client that sends but never reads fills its socket, and a write
+/// that waited on it alone would keep the task (and its kernel buffers) forever, deaf to
+/// the slow-consumer kill, the admin API, keepalive and shutdown.
+pub(crate) struct Exits {
+    control: ConnectionControl,
+    closing: watch::Receiver<bool>,
+    write_timeout: Duration,
 }
 
-/// Writes `first` and whatever else is already queued (up to a batch), with one flush.
-/// Frames whose tag `is_live` rejects are skipped. False when the connection is unusable.
-pub(crate) async fn write_batch(
-    ws: &mut WebSocket,
-    first: Outbound,
-    rx: &mut mpsc::Receiver<Outbound>,
-    is_live: impl Fn(u64) -> bool,
-) -> bool {
-    let mut next = Some(first);
-    let mut n = 0;
-    while let Some(out) = next.take() {
-        if is_live(out.tag) && ws.feed_prepared(&out.frame).await.is_err() {
-            return false;
-        }
-        n += 1;
-        if n < BATCH {
-            next = rx.try_recv().ok();
+impl Exits {
+    /// The exits of `control`'s connection, with the configured write timeout.
+    pub(crate) fn new(state: &AppState, control: &ConnectionControl) -> Self {
+        Self {
+            control: control.clone(),
+            closing: state.closing.clone(),
+            write_timeout: state.config.write_timeout(),
         }
     }
-    ws.flush().await.is_ok()
+
+    /// Runs one write. It ends early, with the `End` to report, when the connection is
+    /// killed, when it makes no progress for the write timeout (the client stopped reading:
+    /// dropped as too slow), or when it is still stuck [`CLOSE_TIMEOUT`] after the server
+    /// began shutting down (so shutdown waits on nobody, yet a write in progress when the
+    /// signal came can still finish).
+    pub(crate) async fn write<T, E>(
+        &mut self,
+        write: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, End> {
+        let shutdown_stuck = async {
+            closing(&mut self.closing).await;
+            tokio::time::sleep(CLOSE_TIMEOUT).await;
+        };
+        tokio::select! {
+            biased;
+            _ = self.control.killed() => Err(End::Killed),
+            () = shutdown_stuck => Err(End::Stuck),
+            done = tokio::time::timeout(self.write_timeout, write) => match done {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(_)) => Err(End::Gone),
+                Err(_) => Err(End::TooSlow),
+            },
+        }
+    }
+
+    /// Sends one text frame.
+    pub(crate) async fn send_text(&mut self, ws: &mut WebSocket, frame: Bytes) -> Result<(), End> {
+        match text(frame) {
+            Some(m) => self.write(ws.send(m)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Sends a keepalive ping.
+    pub(crate) async fn ping(&mut self, ws: &mut WebSocket) -> Result<(), End> {
+        self.write(ws.ping(Bytes::new())).await
+    }
+
+    /// Writes `first` and whatever else is already queued (up to a batch), with one flush.
+    /// Frames whose tag `is_live` rejects are skipped.
+    pub(crate) async fn write_batch(
+        &mut self,
+        ws: &mut WebSocket,
+        first: Outbound,
+        rx: &mut mpsc::Receiver<Outbound>,
+        is_live: impl Fn(u64) -> bool,
+    ) -> Result<(), End> {
+        let batch = async {
+            let mut next = Some(first);
+            let mut n = 0;
+            while let Some(out) = next.take() {
+                if is_live(out.tag) {
+                    ws.feed_prepared(&out.frame).await?;
+                }
+                n += 1;
+                if n < BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            ws.flush().await
+        };
+        self.write(batch).await
+    }
 }
 
 /// Closes with `code`, giving the peer [`CLOSE_TIMEOUT`] to answer.
@@ -182,6 +238,12 @@ pub(crate) enum End {
     Shutdown,
     /// Killed (too slow, or by an operator): drop without ceremony.
     Killed,
+    /// A write made no progress for the write timeout: the client does not read. Dropped
+    /// without ceremony (a close frame would not get through either), counted as a slow
+    /// disconnect.
+    TooSlow,
+    /// The server is shutting down and a write is still stuck: dropped.
+    Stuck,
     /// A policy violation by the client: 1008 with a reason.
     Policy(&'static str),
     /// The client sent binary frames where text is expected: 1003.
@@ -189,9 +251,13 @@ pub(crate) enum End {
 }
 
 /// Performs the close that `end` calls for.
-pub(crate) async fn finish(ws: &mut WebSocket, end: End) {
+pub(crate) async fn finish(state: &AppState, ws: &mut WebSocket, end: End) {
     match end {
-        End::Gone | End::Killed => {}
+        End::Gone | End::Killed | End::Stuck => {}
+        End::TooSlow => {
+            tracing::debug!("client stopped reading, dropped");
+            state.hub.metrics().record_slow_disconnect();
+        }
         End::Shutdown => close(ws, CloseCode::GOING_AWAY, "server shutting down").await,
         End::Policy(reason) => close(ws, CloseCode::POLICY_VIOLATION, reason).await,
         End::Unsupported(reason) => close(ws, CloseCode::UNSUPPORTED_DATA, reason).await,

@@ -92,12 +92,16 @@ struct Session {
     caller: Caller,
     control: ConnectionControl,
     ws: WebSocket,
+    /// Every write to `ws` goes through these.
+    exits: super::Exits,
     tx: mpsc::Sender<Outbound>,
     subs: HashMap<ChannelName, (u64, JoinHandle<()>)>,
     live: HashSet<u64>,
     next_tag: u64,
     bucket: TokenBucket,
     refused_in_a_row: u32,
+    /// Set when a write inside a command failed: how the connection ends.
+    ended: Option<End>,
 }
 
 impl Drop for Session {
@@ -114,17 +118,20 @@ async fn run(state: AppState, caller: Caller, control: ConnectionControl, ws: We
     let (tx, mut rx) = mpsc::channel(state.config.limits.queue_size.max(2));
     let mut closing = state.closing.clone();
     let bucket = TokenBucket::new(state.rate_limit(), Instant::now());
+    let exits = super::Exits::new(&state, &control);
     let mut s = Session {
         state,
         caller,
         control,
         ws,
+        exits,
         tx,
         subs: HashMap::new(),
         live: HashSet::new(),
         next_tag: 0,
         bucket,
         refused_in_a_row: 0,
+        ended: None,
     };
     let mut ping = super::ping_timer();
     let control = s.control.clone();
@@ -145,22 +152,19 @@ async fn run(state: AppState, caller: Caller, control: ConnectionControl, ws: We
             },
             Some(out) = rx.recv() => {
                 let live = &s.live;
-                let ok = tokio::select! {
-                    ok = super::write_batch(&mut s.ws, out, &mut rx, |t| live.contains(&t)) => ok,
-                    _ = control.killed() => break End::Killed,
-                };
-                if !ok {
-                    break End::Gone;
+                let written = s.exits.write_batch(&mut s.ws, out, &mut rx, |t| live.contains(&t));
+                if let Err(end) = written.await {
+                    break end;
                 }
             }
             _ = ping.tick() => {
-                if s.ws.ping(bytes::Bytes::new()).await.is_err() {
-                    break End::Gone;
+                if let Err(end) = s.exits.ping(&mut s.ws).await {
+                    break end;
                 }
             }
         }
     };
-    super::finish(&mut s.ws, end).await;
+    super::finish(&s.state, &mut s.ws, end).await;
 }
 
 impl Session {
@@ -194,11 +198,8 @@ impl Session {
             other => Err(ApiError::BadMessage(format!("unknown op {other:?}"))),
         };
         match result {
-            Ok(None) => None,
+            Ok(None) => self.ended.take(),
             Ok(Some(answer)) => self.reply(answer, reference).await,
-            Err(ApiError::Unavailable(_)) if self.ws.state() != switchboard::State::Open => {
-                Some(End::Gone)
-            }
             Err(err) => self.reply_error(&err, cmd.channel, reference).await,
         }
     }
@@ -212,11 +213,8 @@ impl Session {
         if let Some(r) = reference {
             answer["ref"] = raw_to_value(r);
         }
-        if super::send_text(&mut self.ws, super::json_frame(&answer)).await {
-            None
-        } else {
-            Some(End::Gone)
-        }
+        let frame = super::json_frame(&answer);
+        self.exits.send_text(&mut self.ws, frame).await.err()
     }
 
     fn channel(cmd: &Command<'_>) -> Result<ChannelName, ApiError> {
@@ -263,8 +261,9 @@ impl Session {
         self.next_tag += 1;
         // `subscribed` must reach the client before the first replayed message; the
         // forwarder only starts queueing after this frame is written.
-        if self.reply(answer, cmd.reference).await.is_some() {
-            return Err(ApiError::Unavailable("connection lost".into()));
+        if let Some(end) = self.reply(answer, cmd.reference).await {
+            self.ended = Some(end);
+            return Ok(None);
         }
         let task = tokio::spawn(super::forward(
             self.state.clone(),
@@ -328,11 +327,8 @@ impl Session {
         if let Some(r) = reference {
             frame["ref"] = raw_to_value(r);
         }
-        if super::send_text(&mut self.ws, super::json_frame(&frame)).await {
-            None
-        } else {
-            Some(End::Gone)
-        }
+        let frame = super::json_frame(&frame);
+        self.exits.send_text(&mut self.ws, frame).await.err()
     }
 }
 
