@@ -6,7 +6,8 @@
 //! - [`core`]: pure data and rules (channel names, ids and epochs, payloads, history, the
 //!   resume rule). No I/O, no clock.
 //! - [`broker`]: where channels live, behind the [`Broker`] trait; [`MemoryBroker`] is the
-//!   embedded default.
+//!   embedded default. The broker-neutral [`Subscription`] (a stream of [`Delivery`]s, its
+//!   backlog pulled at the reader's pace) and [`BrokerError`] live here too.
 //! - [`Hub`]: the handle transports use — publish, subscribe, history, channel list — with
 //!   limits and [`metrics`].
 //! - [`transport`]: the axum router (REST, SSE, long polling, WebSocket), served by
@@ -61,7 +62,10 @@ pub mod security;
 mod server;
 pub mod transport;
 
-pub use broker::{Broker, BrokerError, ChannelInfo, MemoryBroker, MemoryBrokerConfig};
+pub use broker::{
+    Broker, BrokerError, BrokerHealth, BrokerState, ChannelInfo, Delivery, MemoryBroker,
+    MemoryBrokerConfig, Subscription,
+};
 pub use config::{ConfigError, HubConfig, LagPolicy};
-pub use hub::{Delivery, Hub, HubOptions, PublishError, Published, SubscribeError, Subscription};
+pub use hub::{Hub, HubOptions, PublishError, Published, SubscribeError};
 pub use server::HubServer;

@@ -65,6 +65,7 @@ pub struct Metrics {
     published: [AtomicU64; N],
     delivered: [AtomicU64; N],
     lagged_subscribers: AtomicU64,
+    resets: AtomicU64,
     queue_drops: AtomicU64,
     slow_disconnects: AtomicU64,
     rejected: AtomicU64,
@@ -92,9 +93,7 @@ impl Metrics {
     /// Counts a message handed to a client over `t`, and how long it took since publish.
     pub fn record_delivery(&self, t: Transport, msg: &Message) {
         self.delivered[t.index()].fetch_add(1, Relaxed);
-        let elapsed = tokio::time::Instant::now()
-            .into_std()
-            .saturating_duration_since(msg.published_at());
+        let elapsed = crate::core::age(std::time::SystemTime::now(), msg.published_at());
         self.observe_latency(elapsed);
     }
 
@@ -102,6 +101,16 @@ impl Metrics {
     pub fn record_lag(&self, missed: u64) {
         self.lagged_subscribers.fetch_add(1, Relaxed);
         self.queue_drops.fetch_add(missed, Relaxed);
+    }
+
+    /// Counts a reset handed to a subscriber (history could not continue its position).
+    pub fn record_reset(&self) {
+        self.resets.fetch_add(1, Relaxed);
+    }
+
+    /// Resets handed to subscribers so far.
+    pub fn resets(&self) -> u64 {
+        self.resets.load(Relaxed)
     }
 
     /// Counts a subscriber disconnected for being too slow.
@@ -199,6 +208,12 @@ impl Metrics {
             "switchboard_queue_drops_total",
             "Messages skipped for lagging subscribers.",
             self.queue_drops.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "switchboard_resets_total",
+            "Resets sent to subscribers: history could not continue their position.",
+            self.resets.load(Relaxed),
         );
         counter(
             &mut out,

@@ -94,7 +94,7 @@ impl HubServer {
                 let mut tick = tokio::time::interval(SWEEP_INTERVAL);
                 loop {
                     tick.tick().await;
-                    let dropped = hub.sweep();
+                    let dropped = hub.sweep().await;
                     if dropped > 0 {
                         tracing::debug!(dropped, "swept idle channels");
                     }

@@ -278,7 +278,10 @@ async fn channel_list_and_health_and_metrics() {
             (json!("news"), json!(0), json!(1))
         ]
     );
-    assert_eq!(send(&app, get("/healthz")).await.2, json!({"status": "ok"}));
+    assert_eq!(
+        send(&app, get("/healthz")).await.2,
+        json!({"status": "ok", "broker": {"kind": "memory", "state": "up"}})
+    );
     let (status, headers, text) = send(&app, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(headers[header::CONTENT_TYPE]

@@ -2,13 +2,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
-use super::{BoxFuture, Broker, BrokerError, ChannelInfo};
+use super::subscription::BACKLOG_PAGE;
+use super::{
+    Backlog, BacklogRead, BoxFuture, Broker, BrokerError, ChannelInfo, Live, Start, Subscription,
+};
 use crate::core::{ChannelName, Cursor, Epoch, History, HistoryLimits, Message, Page, Payload};
-use crate::hub::Subscription;
 
 /// Settings of a [`MemoryBroker`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,7 +35,8 @@ impl Default for MemoryBrokerConfig {
 
 /// Channels in this process's memory.
 ///
-/// Each channel is a [`History`] plus a `tokio::sync::broadcast` ring of `queue_size` slots.
+/// Each channel is a [`History`] plus a `tokio::sync::broadcast` ring of `queue_size` slots
+/// (the [`Live`] ring every [`Subscription`] reads; history is its [`Backlog`]).
 /// The ring is how every subscriber gets a bounded queue without a copy per subscriber: the
 /// message sits once in the ring, each receiver keeps its own read position, and a receiver
 /// that falls `queue_size` messages behind is told `Lagged(n)` on its next read while the
@@ -48,12 +51,62 @@ impl Default for MemoryBrokerConfig {
 pub struct MemoryBroker {
     config: MemoryBrokerConfig,
     channels: Mutex<HashMap<ChannelName, Arc<Channel>>>,
-    clock: fn() -> Instant,
+    clock: Clock,
+}
+
+/// Wall-clock time that follows tokio's clock: the wall time at creation plus tokio's
+/// elapsed time. Messages carry wall-clock timestamps (see [`Message::published_at`]); going
+/// through tokio's clock keeps age limits testable with a paused clock. In a running
+/// server tokio's clock is the monotonic clock, so this is the wall clock without its jumps.
+#[derive(Clone, Copy)]
+struct Clock {
+    wall: SystemTime,
+    mono: tokio::time::Instant,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            wall: SystemTime::now(),
+            mono: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> SystemTime {
+        self.wall + self.mono.elapsed()
+    }
 }
 
 struct Channel {
     state: Mutex<ChannelState>,
-    tx: broadcast::Sender<Arc<Message>>,
+    tx: broadcast::Sender<Live>,
+}
+
+/// A channel's history as its subscriptions read it.
+struct MemoryBacklog {
+    channel: Arc<Channel>,
+    clock: Clock,
+}
+
+impl Backlog for MemoryBacklog {
+    fn read(
+        &self,
+        after: Cursor,
+        limit: usize,
+    ) -> BoxFuture<'static, Result<BacklogRead, BrokerError>> {
+        let now = self.clock.now();
+        let mut st = lock(&self.channel.state);
+        let page = st.history.page(Some(after), limit, now);
+        let read = match page.reset {
+            None => BacklogRead::Messages(page.messages),
+            Some(reason) => BacklogRead::Reset {
+                epoch: st.history.epoch(),
+                reason,
+                last: st.history.last_id(),
+            },
+        };
+        Box::pin(std::future::ready(Ok(read)))
+    }
 }
 
 struct ChannelState {
@@ -69,7 +122,7 @@ impl MemoryBroker {
         Self {
             config,
             channels: Mutex::new(HashMap::new()),
-            clock: || tokio::time::Instant::now().into_std(),
+            clock: Clock::new(),
         }
     }
 
@@ -106,7 +159,7 @@ impl MemoryBroker {
     fn with_channel<T>(
         &self,
         name: &ChannelName,
-        mut f: impl FnMut(&Channel, &mut ChannelState) -> T,
+        mut f: impl FnMut(&Arc<Channel>, &mut ChannelState) -> T,
     ) -> Result<T, BrokerError> {
         loop {
             let ch = self.channel(name)?;
@@ -118,13 +171,13 @@ impl MemoryBroker {
     }
 
     fn publish_now(&self, name: &ChannelName, data: Payload) -> Result<Arc<Message>, BrokerError> {
-        let now = (self.clock)();
+        let now = self.clock.now();
         self.with_channel(name, |ch, st| {
             let msg = st.history.append(data.clone(), now);
             // Sent under the channel lock, so a concurrent subscribe sees each message either
             // in its history snapshot or in its receiver, never both and never neither.
             // An error only means nobody is subscribed.
-            let _ = ch.tx.send(Arc::clone(&msg));
+            let _ = ch.tx.send(Live::Message(Arc::clone(&msg)));
             msg
         })
     }
@@ -134,17 +187,36 @@ impl MemoryBroker {
         name: &ChannelName,
         since: Option<Cursor>,
     ) -> Result<Subscription, BrokerError> {
-        let now = (self.clock)();
-        self.with_channel(name, |ch, st| {
-            let resume = since.map(|since| st.history.resume(since, now));
+        let now = self.clock.now();
+        let channel = self.with_channel(name, |ch, st| {
+            st.history.evict(now);
+            let start = match since {
+                None => Start::Live,
+                Some(since) => match st.history.check(since) {
+                    // The first page is taken under the lock, the rest is read as the
+                    // subscriber goes (see `Subscription`).
+                    Ok(()) => Start::Replay {
+                        after: since.id,
+                        first: st.history.page(Some(since), BACKLOG_PAGE, now).messages,
+                    },
+                    Err(reason) => Start::Reset(reason),
+                },
+            };
+            // Subscribed under the channel lock, so every message after `head` reaches `rx`.
+            let backlog = Arc::new(MemoryBacklog {
+                channel: Arc::clone(ch),
+                clock: self.clock,
+            });
             Subscription::new(
                 name.clone(),
                 st.history.epoch(),
                 st.history.last_id(),
-                resume,
+                start,
                 ch.tx.subscribe(),
+                backlog,
             )
-        })
+        })?;
+        Ok(channel)
     }
 }
 
@@ -179,13 +251,13 @@ impl Broker for MemoryBroker {
         since: Option<Cursor>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Page, BrokerError>> {
-        let now = (self.clock)();
+        let now = self.clock.now();
         let r = self.with_channel(&channel, |_, st| st.history.page(since, limit, now));
         Box::pin(std::future::ready(r))
     }
 
     fn channels(&self) -> BoxFuture<'_, Result<Vec<ChannelInfo>, BrokerError>> {
-        let now = (self.clock)();
+        let now = self.clock.now();
         let map = lock(&self.channels);
         let mut list: Vec<ChannelInfo> = map
             .iter()
@@ -210,8 +282,8 @@ impl Broker for MemoryBroker {
     /// that a stream of one-off channel names does not grow memory forever. A channel created
     /// again later gets a new epoch, which clients holding old cursors are told about.
     /// Returns how many channels were dropped.
-    fn sweep(&self) -> usize {
-        let now = (self.clock)();
+    fn sweep(&self) -> BoxFuture<'_, usize> {
+        let now = self.clock.now();
         let mut map = lock(&self.channels);
         let before = map.len();
         map.retain(|_, ch| {
@@ -223,7 +295,7 @@ impl Broker for MemoryBroker {
             }
             !idle
         });
-        before - map.len()
+        Box::pin(std::future::ready(before - map.len()))
     }
 }
 

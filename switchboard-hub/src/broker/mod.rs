@@ -1,19 +1,26 @@
-//! Where channels live: the [`Broker`] trait and its in-memory implementation.
+//! Where channels live: the [`Broker`] trait, the [`Subscription`] every broker hands out,
+//! and the in-memory broker.
 //!
-//! The hub talks to channels only through this trait, so that one process can keep them in
-//! memory ([`MemoryBroker`], the embedded default) while several processes can later share them
-//! through an external store. The trait is async and fallible for that reason, even though
-//! the in-memory broker never waits and never fails except on its channel limit.
+//! The hub talks to channels only through [`Broker`], so that one process can keep them in
+//! memory ([`MemoryBroker`], the embedded default) while several processes share them through
+//! an external store. The trait is async and fallible for that reason, even though the
+//! in-memory broker never waits and never fails except on its channel limit.
+//!
+//! What is broker-neutral lives here too, so that no broker depends on the hub:
+//! [`Subscription`] (a stream of [`Delivery`]s fed by a node-local [`Live`] ring and a
+//! [`Backlog`] it pulls from at its reader's pace) and the typed [`BrokerError`].
 
 mod memory;
+mod subscription;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use crate::core::{ChannelName, Cursor, Epoch, Message, MessageId, Page, Payload};
-use crate::hub::Subscription;
 
 pub use memory::{MemoryBroker, MemoryBrokerConfig};
+pub use subscription::{Backlog, BacklogRead, Delivery, Live, Notice, Start, Subscription};
 
 /// A boxed, sendable future, so that [`Broker`] can be used as `dyn Broker`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -55,10 +62,47 @@ pub trait Broker: Send + Sync + 'static {
     fn channels(&self) -> BoxFuture<'_, Result<Vec<ChannelInfo>, BrokerError>>;
 
     /// Housekeeping, called periodically by the server: drops idle state. Returns how many
-    /// channels were dropped. The default does nothing.
-    fn sweep(&self) -> usize {
-        0
+    /// channels were dropped. Async because a networked broker may have to ask its store.
+    /// The default does nothing.
+    fn sweep(&self) -> BoxFuture<'_, usize> {
+        Box::pin(std::future::ready(0))
     }
+
+    /// What this broker is and whether it can serve right now, for `/healthz`. Cheap: it
+    /// reports what the broker already knows and never waits on a store.
+    fn health(&self) -> BrokerHealth {
+        BrokerHealth {
+            kind: "memory",
+            state: BrokerState::Up,
+            detail: None,
+        }
+    }
+
+    // Room to grow: later operations (presence, shutdown flush) are added here as provided
+    // methods with a default, so that existing brokers keep compiling.
+}
+
+/// A broker's self-report, for `/healthz`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct BrokerHealth {
+    /// `memory`, `redis`, ...
+    pub kind: &'static str,
+    /// Whether it can serve.
+    pub state: BrokerState,
+    /// A sentence about the last problem, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Whether a broker can serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerState {
+    /// Publishes are stored and fanned out.
+    Up,
+    /// Its store is unreachable: publishes fail with [`BrokerError::Unavailable`];
+    /// subscriptions stay open and resume (or reset) when it is back.
+    Down,
 }
 
 /// A channel as listed by [`Broker::channels`].
@@ -76,8 +120,12 @@ pub struct ChannelInfo {
     pub subscribers: usize,
 }
 
+/// The underlying cause of a broker failure, shared so that [`BrokerError`] stays `Clone`
+/// (one failure is reported to every subscriber of a channel).
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a broker operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BrokerError {
     /// Creating the channel would pass the configured channel limit.
     #[error("too many channels (limit {limit})")]
@@ -85,7 +133,57 @@ pub enum BrokerError {
         /// The configured limit.
         limit: usize,
     },
-    /// The broker is shutting down or its backing store is unreachable.
-    #[error("broker unavailable: {0}")]
-    Unavailable(String),
+    /// The backing store is unreachable or failed: nothing was stored.
+    #[error("broker unavailable: {store}: {source}")]
+    Unavailable {
+        /// Which store, for the message (a URL without credentials, for example).
+        store: String,
+        /// What went wrong.
+        #[source]
+        source: ErrorSource,
+    },
+    /// The store answered with something this broker cannot use (corrupt or foreign data).
+    #[error("broker protocol error: {0}")]
+    Protocol(String),
+    /// The broker was shut down.
+    #[error("broker closed")]
+    Closed,
 }
+
+impl BrokerError {
+    /// An [`BrokerError::Unavailable`] for `store` caused by `source`.
+    pub fn unavailable(
+        store: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BrokerError::Unavailable {
+            store: store.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// Equal when of the same kind with the same text: causes are compared by their message,
+/// which is what a caller can act on.
+impl PartialEq for BrokerError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::TooManyChannels { limit: a }, Self::TooManyChannels { limit: b }) => a == b,
+            (
+                Self::Unavailable {
+                    store: a,
+                    source: x,
+                },
+                Self::Unavailable {
+                    store: b,
+                    source: y,
+                },
+            ) => a == b && x.to_string() == y.to_string(),
+            (Self::Protocol(a), Self::Protocol(b)) => a == b,
+            (Self::Closed, Self::Closed) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for BrokerError {}

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use super::{ChannelName, Cursor, Epoch, Message, MessageId, Payload};
 
@@ -99,6 +99,42 @@ pub struct Page {
     pub more: bool,
 }
 
+/// The resume rule, shared by every broker: can a client whose last seen position is `since`
+/// continue without loss in a channel now at `epoch`, whose history holds exactly the ids
+/// `first..=last` (`first = last + 1` when it holds none)?
+///
+/// - a cursor from another epoch cannot: ids restarted ([`ResetReason::EpochChanged`]);
+/// - a cursor beyond `last` cannot belong to this epoch ([`ResetReason::Ahead`]); a bare id
+///   (no epoch) is trusted otherwise;
+/// - a cursor before `first - 1` has missed messages that already left history
+///   ([`ResetReason::Expired`]).
+///
+/// Pure, so that the in-memory broker and a networked broker (which learns `first` and
+/// `last` from its store) decide identically, and so that it can be tested on its own.
+pub fn resume_rule(
+    since: Cursor,
+    epoch: Epoch,
+    first: MessageId,
+    last: MessageId,
+) -> Result<(), ResetReason> {
+    if since.epoch.is_some_and(|e| e != epoch) {
+        return Err(ResetReason::EpochChanged);
+    }
+    if since.id > last {
+        return Err(ResetReason::Ahead);
+    }
+    if since.id.next() < first {
+        return Err(ResetReason::Expired);
+    }
+    Ok(())
+}
+
+/// How old a message published at `then` is at `now`; zero if the clocks disagree (a message
+/// from a node whose clock runs ahead is treated as brand new, never as negative age).
+pub fn age(now: SystemTime, then: SystemTime) -> Duration {
+    now.duration_since(then).unwrap_or_default()
+}
+
 /// The bounded history of one channel lifetime.
 #[derive(Debug)]
 pub struct History {
@@ -147,7 +183,7 @@ impl History {
     }
 
     /// The first retained id, or `last + 1` when nothing is retained.
-    fn first_retained(&self) -> MessageId {
+    pub fn first_retained(&self) -> MessageId {
         self.entries
             .front()
             .map(|m| m.id())
@@ -155,7 +191,7 @@ impl History {
     }
 
     /// Gives `data` the next id, records it and returns the message.
-    pub fn append(&mut self, data: Payload, now: Instant) -> Arc<Message> {
+    pub fn append(&mut self, data: Payload, now: SystemTime) -> Arc<Message> {
         self.last = self.last.next();
         let msg = Arc::new(Message::new(
             self.channel.clone(),
@@ -172,7 +208,7 @@ impl History {
     }
 
     /// Drops what is over the count limit or older than the age limit at `now`.
-    pub fn evict(&mut self, now: Instant) {
+    pub fn evict(&mut self, now: SystemTime) {
         while self.entries.len() > self.limits.max_messages {
             self.entries.pop_front();
         }
@@ -180,25 +216,16 @@ impl History {
             while self
                 .entries
                 .front()
-                .is_some_and(|m| now.saturating_duration_since(m.published_at()) >= max_age)
+                .is_some_and(|m| age(now, m.published_at()) >= max_age)
             {
                 self.entries.pop_front();
             }
         }
     }
 
-    /// Whether every message after `since` is still here.
+    /// Whether every message after `since` is still here (see [`resume_rule`]).
     pub fn check(&self, since: Cursor) -> Result<(), ResetReason> {
-        if since.epoch.is_some_and(|e| e != self.epoch) {
-            return Err(ResetReason::EpochChanged);
-        }
-        if since.id > self.last {
-            return Err(ResetReason::Ahead);
-        }
-        if since.id.next() < self.first_retained() {
-            return Err(ResetReason::Expired);
-        }
-        Ok(())
+        resume_rule(since, self.epoch, self.first_retained(), self.last)
     }
 
     /// The retained messages after `id`, at most `limit`. Call only after [`History::check`].
@@ -208,7 +235,7 @@ impl History {
     }
 
     /// Everything after `since` for a (re)subscribing client; see [`Resume`].
-    pub fn resume(&mut self, since: Cursor, now: Instant) -> Resume {
+    pub fn resume(&mut self, since: Cursor, now: SystemTime) -> Resume {
         self.evict(now);
         match self.check(since) {
             Ok(()) => Resume::Continue(self.after(since.id, usize::MAX).cloned().collect()),
@@ -221,7 +248,7 @@ impl History {
 
     /// A page of at most `limit` messages after `since`, or the latest `limit` messages when
     /// `since` is `None`.
-    pub fn page(&mut self, since: Option<Cursor>, limit: usize, now: Instant) -> Page {
+    pub fn page(&mut self, since: Option<Cursor>, limit: usize, now: SystemTime) -> Page {
         self.evict(now);
         let start = match since {
             None => MessageId::new(
@@ -299,8 +326,29 @@ mod tests {
     }
 
     #[test]
+    fn resume_rule_is_the_same_for_every_broker() {
+        let e = Epoch::new(EPOCH).unwrap();
+        let other = Epoch::new(EPOCH + 1).unwrap();
+        let (first, last) = (MessageId::new(5), MessageId::new(9));
+        let rule = |since| resume_rule(since, e, first, last);
+        assert_eq!(rule(at(4)), Ok(()), "the message after 4 is retained");
+        assert_eq!(rule(at(9)), Ok(()), "at the head: nothing to replay");
+        assert_eq!(rule(at(3)), Err(ResetReason::Expired), "4 is gone");
+        assert_eq!(rule(at(10)), Err(ResetReason::Ahead));
+        assert_eq!(
+            rule(Cursor::new(other, MessageId::new(4))),
+            Err(ResetReason::EpochChanged)
+        );
+        assert_eq!(rule(Cursor::id_only(MessageId::new(4))), Ok(()));
+        // Nothing retained (first = last + 1): only the head continues.
+        let empty = |since| resume_rule(since, e, MessageId::new(10), last);
+        assert_eq!(empty(at(9)), Ok(()));
+        assert_eq!(empty(at(8)), Err(ResetReason::Expired));
+    }
+
+    #[test]
     fn ids_start_at_one_and_increase() {
-        let t = Instant::now();
+        let t = SystemTime::now();
         let mut h = history(10, None);
         let a = h.append(Payload::text("a"), t);
         let b = h.append(Payload::text("b"), t);
@@ -310,7 +358,7 @@ mod tests {
 
     #[test]
     fn resume_returns_exactly_what_follows() {
-        let t = Instant::now();
+        let t = SystemTime::now();
         let mut h = history(10, None);
         for i in 0..5 {
             h.append(Payload::text(&i.to_string()), t);
@@ -327,7 +375,7 @@ mod tests {
 
     #[test]
     fn count_limit_expires_the_oldest() {
-        let t = Instant::now();
+        let t = SystemTime::now();
         let mut h = history(3, None);
         for _ in 0..5 {
             h.append(Payload::text("x"), t);
@@ -338,7 +386,7 @@ mod tests {
 
     #[test]
     fn age_limit_uses_the_given_clock() {
-        let t0 = Instant::now();
+        let t0 = SystemTime::now();
         let mut h = history(100, Some(10));
         h.append(Payload::text("old"), t0);
         h.append(Payload::text("new"), t0 + Duration::from_secs(5));
@@ -364,7 +412,7 @@ mod tests {
 
     #[test]
     fn no_history_means_live_only() {
-        let t = Instant::now();
+        let t = SystemTime::now();
         let mut h = history(0, None);
         h.append(Payload::text("x"), t);
         assert!(h.is_empty());
@@ -374,7 +422,7 @@ mod tests {
 
     #[test]
     fn foreign_epoch_or_future_id_resets() {
-        let t = Instant::now();
+        let t = SystemTime::now();
         let mut h = history(10, None);
         h.append(Payload::text("x"), t);
         let other = Cursor::new(Epoch::new(EPOCH + 1).unwrap(), MessageId::new(1));
@@ -390,7 +438,7 @@ mod tests {
 
     #[test]
     fn page_without_cursor_is_the_tail() {
-        let t = Instant::now();
+        let t = SystemTime::now();
         let mut h = history(10, None);
         for _ in 0..6 {
             h.append(Payload::text("x"), t);
@@ -404,7 +452,7 @@ mod tests {
 
     #[test]
     fn page_with_cursor_pages_forward() {
-        let t = Instant::now();
+        let t = SystemTime::now();
         let mut h = history(10, None);
         for _ in 0..5 {
             h.append(Payload::text("x"), t);
@@ -425,7 +473,7 @@ mod tests {
 
     #[test]
     fn page_reset_points_at_the_oldest_retained() {
-        let t = Instant::now();
+        let t = SystemTime::now();
         let mut h = history(2, None);
         for _ in 0..5 {
             h.append(Payload::text("x"), t);
@@ -468,11 +516,11 @@ mod tests {
             max_age in prop::option::of(1u64..6),
             ops in ops(),
         ) {
-            let t0 = Instant::now();
+            let t0 = SystemTime::now();
             let mut now = t0;
             let mut h = history(max_messages, max_age);
             // Model: publish time of every id, to know what limits allow to be retained.
-            let mut published: Vec<Instant> = Vec::new();
+            let mut published: Vec<SystemTime> = Vec::new();
             let mut cursor = at(0);
             let mut seen: Vec<u64> = Vec::new();
             for op in ops {
@@ -505,7 +553,7 @@ mod tests {
                 let retained = |id: u64| {
                     id + max_messages as u64 > last
                         && max_age.is_none_or(|a| {
-                            now.saturating_duration_since(published[id as usize - 1])
+                            age(now, published[id as usize - 1])
                                 < Duration::from_secs(a)
                         })
                 };

@@ -1,7 +1,7 @@
 //! A published message and the wire forms it is sent in, each encoded once.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use switchboard::{PreparedMessage, Utf8Bytes};
@@ -21,7 +21,7 @@ pub struct Message {
     epoch: Epoch,
     id: MessageId,
     data: Payload,
-    published_at: Instant,
+    published_at: SystemTime,
     ws_envelope: OnceLock<PreparedMessage>,
     plain_text: OnceLock<PreparedMessage>,
     sse_json: OnceLock<Bytes>,
@@ -38,13 +38,15 @@ pub enum SseFormat {
 }
 
 impl Message {
-    /// A message; `published_at` is when the hub accepted it (for fan-out latency).
+    /// A message; `published_at` is when the hub accepted it, by the wall clock (messages
+    /// cross processes through a networked broker, where only wall-clock time means the same
+    /// thing on every node: history age and fan-out latency are measured against it).
     pub fn new(
         channel: ChannelName,
         epoch: Epoch,
         id: MessageId,
         data: Payload,
-        published_at: Instant,
+        published_at: SystemTime,
     ) -> Self {
         Self {
             channel,
@@ -84,8 +86,8 @@ impl Message {
         &self.data
     }
 
-    /// When the hub accepted it.
-    pub fn published_at(&self) -> Instant {
+    /// When the hub accepted it (wall clock).
+    pub fn published_at(&self) -> SystemTime {
         self.published_at
     }
 
@@ -200,7 +202,7 @@ mod tests {
             Epoch::new(7).unwrap(),
             MessageId::new(3),
             data,
-            Instant::now(),
+            SystemTime::now(),
         )
     }
 

@@ -11,7 +11,7 @@ mod message;
 mod payload;
 
 pub use channel::{ChannelName, ChannelNameError, MAX_CHANNEL_NAME_LEN};
-pub use history::{History, HistoryLimits, Page, ResetReason, Resume};
+pub use history::{age, resume_rule, History, HistoryLimits, Page, ResetReason, Resume};
 pub use id::{Cursor, CursorError, Epoch, MessageId, MAX_EPOCH};
 pub use message::{sse_event, Message, SseFormat};
 pub use payload::{Payload, PayloadError};

@@ -1,6 +1,5 @@
 //! The [`Hub`]: the one handle every transport holds.
 
-mod subscription;
 #[cfg(test)]
 mod tests;
 
@@ -10,7 +9,7 @@ use crate::broker::{Broker, BrokerError, ChannelInfo, MemoryBroker, MemoryBroker
 use crate::core::{ChannelName, Cursor, Epoch, MessageId, Page, Payload};
 use crate::metrics::{Metrics, Transport};
 
-pub use subscription::{Delivery, Subscription};
+pub(crate) use crate::broker::{Delivery, Subscription};
 
 /// The real-time hub: publish to and subscribe on named channels, created on first use.
 ///
@@ -163,8 +162,13 @@ impl Hub {
     }
 
     /// Drops idle channels (see [`Broker::sweep`]); returns how many.
-    pub fn sweep(&self) -> usize {
-        self.inner.broker.sweep()
+    pub async fn sweep(&self) -> usize {
+        self.inner.broker.sweep().await
+    }
+
+    /// The broker's self-report (see [`Broker::health`]).
+    pub fn broker_health(&self) -> crate::broker::BrokerHealth {
+        self.inner.broker.health()
     }
 
     /// All channels with their subscriber counts, sorted by name.

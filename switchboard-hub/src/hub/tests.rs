@@ -181,9 +181,9 @@ async fn sweep_drops_idle_channels_and_a_new_epoch_is_detected() {
     let hub = hub(10, 8);
     let ch = chan("c");
     let old = publish(&hub, &ch, "x").await;
-    assert_eq!(hub.sweep(), 0, "history still holds a message");
+    assert_eq!(hub.sweep().await, 0, "history still holds a message");
     tokio::time::advance(Duration::from_secs(61)).await;
-    assert_eq!(hub.sweep(), 1);
+    assert_eq!(hub.sweep().await, 1);
     assert!(hub.channels().await.unwrap().is_empty());
     // Created again: new epoch, and a client holding the old cursor is told.
     let mut sub = hub.subscribe(&ch, Some(old.cursor())).await.unwrap();
@@ -283,4 +283,58 @@ async fn no_gap_or_duplicate_between_replay_and_live() {
         }
         assert_eq!(ids, (1..=TOTAL).collect::<Vec<_>>());
     }
+}
+
+/// A replay far larger than the live ring is pulled from history as the reader goes: a
+/// reader that resumes from 0 while publishers keep going gets every id once, in order,
+/// and is never told it lagged (nothing was pushed at it faster than it read).
+#[tokio::test]
+async fn replay_is_paced_by_the_reader_not_the_ring() {
+    let hub = hub(10_000, 8);
+    let ch = chan("c");
+    let first = publish(&hub, &ch, "x").await;
+    for _ in 1..3000 {
+        publish(&hub, &ch, "x").await;
+    }
+    let mut sub = hub
+        .subscribe(&ch, Some(Cursor::new(first.epoch, MessageId::ZERO)))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    while ids.len() < 3100 {
+        if ids.len() % 30 == 0 && ids.len() < 3000 {
+            // Live traffic meanwhile: 100 messages, far more than the ring of 8 holds.
+            publish(&hub, &ch, "x").await;
+        }
+        match sub.next().await {
+            Some(Delivery::Message(m)) => ids.push(m.id().get()),
+            other => panic!("after {} messages: {other:?}", ids.len()),
+        }
+    }
+    assert_eq!(ids, (1..=3100).collect::<Vec<_>>());
+    assert_eq!(hub.metrics().lagged_subscribers(), 0);
+    assert!(sub.try_next().is_none());
+}
+
+/// A reader that falls behind history too is told with a reset, then continues live.
+#[tokio::test]
+async fn a_reader_overtaken_by_history_gets_a_reset_mid_stream() {
+    let hub = hub(4, 2);
+    let ch = chan("c");
+    let mut sub = hub.subscribe(&ch, None).await.unwrap();
+    for _ in 0..10 {
+        publish(&hub, &ch, "x").await;
+    }
+    assert!(matches!(sub.next().await, Some(Delivery::Lagged { .. })));
+    match sub.next().await {
+        Some(Delivery::Reset {
+            reason: ResetReason::Expired,
+            last,
+            ..
+        }) => assert_eq!(last.get(), 10),
+        other => panic!("{other:?}"),
+    }
+    publish(&hub, &ch, "x").await;
+    assert_eq!(message_id(sub.next().await), 11);
+    assert_eq!(hub.metrics().resets(), 1);
 }

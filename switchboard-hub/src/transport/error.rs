@@ -66,6 +66,9 @@ pub enum ApiError {
     /// The broker failed or the hub is shutting down.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The broker's store (Redis) is unreachable: nothing was stored. Retry later.
+    #[error("{0}")]
+    BrokerUnavailable(String),
     /// No such route.
     #[error(
         "not found: no route for {path} (the API is under /api/channels, see docs/protocol.md)"
@@ -113,9 +116,9 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::TooManyChannels { .. } | ApiError::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::TooManyChannels { .. }
+            | ApiError::Unavailable(_)
+            | ApiError::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -136,6 +139,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::TooManyChannels { .. } => "too_many_channels",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::BrokerUnavailable(_) => "broker_unavailable",
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
         }
@@ -157,7 +161,10 @@ impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
         match e {
             BrokerError::TooManyChannels { limit } => ApiError::TooManyChannels { limit },
-            BrokerError::Unavailable(m) => ApiError::Unavailable(m),
+            e @ BrokerError::Unavailable { .. } => ApiError::BrokerUnavailable(e.to_string()),
+            e @ (BrokerError::Protocol(_) | BrokerError::Closed) => {
+                ApiError::Unavailable(e.to_string())
+            }
         }
     }
 }

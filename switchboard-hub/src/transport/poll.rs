@@ -69,6 +69,10 @@ pub(crate) async fn poll(
             // The cursor still points before the skipped messages: the next poll replays
             // them from history (or reports that it cannot).
             Some(Delivery::Lagged { .. }) => break,
+            // The store is down: keep waiting, the subscription resumes when it is back.
+            Some(Delivery::Unavailable(_)) => {}
+            // Answer with what there is; the next poll subscribes afresh.
+            Some(Delivery::Closed(_)) => break,
             None if messages.is_empty() => {
                 let next = tokio::select! {
                     n = tokio::time::timeout_at(deadline, sub.next()) => n,

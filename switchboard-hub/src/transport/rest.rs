@@ -136,9 +136,19 @@ pub(crate) async fn channels(
     ))
 }
 
-/// `GET /healthz`: `{"status":"ok"}`.
-pub(crate) async fn healthz() -> Response {
-    json_response(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+/// `GET /healthz`: `{"status":"ok","broker":{"kind":"memory","state":"up"}}`; when the
+/// broker's store is unreachable, 503 with `"status":"degraded"` and `"state":"down"` (a
+/// load balancer then prefers nodes that can publish; connected subscribers stay).
+pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
+    let broker = state.hub.broker_health();
+    let (status, word) = match broker.state {
+        crate::broker::BrokerState::Up => (StatusCode::OK, "ok"),
+        crate::broker::BrokerState::Down => (StatusCode::SERVICE_UNAVAILABLE, "degraded"),
+    };
+    json_response(
+        status,
+        &serde_json::json!({"status": word, "broker": broker}),
+    )
 }
 
 /// `GET /metrics`: Prometheus text format.

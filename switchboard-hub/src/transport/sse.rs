@@ -198,6 +198,20 @@ impl Forwarder {
                     &data.to_string(),
                 )))
             }
+            Delivery::Unavailable(e) => {
+                // The stream stays open and resumes when the broker is back; a comment
+                // tells a human watching with curl, and fires no event.
+                Step::Send(Bytes::from(format!(": broker unavailable: {e}\n\n")))
+            }
+            Delivery::Closed(e) => {
+                // Say why, then end the stream: `EventSource` reconnects with its
+                // `Last-Event-ID` and resumes.
+                let data =
+                    serde_json::json!({"code": "subscription_closed", "message": e.to_string()});
+                let event = Bytes::from(sse_event(Some("error"), "", &data.to_string()));
+                let _ = self.tx.try_send(event);
+                Step::End
+            }
             Delivery::Lagged { .. } => {
                 // The subscription's cursor still points before the gap: replay it.
                 let cursor = self.sub.cursor();

@@ -107,6 +107,44 @@ pub(crate) async fn forward(
                 },
                 Encoding::Plain => continue,
             },
+            Delivery::Unavailable(e) => match encoding {
+                Encoding::Envelope => match text(json_frame(&serde_json::json!({
+                    "op": "error",
+                    "code": "broker_unavailable",
+                    "channel": sub.channel(),
+                    "message": format!("{e}; the subscription stays open and resumes when the broker is back"),
+                }))) {
+                    Some(message) => PreparedMessage::new(message),
+                    None => continue,
+                },
+                Encoding::Plain => continue,
+            },
+            Delivery::Closed(e) => {
+                match encoding {
+                    Encoding::Envelope => {
+                        // The connection stays; the client may subscribe again.
+                        let frame = json_frame(&serde_json::json!({
+                            "op": "error",
+                            "code": "subscription_closed",
+                            "channel": sub.channel(),
+                            "message": e.to_string(),
+                        }));
+                        if let Some(message) = text(frame) {
+                            let out = Outbound {
+                                tag,
+                                frame: PreparedMessage::new(message),
+                            };
+                            let _ =
+                                super::outbox::push(&state, &tx, out, Some(&control), &mut closing)
+                                    .await;
+                        }
+                    }
+                    // A plain chat room has no frame for it: drop the connection, so that
+                    // the client reconnects (with `since`) instead of waiting forever.
+                    Encoding::Plain => control.kill(),
+                }
+                return;
+            }
             // This task itself fell behind (it was not scheduled for a while): the outbox
             // was not full, so the client is not to blame. Replay from history.
             Delivery::Lagged { .. } => {
