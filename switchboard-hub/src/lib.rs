@@ -68,4 +68,4 @@ pub use broker::{
 };
 pub use config::{ConfigError, HubConfig, LagPolicy};
 pub use hub::{Hub, HubOptions, PublishError, Published, SubscribeError};
-pub use server::HubServer;
+pub use server::{bind, HubServer};

@@ -15,13 +15,15 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use switchboard::security::{ConnectionLimiter, LimitExceeded, TrustedProxies};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt as _;
 
 use crate::config::HubConfig;
 use crate::hub::Hub;
-use crate::transport::{ConnectionControl, Registry};
+use crate::transport::{ApiError, ConnectionControl, Registry};
 
 /// How long shutdown waits for open connections after asking them to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -31,6 +33,18 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long a client may take to send its request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a connection over a limit may take to send its request head before it is
+/// dropped: it is answered only so that `/healthz` works and clients learn to come back.
+const REFUSAL_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Binds the listener `config` asks for: `listen` with a kernel accept queue of
+/// `limits.listen_backlog` (so that a reconnect storm is queued, not dropped).
+pub async fn bind(config: &HubConfig) -> std::io::Result<TcpListener> {
+    let std =
+        switchboard::router::listener_with_backlog(config.listen, config.limits.listen_backlog)?;
+    TcpListener::from_std(std)
+}
 
 /// A hub with its HTTP server: build it, then [`HubServer::serve`] or take its
 /// [`HubServer::router`] into a larger axum app.
@@ -104,21 +118,45 @@ impl HubServer {
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         let closing = self.closing_tx.subscribe();
         let mut shutdown = std::pin::pin!(shutdown);
+        let limiter = connection_limiter(&self.config);
+        // Connections over a limit are answered, but only this many at once (each holds a
+        // descriptor for up to REFUSAL_HEADER_TIMEOUT); beyond that they are closed unread.
+        let refusals = Arc::new(AtomicUsize::new(0));
+        let max_refusals = (limiter.max_total() / 16).clamp(8, 256);
+        let proxies = TrustedProxies::new(&self.config.trust_proxy).unwrap_or_default();
+        let mut errors = switchboard::AcceptErrors::new();
+        tracing::debug!(?limiter, "connection limits");
         loop {
             let (tcp, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
+                accepted = switchboard::accept_connection(&listener, &mut errors) => accepted,
                 _ = &mut shutdown => break,
             };
             let _ = tcp.set_nodelay(true);
-            let control = ConnectionControl::new(peer, Some(alive_tx.clone()), &self.registry);
+            // A proxy carries many clients: it counts toward the total only.
+            let permit = if proxies.is_trusted(peer.ip()) {
+                limiter.try_acquire_unkeyed()
+            } else {
+                limiter.try_acquire(peer.ip())
+            };
+            let permit = match permit {
+                Ok(permit) => permit,
+                Err(over) => {
+                    if refusals.fetch_add(1, Ordering::Relaxed) < max_refusals {
+                        let refusals = Arc::clone(&refusals);
+                        let hub = self.hub.clone();
+                        tokio::spawn(async move {
+                            refuse_connection(hub, tcp, peer, over).await;
+                            refusals.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    } else {
+                        refusals.fetch_sub(1, Ordering::Relaxed);
+                        tracing::trace!(%peer, "over the connection limit, closed unread");
+                    }
+                    continue;
+                }
+            };
+            let control = ConnectionControl::new(peer, Some(alive_tx.clone()), &self.registry)
+                .holding(permit);
             tokio::spawn(serve_connection(
                 tcp,
                 peer,
@@ -138,6 +176,45 @@ impl HubServer {
         sweeper.abort();
         Ok(())
     }
+}
+
+/// The connection caps `config` asks for; `limits.max_connections = 0` leaves headroom
+/// below the process's open-file limit.
+fn connection_limiter(config: &HubConfig) -> ConnectionLimiter {
+    let per_ip = config.limits.max_connections_per_ip;
+    match config.limits.max_connections {
+        0 => ConnectionLimiter::within_fd_limit(per_ip),
+        total => ConnectionLimiter::new(total, per_ip),
+    }
+}
+
+/// Answers a connection over a limit: `/healthz` as usual (a load balancer must still see
+/// a live server), anything else 503 (server full) or 429 (this client holds too many)
+/// with `Retry-After`; then closes it.
+async fn refuse_connection(hub: Hub, tcp: TcpStream, peer: SocketAddr, over: LimitExceeded) {
+    tracing::debug!(%peer, %over, "connection over a limit");
+    let error = match over {
+        LimitExceeded::PerClient { .. } => ApiError::TooManyConnections { per_client: true },
+        _ => ApiError::TooManyConnections { per_client: false },
+    };
+    let service = tower::service_fn(move |req: hyper::Request<Incoming>| {
+        let error = error.clone();
+        let hub = hub.clone();
+        async move {
+            let res = if req.uri().path() == "/healthz" {
+                crate::transport::healthz_response(&hub)
+            } else {
+                axum::response::IntoResponse::into_response(error)
+            };
+            Ok::<_, std::convert::Infallible>(res)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .keep_alive(false)
+        .header_read_timeout(REFUSAL_HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service));
+    let _ = tokio::time::timeout(REFUSAL_HEADER_TIMEOUT * 2, conn).await;
 }
 
 async fn serve_connection(

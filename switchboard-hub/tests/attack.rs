@@ -161,3 +161,140 @@ async fn shutdown_does_not_wait_on_a_client_that_does_not_read() {
     );
     drop(tcp);
 }
+
+/// A connection from `source` (any 127.0.0.0/8 address works on loopback).
+async fn tcp_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// One `Connection: close` request on `tcp`; the status and the whole response.
+async fn exchange(mut tcp: TcpStream, head: &str) -> (u16, String) {
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .expect("no answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nhost: hub\r\nconnection: close\r\n\r\n")
+}
+
+#[tokio::test]
+async fn connection_caps_per_ip_and_in_total_answer_429_and_503_but_health_still_answers() {
+    let mut config = no_rate_limit();
+    config.limits.max_connections = 5;
+    config.limits.max_connections_per_ip = 3;
+    let hub = start(config).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(tcp_from("127.0.0.1", hub.addr).await);
+    }
+    let (status, text) =
+        exchange(tcp_from("127.0.0.1", hub.addr).await, &get("/api/channels")).await;
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.to_ascii_lowercase().contains("retry-after: 5"),
+        "{text}"
+    );
+    assert!(text.contains("too_many_connections"), "{text}");
+    let (status, _) = exchange(tcp_from("127.0.0.1", hub.addr).await, &get("/healthz")).await;
+    assert_eq!(status, 200);
+    for _ in 0..2 {
+        held.push(tcp_from("127.0.0.2", hub.addr).await);
+    }
+    let (status, text) = exchange(tcp_from("127.0.0.3", hub.addr).await, &get("/sse/c")).await;
+    assert_eq!(status, 503, "{text}");
+    let (status, _) = exchange(tcp_from("127.0.0.3", hub.addr).await, &get("/healthz")).await;
+    assert_eq!(status, 200);
+    // The connections held are served as usual, and a freed place is taken again.
+    let (status, _) = exchange(held.pop().unwrap(), &get("/api/channels")).await;
+    assert_eq!(status, 200);
+    let mut freed = false;
+    for _ in 0..100 {
+        let (status, _) =
+            exchange(tcp_from("127.0.0.3", hub.addr).await, &get("/api/channels")).await;
+        if status == 200 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(freed, "the place of a closed connection was not freed");
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_cut_off_and_a_huge_declared_one_refused_at_once() {
+    let mut config = no_rate_limit();
+    config.limits.body_timeout_secs = 1;
+    let hub = start(config).await;
+    let started = Instant::now();
+    let (status, text) = exchange(
+        TcpStream::connect(hub.addr).await.unwrap(),
+        "POST /api/channels/c/messages HTTP/1.1\r\nhost: hub\r\ncontent-type: text/plain\r\n\
+         content-length: 100\r\nconnection: close\r\n\r\nonly ten b",
+    )
+    .await;
+    assert_eq!(status, 408, "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let mut tcp = TcpStream::connect(hub.addr).await.unwrap();
+    tcp.write_all(
+        b"POST /api/channels/c/messages HTTP/1.1\r\nhost: hub\r\ncontent-type: text/plain\r\n\
+          content-length: 10000000000\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(5), tcp.read_exact(&mut buf))
+        .await
+        .expect("a 10 GB declared body was waited for")
+        .unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 413");
+}
+
+#[tokio::test]
+async fn with_auth_on_an_unauthenticated_ws_upgrade_is_refused_at_the_handshake() {
+    let mut config = HubConfig::default();
+    config.auth = Some(switchboard_hub::config::AuthConfig {
+        jwt_secret: "a secret of sixteen+ bytes".into(),
+    });
+    let hub = start(config).await;
+    let (status, text) = exchange(
+        TcpStream::connect(hub.addr).await.unwrap(),
+        "GET /ws HTTP/1.1\r\nhost: hub\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 401, "{text}");
+}
+
+#[tokio::test]
+async fn the_listen_backlog_is_the_configured_one() {
+    let mut config = HubConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..HubConfig::default()
+    };
+    config.limits.listen_backlog = 777;
+    let listener = switchboard_hub::bind(&config).await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // `ss` shows a listening socket's backlog as its Send-Q.
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) is needed by this test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let send_q: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(send_q.get(2), Some(&"777"), "{text}");
+}

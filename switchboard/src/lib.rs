@@ -81,7 +81,10 @@ pub use client::{connect, Client, ClientBuilder};
 pub use config::WebSocketConfig;
 pub use error::{Error, ErrorKind};
 pub use liveness::GoingAway;
-pub use server::{accept, Accept, Acceptor, AcceptorBuilder, HandshakeRequest, Reject, Server};
+pub use server::{
+    accept, accept_connection, Accept, AcceptErrors, Acceptor, AcceptorBuilder, HandshakeRequest,
+    Reject, Server,
+};
 pub use split::{WebSocketReader, WebSocketWriter};
 pub use stream::MaybeTlsStream;
 pub use websocket::{Feed, WebSocket};

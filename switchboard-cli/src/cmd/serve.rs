@@ -27,7 +27,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = switchboard_hub::bind(&config)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;

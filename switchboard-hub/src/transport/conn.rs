@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use switchboard::security::ConnectionPermit;
 use tokio::sync::{mpsc, watch};
 
 use crate::core::ChannelName;
@@ -37,6 +38,9 @@ struct Inner {
     _alive: Option<mpsc::Sender<()>>,
     registry: Weak<Registry>,
     label: Mutex<Label>,
+    /// The connection's place under the server's connection caps, freed with the last
+    /// handle (an upgraded WebSocket outlives the HTTP exchange that started it).
+    permit: Mutex<Option<ConnectionPermit>>,
 }
 
 /// What a connection is used for, once a transport has said so.
@@ -68,9 +72,16 @@ impl ConnectionControl {
             _alive: alive,
             registry: Arc::downgrade(registry),
             label: Mutex::new(Label::default()),
+            permit: Mutex::new(None),
         });
         lock(&registry.map).insert(id, Arc::downgrade(&inner));
         Self { inner }
+    }
+
+    /// Keeps `permit` until the connection's last handle is gone.
+    pub(crate) fn holding(self, permit: ConnectionPermit) -> Self {
+        *lock(&self.inner.permit) = Some(permit);
+        self
     }
 
     /// The connection's number, unique in this process.

@@ -63,6 +63,15 @@ pub enum ApiError {
         /// The limit.
         limit: usize,
     },
+    /// The server (or this client's address) holds as many connections as it may.
+    #[error("{}", if *per_client { "too many connections from this address" } else { "server at its connection limit" })]
+    TooManyConnections {
+        /// True for the per-address limit (429), false for the server's (503).
+        per_client: bool,
+    },
+    /// The request body did not arrive within `limits.body_timeout_secs`.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     /// The broker failed or the hub is shutting down.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -119,6 +128,9 @@ impl ApiError {
             ApiError::TooManyChannels { .. }
             | ApiError::Unavailable(_)
             | ApiError::BrokerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyConnections { per_client: true } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyConnections { per_client: false } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }
@@ -140,6 +152,8 @@ impl ApiError {
             ApiError::TooManyChannels { .. } => "too_many_channels",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::BrokerUnavailable(_) => "broker_unavailable",
+            ApiError::TooManyConnections { .. } => "too_many_connections",
+            ApiError::BodyTimeout => "body_timeout",
             ApiError::NotFound { .. } => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
         }
@@ -198,6 +212,10 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(_) => {
                 res.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyConnections { .. } => {
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
             _ => {}
         }

@@ -152,6 +152,22 @@ pub(crate) fn router(
         .with_state(state)
 }
 
+/// The `/healthz` answer, also given to connections refused over a limit:
+/// `{"status":"ok","broker":{"kind":"memory","state":"up"}}`; when the broker's store is
+/// unreachable, 503 with `"status":"degraded"` and `"state":"down"` (a load balancer then
+/// prefers nodes that can publish; connected subscribers stay).
+pub(crate) fn healthz_response(hub: &Hub) -> axum::response::Response {
+    let broker = hub.broker_health();
+    let (status, word) = match broker.state {
+        crate::broker::BrokerState::Up => (http::StatusCode::OK, "ok"),
+        crate::broker::BrokerState::Down => (http::StatusCode::SERVICE_UNAVAILABLE, "degraded"),
+    };
+    wire::json_response(
+        status,
+        &serde_json::json!({"status": word, "broker": broker}),
+    )
+}
+
 /// The request's connection handle, or a new unowned one when the router is mounted in
 /// another server.
 pub(crate) fn control_of(state: &AppState, extensions: &http::Extensions) -> ConnectionControl {

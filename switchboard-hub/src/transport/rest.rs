@@ -79,9 +79,23 @@ async fn read_payload(
     // The limit applies to the stored (compact JSON) form, which the hub checks; the raw
     // body may carry some whitespace or fewer escapes, so allow it some room, but bounded.
     let raw_limit = limit.saturating_mul(2).saturating_add(1024);
-    let bytes = axum::body::to_bytes(body, raw_limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })?;
+    // A declared length over the limit is refused before a byte is read, and a body that
+    // trickles in (or never comes: `Content-Length: 10000000000` and silence) is cut off
+    // at the body timeout, so it cannot hold a connection and its task forever.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > raw_limit as u64) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let bytes = tokio::time::timeout(
+        state.config.body_timeout(),
+        axum::body::to_bytes(body, raw_limit),
+    )
+    .await
+    .map_err(|_| ApiError::BodyTimeout)?
+    .map_err(|_| ApiError::TooLarge { limit })?;
     if bytes.is_empty() {
         return Err(ApiError::BadMessage(
             "empty body: the request body is the message (text, or JSON with \
@@ -136,19 +150,9 @@ pub(crate) async fn channels(
     ))
 }
 
-/// `GET /healthz`: `{"status":"ok","broker":{"kind":"memory","state":"up"}}`; when the
-/// broker's store is unreachable, 503 with `"status":"degraded"` and `"state":"down"` (a
-/// load balancer then prefers nodes that can publish; connected subscribers stay).
+/// `GET /healthz`: see [`super::healthz_response`].
 pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
-    let broker = state.hub.broker_health();
-    let (status, word) = match broker.state {
-        crate::broker::BrokerState::Up => (StatusCode::OK, "ok"),
-        crate::broker::BrokerState::Down => (StatusCode::SERVICE_UNAVAILABLE, "degraded"),
-    };
-    json_response(
-        status,
-        &serde_json::json!({"status": word, "broker": broker}),
-    )
+    super::healthz_response(&state.hub)
 }
 
 /// `GET /metrics`: Prometheus text format.

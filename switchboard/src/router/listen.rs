@@ -40,6 +40,23 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// A non-blocking listening socket on `addr` whose kernel queue of connections not yet
+/// accepted holds `backlog` (the kernel caps it at `net.core.somaxconn`): a reconnect storm
+/// of thousands of clients overflows a small queue, and the kernel then drops their SYNs
+/// and they retry only after a second or more.
+pub fn listener_with_backlog(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
+}
+
 /// `threads` non-blocking listening sockets on `addr`, one per serving thread: a plain one
 /// for one thread (so a busy port is an error, as with `TcpListener::bind`), else
 /// [`reuseport_listener`]s. With port 0 the first socket picks the port and the others

@@ -56,7 +56,7 @@ mod request;
 mod stream;
 mod threads;
 
-pub use listen::{bind_per_thread, reuseport_listener};
+pub use listen::{bind_per_thread, listener_with_backlog, reuseport_listener};
 pub use request::{ConnectionInfo, UpgradeRequest};
 pub use stream::ServerStream;
 
@@ -71,7 +71,6 @@ use http::header::UPGRADE;
 use http::{HeaderValue, StatusCode};
 use std::fmt;
 use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -88,10 +87,6 @@ pub type ServerWebSocket = WebSocket<ServerStream>;
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 type Handler = dyn Fn(ServerWebSocket, ConnectionInfo) -> BoxFuture + Send + Sync;
 type Authenticate = dyn Fn(&mut UpgradeRequest<'_>) -> Result<(), Rejection> + Send + Sync;
-
-/// Pause after an `accept` error that is about the process rather than one client (out of
-/// file descriptors), so the loop does not spin while it lasts.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// How long a graceful shutdown waits for connections by default.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -351,23 +346,15 @@ impl Router {
     ) -> Result<(), Error> {
         let mut signal = std::pin::pin!(signal);
         let mut connections = JoinSet::new();
+        let mut errors = crate::server::AcceptErrors::new();
         loop {
             tokio::select! {
                 () = &mut signal => break,
                 // Reap finished connections so the set holds only open ones.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, peer)) => {
-                        connections.spawn(self.clone().connection(tcp, peer));
-                    }
-                    Err(error) if is_per_connection(&error) => {
-                        tracing::debug!(%error, "accept failed for one connection")
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "accept failed; backing off");
-                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                    }
-                },
+                (tcp, peer) = crate::server::accept_connection(&listener, &mut errors) => {
+                    connections.spawn(self.clone().connection(tcp, peer));
+                }
             }
         }
         drop(listener);
@@ -592,16 +579,6 @@ async fn refused(
     tracing::debug!(%peer, status = %rejection.status(), error = %rejection.error, "WebSocket handshake refused");
     refuse(stream, rejection).await;
     None
-}
-
-/// Errors from `accept` that concern only the connection being accepted.
-fn is_per_connection(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionRefused
-    )
 }
 
 #[cfg(test)]

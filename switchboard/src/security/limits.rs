@@ -68,23 +68,48 @@ impl ConnectionLimiter {
         }
     }
 
+    /// At most `max_per_ip` from one address, and in total as many as the process's
+    /// open-file limit leaves room for ([`fd_headroom_limit`]): a server that runs out of
+    /// file descriptors can serve nobody, not even its health check, and its accept loop
+    /// fails on every connection.
+    pub fn within_fd_limit(max_per_ip: usize) -> Self {
+        ConnectionLimiter::new(fd_headroom_limit(), max_per_ip)
+    }
+
+    /// The total limit.
+    pub fn max_total(&self) -> usize {
+        self.inner.max_total
+    }
+
     /// Takes a place for a connection from `ip`, or says which limit is reached.
     pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionPermit, LimitExceeded> {
-        let key = client_key(ip);
+        self.acquire(Some(ip))
+    }
+
+    /// Takes a place under the total limit only: for a connection from a trusted proxy,
+    /// which carries many clients (count those per request, by their forwarded address).
+    pub fn try_acquire_unkeyed(&self) -> Result<ConnectionPermit, LimitExceeded> {
+        self.acquire(None)
+    }
+
+    fn acquire(&self, ip: Option<IpAddr>) -> Result<ConnectionPermit, LimitExceeded> {
         let mut counts = self.lock();
         if counts.total >= self.inner.max_total {
             return Err(LimitExceeded::Total {
                 limit: self.inner.max_total,
             });
         }
-        let for_ip = counts.per_ip.entry(key).or_insert(0);
-        if *for_ip >= self.inner.max_per_ip {
-            return Err(LimitExceeded::PerClient {
-                ip,
-                limit: self.inner.max_per_ip,
-            });
+        let key = ip.map(client_key);
+        if let (Some(ip), Some(key)) = (ip, key) {
+            let for_ip = counts.per_ip.entry(key).or_insert(0);
+            if *for_ip >= self.inner.max_per_ip {
+                return Err(LimitExceeded::PerClient {
+                    ip,
+                    limit: self.inner.max_per_ip,
+                });
+            }
+            *for_ip += 1;
         }
-        *for_ip += 1;
         counts.total += 1;
         Ok(ConnectionPermit {
             limiter: self.clone(),
@@ -114,9 +139,12 @@ impl ConnectionLimiter {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn release(&self, key: IpAddr) {
+    fn release(&self, key: Option<IpAddr>) {
         let mut counts = self.lock();
         counts.total -= 1;
+        let Some(key) = key else {
+            return;
+        };
         if let Some(count) = counts.per_ip.get_mut(&key) {
             *count -= 1;
             if *count == 0 {
@@ -131,7 +159,7 @@ impl ConnectionLimiter {
 #[must_use = "the place is freed as soon as the permit is dropped"]
 pub struct ConnectionPermit {
     limiter: ConnectionLimiter,
-    key: IpAddr,
+    key: Option<IpAddr>,
 }
 
 impl fmt::Debug for ConnectionPermit {
@@ -195,6 +223,30 @@ impl LimitExceeded {
     }
 }
 
+/// The process's soft limit on open files (`RLIMIT_NOFILE`), where it can be read
+/// (`/proc/self/limits` on Linux); `None` elsewhere.
+pub fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    match soft {
+        "unlimited" => Some(usize::MAX),
+        n => n.parse().ok(),
+    }
+}
+
+/// How many connections a server can hold and still have file descriptors left for its
+/// listener, logs, files and the short-lived connections it refuses over a limit: the
+/// open-file limit minus 1/16 of it and 64 more (1,024 → 896), or 896 where the limit
+/// cannot be read.
+pub fn fd_headroom_limit() -> usize {
+    let limit = open_file_limit().unwrap_or(1024);
+    limit.saturating_sub(limit / 16 + 64).max(1)
+}
+
 /// The address a client is counted under.
 fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
@@ -241,6 +293,29 @@ mod tests {
         drop(permit);
         assert_eq!(limiter.active_for(ip("10.0.0.1")), 0);
         assert!(limiter.lock().per_ip.is_empty());
+    }
+
+    #[test]
+    fn unkeyed_permits_count_toward_the_total_only() {
+        let limiter = ConnectionLimiter::new(2, 1);
+        let _a = limiter.try_acquire(ip("10.0.0.1")).unwrap();
+        let b = limiter.try_acquire_unkeyed().unwrap();
+        assert!(limiter.try_acquire_unkeyed().is_err());
+        drop(b);
+        assert_eq!(limiter.active(), 1);
+        assert_eq!(limiter.active_for(ip("10.0.0.1")), 1);
+    }
+
+    #[test]
+    fn the_default_total_leaves_headroom_below_the_fd_limit() {
+        let total = fd_headroom_limit();
+        if let Some(fds) = open_file_limit() {
+            assert!(
+                total < fds && total >= fds - fds / 16 - 64,
+                "{total} of {fds}"
+            );
+        }
+        assert_eq!(ConnectionLimiter::within_fd_limit(5).max_total(), total);
     }
 
     #[test]

@@ -11,5 +11,7 @@ mod limits;
 mod origin;
 
 pub use forwarded::{ForwardedHeader, InvalidProxyRange, TrustedProxies};
-pub use limits::{ConnectionLimiter, ConnectionPermit, LimitExceeded};
+pub use limits::{
+    fd_headroom_limit, open_file_limit, ConnectionLimiter, ConnectionPermit, LimitExceeded,
+};
 pub use origin::OriginPolicy;

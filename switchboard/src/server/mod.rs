@@ -2,7 +2,9 @@
 //! standalone TCP server ([`Server`]).
 
 mod accept;
+mod listener;
 mod serve;
 
 pub use accept::{accept, Accept, Acceptor, AcceptorBuilder, HandshakeRequest, Reject};
+pub use listener::{accept_connection, AcceptErrors};
 pub use serve::Server;

@@ -2,18 +2,14 @@
 //! seeds' `new WebSocket.Server({ port })`.
 
 use super::accept::Acceptor;
+use super::listener::{accept_connection, AcceptErrors};
 use crate::error::Error;
 use crate::websocket::WebSocket;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-
-/// Pause after an `accept` error that is about the process rather than one client (out of
-/// file descriptors, out of memory), so the loop does not spin while it lasts.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
 /// A standalone WebSocket server on a TCP port: each connection gets its own task, which
 /// runs the handshake with the [`Acceptor`] and then the handler. One client failing (a bad
@@ -90,22 +86,11 @@ impl Server {
     {
         let handler = Arc::new(handler);
         let mut signal = std::pin::pin!(signal);
+        let mut errors = AcceptErrors::new();
         loop {
-            let accepted = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 () = &mut signal => return Ok(()),
-                accepted = self.listener.accept() => accepted,
-            };
-            let (tcp, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(error) if is_per_connection(&error) => {
-                    tracing::debug!(%error, "accept failed for one connection");
-                    continue;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed; backing off");
-                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                    continue;
-                }
+                accepted = accept_connection(&self.listener, &mut errors) => accepted,
             };
             let acceptor = self.acceptor.clone();
             let handler = handler.clone();
@@ -119,14 +104,4 @@ impl Server {
             });
         }
     }
-}
-
-/// Errors from `accept` that concern only the connection being accepted.
-fn is_per_connection(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionRefused
-    )
 }

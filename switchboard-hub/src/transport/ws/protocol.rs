@@ -57,7 +57,11 @@ pub(crate) async fn handler(
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let caller = match access::admit(&state, req.headers(), query.get("token")) {
+    // With auth on, a client without a valid token is refused here, at the handshake,
+    // rather than holding a connection it may do nothing with.
+    let caller = match access::admit(&state, req.headers(), query.get("token"))
+        .and_then(|c| c.require_token().map(|()| c))
+    {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
