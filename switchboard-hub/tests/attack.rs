@@ -298,3 +298,59 @@ async fn the_listen_backlog_is_the_configured_one() {
     let send_q: Vec<&str> = text.split_whitespace().collect();
     assert_eq!(send_q.get(2), Some(&"777"), "{text}");
 }
+
+#[tokio::test]
+async fn deep_json_and_lone_surrogates_are_refused_and_escaped_names_understood() {
+    let hub = start(no_rate_limit()).await;
+    let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let r = request(
+        hub.addr,
+        "POST",
+        "/api/channels/c/messages",
+        &[("content-type", "application/json")],
+        deep.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let r = request(
+        hub.addr,
+        "POST",
+        "/api/channels/c/messages",
+        &[("content-type", "application/json")],
+        br#"{"t":"\udc00"}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let (mut ws, _) = switchboard::connect(&format!("ws://{}/ws", hub.addr))
+        .await
+        .unwrap();
+    let mut ask = async |text: String| {
+        ws.send(switchboard::Message::Text(text.into()))
+            .await
+            .unwrap();
+        match tokio::time::timeout(WAIT, ws.recv()).await.unwrap() {
+            Some(Ok(switchboard::Message::Text(t))) => {
+                serde_json::from_str::<serde_json::Value>(t.as_str()).unwrap()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let e = ask(format!(
+        r#"{{"op":"publish","channel":"c","data":{deep},"ref":1}}"#
+    ))
+    .await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_i64()),
+        (Some("invalid_message"), Some(1))
+    );
+    let a = ask(r#"{"op":"publ\u0069sh","channel":"\u0063","data":2,"ref":2}"#.into()).await;
+    assert_eq!(
+        (a["op"].as_str(), a["channel"].as_str()),
+        (Some("ack"), Some("c"))
+    );
+    let e = ask(r#"{"op":"subscribe","channel":"c","since":"nope","ref":3}"#.into()).await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_i64()),
+        (Some("invalid_cursor"), Some(3))
+    );
+}

@@ -218,10 +218,14 @@ async fn protocol_errors_are_answered_not_fatal() {
     assert_eq!(recv_json(&mut ws).await["code"], "message_too_large");
     send(
         &mut ws,
-        json!({"op": "subscribe", "channel": "c", "since": "x:y"}),
+        json!({"op": "subscribe", "channel": "c", "since": "x:y", "ref": "s"}),
     )
     .await;
-    assert_eq!(recv_json(&mut ws).await["code"], "invalid_message");
+    let e = recv_json(&mut ws).await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("invalid_cursor"), Some("s"))
+    );
     // Still usable.
     send(&mut ws, json!({"op": "ping", "ref": "p"})).await;
     assert_eq!(recv_json(&mut ws).await, json!({"op": "pong", "ref": "p"}));

@@ -14,4 +14,4 @@ pub use channel::{ChannelName, ChannelNameError, MAX_CHANNEL_NAME_LEN};
 pub use history::{age, resume_rule, History, HistoryLimits, Page, ResetReason, Resume};
 pub use id::{Cursor, CursorError, Epoch, MessageId, MAX_EPOCH};
 pub use message::{sse_event, Message, SseFormat};
-pub use payload::{Payload, PayloadError};
+pub use payload::{check_json_shape, Payload, PayloadError, DEFAULT_MAX_DEPTH};

@@ -23,14 +23,100 @@ pub enum PayloadError {
     /// The bytes are not exactly one JSON value.
     #[error("payload is not valid JSON: {0}")]
     InvalidJson(#[from] serde_json::Error),
+    /// Arrays and objects nest deeper than the limit: refused rather than passed on to
+    /// clients whose recursive parsers would overflow their stacks on it.
+    #[error("payload nests arrays and objects deeper than {limit} levels")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// A `\uD800`–`\uDFFF` escape that is not half of a surrogate pair: it names no
+    /// character, and many decoders reject or mangle it.
+    #[error("payload holds a lone surrogate escape ({0}) that names no character")]
+    LoneSurrogate(String),
+}
+
+/// The nesting depth [`Payload::from_json`] allows.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+
+/// Checks what serde_json lets through: nesting deeper than `max_depth` and escapes of
+/// lone UTF-16 surrogates. One pass over the bytes, before (or instead of) parsing, so a
+/// 30,000-deep array costs no recursion. Meaningful on valid JSON; on anything else it
+/// only counts brackets.
+pub fn check_json_shape(json: &[u8], max_depth: usize) -> Result<(), PayloadError> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    let mut in_string = false;
+    while i < json.len() {
+        let b = json[i];
+        if in_string {
+            match b {
+                b'"' => in_string = false,
+                b'\\' => {
+                    if json.get(i + 1) == Some(&b'u') {
+                        let unit = hex4(json, i + 2);
+                        match unit {
+                            Some(0xD800..=0xDBFF) => {
+                                let low = (json.get(i + 6) == Some(&b'\\')
+                                    && json.get(i + 7) == Some(&b'u'))
+                                .then(|| hex4(json, i + 8))
+                                .flatten();
+                                if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                                    return Err(lone(json, i));
+                                }
+                                i += 12;
+                                continue;
+                            }
+                            Some(0xDC00..=0xDFFF) => return Err(lone(json, i)),
+                            _ => {}
+                        }
+                    }
+                    i += 2;
+                    continue;
+                }
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max_depth {
+                        return Err(PayloadError::TooDeep { limit: max_depth });
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn hex4(json: &[u8], at: usize) -> Option<u16> {
+    let digits = std::str::from_utf8(json.get(at..at + 4)?).ok()?;
+    u16::from_str_radix(digits, 16).ok()
+}
+
+fn lone(json: &[u8], at: usize) -> PayloadError {
+    let end = (at + 6).min(json.len());
+    PayloadError::LoneSurrogate(String::from_utf8_lossy(&json[at..end]).into_owned())
 }
 
 impl Payload {
-    /// Validates `json` as a single JSON value and stores it compacted.
+    /// Validates `json` as a single JSON value (nesting at most [`DEFAULT_MAX_DEPTH`], no
+    /// lone surrogates) and stores it compacted.
     pub fn from_json(json: &[u8]) -> Result<Self, PayloadError> {
+        Self::from_json_with_depth(json, DEFAULT_MAX_DEPTH)
+    }
+
+    /// [`Payload::from_json`] with another nesting limit.
+    pub fn from_json_with_depth(json: &[u8], max_depth: usize) -> Result<Self, PayloadError> {
         // Checked separately: serde_json skips over the bytes of strings it is told to ignore
         // without validating them, and `as_str` relies on UTF-8.
         std::str::from_utf8(json).map_err(|_| PayloadError::InvalidUtf8)?;
+        check_json_shape(json, max_depth)?;
         serde_json::from_slice::<serde::de::IgnoredAny>(json)?;
         Ok(Self(compact(json)))
     }
@@ -148,6 +234,41 @@ fn compact(json: &[u8]) -> Bytes {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn deep_nesting_is_refused_without_recursion() {
+        let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+        assert!(matches!(
+            Payload::from_json(deep.as_bytes()),
+            Err(PayloadError::TooDeep { limit: 64 })
+        ));
+        let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        assert!(Payload::from_json(ok.as_bytes()).is_ok());
+        let over = format!("{}{}", "{\"a\":".repeat(65), "}".repeat(65));
+        assert!(Payload::from_json(over.replace(":}", ":1}").as_bytes()).is_err());
+        // Brackets inside strings do not count.
+        assert!(Payload::from_json(format!("\"{}\"", "[".repeat(100)).as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused_and_pairs_kept() {
+        for bad in [
+            r#""\ud800""#,
+            r#""\uDC00""#,
+            r#"["\ud83d x"]"#,
+            r#""\ud83d\u0041""#,
+        ] {
+            assert!(
+                matches!(
+                    Payload::from_json(bad.as_bytes()),
+                    Err(PayloadError::LoneSurrogate(_))
+                ),
+                "{bad}"
+            );
+        }
+        let pair = Payload::from_json(br#""\ud83d\ude00 \u00e9 \\ud800""#).unwrap();
+        assert_eq!(pair.plain_text(), "\u{1F600} \u{e9} \\ud800");
+    }
 
     #[test]
     fn keeps_json_compacts_whitespace_outside_strings() {

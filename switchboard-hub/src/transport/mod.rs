@@ -18,6 +18,7 @@
 
 mod access;
 mod admin;
+pub mod command;
 mod conn;
 pub mod error;
 mod outbox;

@@ -104,7 +104,8 @@ async fn read_payload(
         ));
     }
     match kind {
-        Kind::Json => Payload::from_json(&bytes).map_err(|e| ApiError::BadMessage(e.to_string())),
+        Kind::Json => Payload::from_json_with_depth(&bytes, state.config.limits.max_json_depth)
+            .map_err(|e| ApiError::BadMessage(e.to_string())),
         Kind::Text => std::str::from_utf8(&bytes)
             .map(Payload::text)
             .map_err(|_| ApiError::BadMessage("text body is not valid UTF-8".into())),

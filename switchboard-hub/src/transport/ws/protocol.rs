@@ -35,10 +35,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{Encoding, End, Outbound};
-use crate::core::{ChannelName, Cursor, Epoch, Payload};
+use crate::core::{ChannelName, Payload};
 use crate::metrics::Transport;
 use crate::security::TokenBucket;
 use crate::transport::access::{self, Action, Caller};
+use crate::transport::command::{self, Command};
 use crate::transport::conn::ConnectionControl;
 use crate::transport::error::ApiError;
 use crate::transport::params::Params;
@@ -73,22 +74,6 @@ pub(crate) async fn handler(
     upgrade
         .config(super::socket_config(&state))
         .on_upgrade(move |ws| run(state, caller, control, ws))
-}
-
-/// One client frame, parsed loosely so that each problem gets its own error answer.
-#[derive(serde::Deserialize)]
-struct Command<'a> {
-    op: &'a str,
-    #[serde(default)]
-    channel: Option<&'a str>,
-    #[serde(default)]
-    since: Option<Cursor>,
-    #[serde(default)]
-    epoch: Option<Epoch>,
-    #[serde(default, borrow)]
-    data: Option<&'a RawValue>,
-    #[serde(default, rename = "ref", borrow)]
-    reference: Option<&'a RawValue>,
 }
 
 struct Session {
@@ -186,15 +171,18 @@ impl Session {
             return self.reply_error(&err, None, None).await;
         }
         self.refused_in_a_row = 0;
-        let cmd: Command<'_> = match serde_json::from_str(text) {
+        let depth = self.state.config.limits.max_json_depth.saturating_add(1);
+        let cmd = match command::parse(text, depth) {
             Ok(c) => c,
-            Err(e) => {
-                let err = ApiError::BadMessage(format!("not a protocol frame: {e}"));
-                return self.reply_error(&err, None, None).await;
+            Err(refusal) => {
+                let channel = refusal.channel.as_deref();
+                return self
+                    .reply_error(&refusal.error, channel, refusal.reference)
+                    .await;
             }
         };
         let reference = cmd.reference;
-        let result = match cmd.op {
+        let result = match &*cmd.op {
             "subscribe" => self.subscribe(&cmd).await,
             "unsubscribe" => self.unsubscribe(&cmd).map(Some),
             "publish" => self.publish(&cmd).await.map(Some),
@@ -204,7 +192,10 @@ impl Session {
         match result {
             Ok(None) => self.ended.take(),
             Ok(Some(answer)) => self.reply(answer, reference).await,
-            Err(err) => self.reply_error(&err, cmd.channel, reference).await,
+            Err(err) => {
+                self.reply_error(&err, cmd.channel.as_deref(), reference)
+                    .await
+            }
         }
     }
 
@@ -222,7 +213,7 @@ impl Session {
     }
 
     fn channel(cmd: &Command<'_>) -> Result<ChannelName, ApiError> {
-        let name = cmd.channel.ok_or(ApiError::BadParam {
+        let name = cmd.channel.as_deref().ok_or(ApiError::BadParam {
             name: "channel",
             message: "missing".into(),
         })?;
@@ -244,10 +235,7 @@ impl Session {
                 message: format!("at most {limit} subscriptions per connection"),
             });
         }
-        let since = cmd.since.map(|mut c| {
-            c.epoch = c.epoch.or(cmd.epoch);
-            c
-        });
+        let since = cmd.since;
         let sub = self.state.hub.subscribe(&channel, since).await?;
         let answer = serde_json::json!({
             "op": "subscribed",
@@ -297,8 +285,11 @@ impl Session {
         let channel = Self::channel(cmd)?;
         self.caller.authorize(Action::Publish, &channel)?;
         let payload = match cmd.data {
-            Some(raw) => Payload::from_json(raw.get().as_bytes())
-                .map_err(|e| ApiError::BadMessage(e.to_string()))?,
+            Some(raw) => Payload::from_json_with_depth(
+                raw.get().as_bytes(),
+                self.state.config.limits.max_json_depth,
+            )
+            .map_err(|e| ApiError::BadMessage(e.to_string()))?,
             None => Payload::from_value(&serde_json::Value::Null),
         };
         let published = self
