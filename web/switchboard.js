@@ -8,6 +8,20 @@
  *   sb.on("transport", (t) => ...);                       // the transport in use
  *   sb.on("reset", ({ channel, reason }) => ...);         // history could not reach back
  *
+ * Presence (who is in a channel; docs/protocol.md, "Presence"):
+ *
+ *   sb.subscribe("chat", fn, { presence: true, info: { nick: "ann" } });
+ *   sb.on("presence", ({ channel, clients, users, entries, truncated }) => ...); // the list, whenever it changes
+ *   sb.on("join", ({ channel, entry }) => ...);           // entry: { client, user?, info? }
+ *   sb.on("leave", ({ channel, entry }) => ...);
+ *   sb.members("chat");                                   // the current list, as above
+ *   await sb.presence("chat");                            // read it from the hub (REST)
+ *   sb.clientId;                                          // this client's id in every entry it makes
+ *
+ * The client id is kept across reconnects, so a reconnect within the hub's grace period
+ * is no leave and join. Over long polling the list is read with each poll and every 2.5 s,
+ * and joins/leaves are derived from the difference.
+ *
  * Transports, most capable first: a WebSocket to /ws (JSON protocol, every channel on one
  * connection); Server-Sent Events from /sse/{channel} with publishes over REST; long
  * polling /poll/{channel} with publishes over REST. "auto" starts with WebSocket and falls
@@ -46,18 +60,33 @@
     this.timer = null;
     this.refs = 0;
     this.pending = {};           // ref -> { resolve, reject } for WebSocket publishes
+    this.clientId = options.clientId || randomId();
+    this.presenceEvery = options.presenceEvery || 2500; // ms between presence reads (long polling)
+  }
+
+  function randomId() {
+    var bytes = new Uint8Array(9);
+    if (global.crypto && global.crypto.getRandomValues) global.crypto.getRandomValues(bytes);
+    else for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+    var s = "c-";
+    for (var j = 0; j < bytes.length; j++) s += (bytes[j] < 16 ? "0" : "") + bytes[j].toString(16);
+    return s;
   }
 
   // ----- public API -----
 
   /** Calls handler(data, {channel, id, epoch}) for every message on channel. Options:
-   *  since: a cursor ("EPOCH:ID" or an id) to replay from. Returns an unsubscribe function. */
+   *  since: a cursor ("EPOCH:ID" or an id) to replay from; presence: true to follow who is
+   *  in the channel ("presence", "join", "leave" events); info: what others see of this
+   *  client in presence (small JSON). Returns an unsubscribe function. */
   Switchboard.prototype.subscribe = function (channel, handler, opts) {
     var ch = this.channels[channel];
     if (!ch) {
-      ch = this.channels[channel] = { handlers: [], epoch: null, id: null };
+      ch = this.channels[channel] = { handlers: [], epoch: null, id: null, presence: null, info: null };
       if (opts && opts.since != null) setCursor(ch, String(opts.since));
     }
+    if (opts && opts.info !== undefined) ch.info = opts.info;
+    if (opts && opts.presence && !ch.presence) ch.presence = { members: {}, clients: 0, users: 0, truncated: false };
     ch.handlers.push(handler);
     if (!this.conn && !this.closed) this._connect();
     else if (this.conn) this.conn.add(channel);
@@ -90,7 +119,24 @@
       .then(jsonOrThrow);
   };
 
-  /** Listens for "message", "state", "transport", "reset", "error". */
+  /** Who is in channel, read from the hub: resolves to {clients, users, entries, truncated}. */
+  Switchboard.prototype.presence = function (channel, opts) {
+    var q = new URLSearchParams();
+    if (opts && opts.limit) q.set("limit", opts.limit);
+    if (this.token) q.set("token", this.token);
+    return fetch(this.base + "/api/channels/" + encodeURIComponent(channel) + "/presence?" + q, { cache: "no-store" })
+      .then(jsonOrThrow);
+  };
+
+  /** The list of a channel subscribed with presence: {channel, clients, users, entries, truncated}. */
+  Switchboard.prototype.members = function (channel) {
+    var p = this.channels[channel] && this.channels[channel].presence;
+    if (!p) return null;
+    var entries = Object.keys(p.members).sort().map(function (k) { return p.members[k]; });
+    return { channel: channel, clients: p.clients, users: p.users, entries: entries, truncated: p.truncated };
+  };
+
+  /** Listens for "message", "state", "transport", "reset", "error", "presence", "join", "leave". */
   Switchboard.prototype.on = function (event, fn) {
     (this.listeners[event] = this.listeners[event] || []).push(fn);
     return this;
@@ -153,6 +199,64 @@
     ch.epoch = info.epoch;
     ch.id = info.last;
     this._emit("reset", { channel: name, reason: info.reason, message: info.message, epoch: info.epoch, last: info.last });
+  };
+
+  /** A presence snapshot: replaces the list; differences become join/leave events (a
+   *  truncated list only tells counts, so nothing is derived from what it leaves out). */
+  Switchboard.prototype._presenceSnapshot = function (name, list) {
+    var ch = this.channels[name];
+    if (!ch || !ch.presence) return;
+    var p = ch.presence, next = {}, self = this;
+    (list.entries || []).forEach(function (e) { next[e.client] = e; });
+    var before = p.members;
+    p.members = next;
+    p.clients = list.clients;
+    p.users = list.users;
+    p.truncated = !!list.truncated;
+    if (!p.truncated) {
+      Object.keys(before).forEach(function (k) { if (!next[k]) self._emit("leave", { channel: name, entry: before[k] }); });
+    }
+    Object.keys(next).forEach(function (k) { if (!before[k]) self._emit("join", { channel: name, entry: next[k] }); });
+    this._emit("presence", this.members(name));
+  };
+
+  /** One join or leave. */
+  Switchboard.prototype._presenceEvent = function (name, kind, entry) {
+    var ch = this.channels[name];
+    if (!ch || !ch.presence || !entry || entry.client == null) return;
+    var p = ch.presence;
+    var known = !!p.members[entry.client];
+    if (kind === "join") {
+      if (known) return;
+      p.members[entry.client] = entry;
+      p.clients += 1;
+    } else {
+      if (!known && !p.truncated) return;
+      delete p.members[entry.client];
+      p.clients = Math.max(0, p.clients - 1);
+    }
+    if (!p.truncated) p.users = distinctUsers(p.members);
+    this._emit(kind, { channel: name, entry: entry });
+    this._emit("presence", this.members(name));
+  };
+
+  function distinctUsers(members) {
+    var seen = {}, n = 0;
+    Object.keys(members).forEach(function (k) {
+      var u = members[k].user;
+      if (u == null) n += 1;
+      else if (!seen[u]) { seen[u] = true; n += 1; }
+    });
+    return n;
+  }
+
+  /** Query parameters naming and describing this client (SSE and long polling). */
+  Switchboard.prototype._presenceParams = function (name, params) {
+    var ch = this.channels[name];
+    params.client = this.clientId;
+    if (ch && ch.info != null) params.info = JSON.stringify(ch.info);
+    if (ch && ch.presence) params.presence = "1";
+    return params;
   };
 
   Switchboard.prototype._connect = function () {
@@ -253,7 +357,7 @@
     this.hooks = hooks;
     this.ended = false;
     this.ready = false;
-    this.ws = new WebSocket(client._url("/ws").replace(/^http/, "ws"));
+    this.ws = new WebSocket(client._url("/ws", { client: client.clientId }).replace(/^http/, "ws"));
     this.ws.onopen = function () {
       self.ready = true;
       hooks.open();
@@ -271,6 +375,8 @@
           if (ch.id == null) setCursor(ch, f.cursor);
         }
       } else if (f.op === "reset") client._reset(f.channel, f);
+      else if (f.op === "presence") client._presenceSnapshot(f.channel, f);
+      else if (f.op === "join" || f.op === "leave") client._presenceEvent(f.channel, f.op, f);
       else if (f.op === "ack" || (f.op === "error" && f.ref != null)) {
         var p = client.pending[f.ref];
         if (p) {
@@ -295,6 +401,9 @@
     var frame = { op: "subscribe", channel: channel };
     var cursor = this.client._cursor(channel);
     if (cursor != null) frame.since = cursor;
+    var ch = this.client.channels[channel];
+    if (ch && ch.presence) frame.presence = true;
+    if (ch && ch.info != null) frame.info = ch.info;
     this._send(frame);
   };
   Transports.websocket.prototype.add = function (channel) { if (this.ready) this._subscribe(channel); };
@@ -308,6 +417,7 @@
       self._send({ op: "publish", channel: channel, data: data === undefined ? null : data, ref: ref });
     });
   };
+  // 1000 is a goodbye: the hub lets this client's presence entries leave at once.
   Transports.websocket.prototype.close = function () { this.ended = true; this.ws.close(1000); };
   Transports.websocket.prototype.fail = function (reason) {
     try { this.ws.close(4000, "client reconnect"); } catch (e) { /* ignore */ }
@@ -329,7 +439,7 @@
     if (this.ended || this.sources[channel] || typeof EventSource === "undefined") return;
     var self = this;
     var client = this.client;
-    var params = { format: "json" };
+    var params = client._presenceParams(channel, { format: "json" });
     var cursor = client._cursor(channel);
     if (cursor != null) params.since = cursor;
     var es = new EventSource(client._url("/sse/" + encodeURIComponent(channel), params));
@@ -344,6 +454,9 @@
       client._deliver(channel, Number(parts[1]), Number(parts[0]), data);
     };
     es.addEventListener("reset", function (ev) { client._reset(channel, JSON.parse(ev.data)); });
+    es.addEventListener("presence", function (ev) { client._presenceSnapshot(channel, JSON.parse(ev.data)); });
+    es.addEventListener("join", function (ev) { client._presenceEvent(channel, "join", JSON.parse(ev.data)); });
+    es.addEventListener("leave", function (ev) { client._presenceEvent(channel, "leave", JSON.parse(ev.data)); });
     es.onerror = function () {
       // CONNECTING: the browser retries by itself, resuming with Last-Event-ID.
       // CLOSED: it gave up (an HTTP error); take over.
@@ -379,12 +492,25 @@
     if (this.ended || this.loops[channel]) return;
     var self = this;
     var client = this.client;
-    var loop = this.loops[channel] = { controller: null, stopped: false, first: true };
+    var loop = this.loops[channel] = { controller: null, stopped: false, first: true, timer: null };
+    var ch0 = client.channels[channel];
+    if (ch0 && ch0.presence) {
+      // A long poll answers on news only; read the list in between as well.
+      var refresh = function () {
+        if (loop.stopped || self.ended) return;
+        client.presence(channel).then(function (list) {
+          if (!loop.stopped && !self.ended) client._presenceSnapshot(channel, list);
+        }, function () { /* the next poll or read tries again */ }).then(function () {
+          if (!loop.stopped && !self.ended) loop.timer = setTimeout(refresh, client.presenceEvery);
+        });
+      };
+      loop.timer = setTimeout(refresh, client.presenceEvery);
+    }
     var next = function () {
       if (loop.stopped || self.ended) return;
       // The first request answers at once (a long poll has no "open" event, and this also
       // fixes the starting cursor); the following ones wait for news.
-      var params = { timeout: loop.first ? 0 : client.pollTimeout };
+      var params = client._presenceParams(channel, { timeout: loop.first ? 0 : client.pollTimeout });
       loop.first = false;
       var cursor = client._cursor(channel);
       if (cursor != null) params.since = cursor;
@@ -399,6 +525,7 @@
           client._reset(channel, { epoch: body.epoch, reason: body.reset.reason, message: body.reset.message, last: Number(String(body.next).split(":")[1]) });
         }
         body.messages.forEach(function (m) { client._deliver(channel, m.id, body.epoch, m.data); });
+        if (body.presence) client._presenceSnapshot(channel, body.presence);
         var ch = client.channels[channel];
         if (ch) setCursor(ch, body.next);
         next();
@@ -413,6 +540,7 @@
     var loop = this.loops[channel];
     if (loop) {
       loop.stopped = true;
+      clearTimeout(loop.timer);
       if (loop.controller) loop.controller.abort();
       delete this.loops[channel];
     }

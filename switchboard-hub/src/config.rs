@@ -32,6 +32,18 @@
 //!
 //! [auth]                             # optional: HMAC-SHA256 JWTs
 //! jwt_secret = "change me: at least 16 random bytes"
+//!
+//! [presence]                         # who is in a channel (docs/protocol.md, "Presence")
+//! enabled = true                     # for channels no rule matches
+//! events = true                      # join/leave events, for subscribers who ask
+//! grace_ms = 5000                    # a client that comes back within this did not leave
+//! max_info_bytes = 256               # the client's own info (a nick), as compact JSON
+//! max_list = 100                     # most entries one answer lists; counts are always exact
+//! refresh_secs = 10                  # Redis broker: TTL refresh; a dead node's entries go after 2.5x
+//!
+//! [[presence.rules]]                 # the first rule whose pattern matches wins
+//! pattern = "ticker-*"               # exact name, prefix*, or *
+//! events = false                     # unset fields keep the values above
 //! ```
 
 use std::net::SocketAddr;
@@ -78,6 +90,94 @@ pub struct HubConfig {
     /// forcibly close subscriber connections: for operators and end-to-end tests). With
     /// `auth`, they need a token with `"admin": true`. Default off.
     pub admin_api: bool,
+    /// Presence: who is in a channel, and join/leave events.
+    pub presence: PresenceConfig,
+}
+
+/// Presence settings: defaults, per-pattern rules and limits.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// Whether subscribers appear in presence on channels no rule matches. Default on.
+    pub enabled: bool,
+    /// Whether join/leave events are sent (to subscribers who ask) on channels no rule
+    /// matches. Default on.
+    pub events: bool,
+    /// Milliseconds an entry stays after its last connection ended, so that a reconnect
+    /// (or the next long poll) does not leave and join again. Default 5000.
+    pub grace_ms: u64,
+    /// Largest client info accepted, in bytes of compact JSON. Default 256.
+    pub max_info_bytes: usize,
+    /// Most entries one presence answer lists; counts are exact regardless. Default 100.
+    pub max_list: usize,
+    /// Redis broker: seconds between a node's refreshes of its entries' expiry. Entries
+    /// expire after 2.5 times this, so a killed node's clients leave within that. Default 10.
+    pub refresh_secs: u64,
+    /// Per-pattern overrides; the first match wins.
+    pub rules: Vec<PresenceRule>,
+}
+
+/// Presence settings for the channels matching `pattern`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceRule {
+    /// An exact channel name, `prefix*`, or `*`.
+    pub pattern: String,
+    /// Presence on or off; unset: [`PresenceConfig::enabled`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Join/leave events on or off; unset: [`PresenceConfig::events`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<bool>,
+}
+
+/// What presence does on one channel (see [`PresenceConfig::policy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PresencePolicy {
+    /// Subscribers appear in presence and presence can be read.
+    pub enabled: bool,
+    /// Join/leave events are sent to subscribers who ask (only if `enabled`).
+    pub events: bool,
+}
+
+impl Default for PresenceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            events: true,
+            grace_ms: 5000,
+            max_info_bytes: 256,
+            max_list: 100,
+            refresh_secs: 10,
+            rules: Vec::new(),
+        }
+    }
+}
+
+impl PresenceConfig {
+    /// The policy for `channel`: the first matching rule, else the defaults.
+    pub fn policy(&self, channel: &crate::core::ChannelName) -> PresencePolicy {
+        let rule = self
+            .rules
+            .iter()
+            .find(|r| crate::security::pattern_matches(&r.pattern, channel.as_str()));
+        let enabled = rule.and_then(|r| r.enabled).unwrap_or(self.enabled);
+        let events = rule.and_then(|r| r.events).unwrap_or(self.events);
+        PresencePolicy {
+            enabled,
+            events: enabled && events,
+        }
+    }
+
+    /// The grace period.
+    pub fn grace(&self) -> Duration {
+        Duration::from_millis(self.grace_ms)
+    }
+
+    /// The Redis broker's refresh interval.
+    pub fn refresh(&self) -> Duration {
+        Duration::from_secs(self.refresh_secs)
+    }
 }
 
 /// Per-channel history settings.
@@ -179,6 +279,7 @@ impl Default for HubConfig {
             allowed_hosts: Vec::new(),
             metrics_token: None,
             admin_api: false,
+            presence: PresenceConfig::default(),
         }
     }
 }
@@ -320,6 +421,17 @@ impl HubConfig {
         if rate > 0.0 {
             range("rate_limit.burst", self.rate_limit.burst, 1, 1_000_000_000)?;
         }
+        let p = &self.presence;
+        range("presence.max_list", p.max_list, 1, 100_000)?;
+        range("presence.refresh_secs", p.refresh_secs, 1, 3600)?;
+        range("presence.grace_ms", p.grace_ms, 0, 3_600_000)?;
+        range("presence.max_info_bytes", p.max_info_bytes, 0, 64 << 10)?;
+        if p.rules.iter().any(|r| r.pattern.is_empty()) {
+            return Err(ConfigError::Invalid {
+                key: "presence.rules",
+                problem: "a pattern must not be empty".into(),
+            });
+        }
         if self.auth.as_ref().is_some_and(|a| a.jwt_secret.len() < 16) {
             return Err(ConfigError::Invalid {
                 key: "auth.jwt_secret",
@@ -395,6 +507,11 @@ impl HubConfig {
     pub fn hub_options(&self) -> HubOptions {
         HubOptions {
             max_message_bytes: self.limits.max_message_bytes,
+            presence: crate::broker::PresenceSettings {
+                grace: self.presence.grace(),
+                queue_size: self.limits.queue_size,
+                refresh: self.presence.refresh(),
+            },
         }
     }
 }
@@ -424,6 +541,39 @@ mod tests {
         assert_eq!(c.allowed_origins, ["https://app.example"]);
         assert!(c.auth.unwrap().jwt_secret.starts_with("change me"));
         assert_eq!(c.limits.sse_heartbeat_secs, 15);
+        let ticker = crate::core::ChannelName::new("ticker-eur").unwrap();
+        let chat = crate::core::ChannelName::new("chat").unwrap();
+        assert_eq!(
+            c.presence.policy(&ticker),
+            PresencePolicy {
+                enabled: true,
+                events: false
+            }
+        );
+        assert_eq!(
+            c.presence.policy(&chat),
+            PresencePolicy {
+                enabled: true,
+                events: true
+            }
+        );
+    }
+
+    #[test]
+    fn presence_rules_first_match_wins() {
+        let c = HubConfig::from_toml(
+            "[presence]\nevents = false\n[[presence.rules]]\npattern = \"room-1\"\nevents = true\n[[presence.rules]]\npattern = \"room-*\"\nenabled = false\n",
+        )
+        .unwrap();
+        let name = |n: &str| crate::core::ChannelName::new(n).unwrap();
+        assert!(c.presence.policy(&name("room-1")).events);
+        assert!(!c.presence.policy(&name("room-2")).enabled);
+        assert!(!c.presence.policy(&name("room-2")).events);
+        assert!(c.presence.policy(&name("lobby")).enabled);
+        assert!(!c.presence.policy(&name("lobby")).events);
+        assert!(HubConfig::from_toml("[presence]\nmax_list = 0").is_err());
+        assert!(HubConfig::from_toml("[[presence.rules]]\npattern = \"\"").is_err());
+        assert!(HubConfig::from_toml("[[presence.rules]]\npatern = \"x\"").is_err());
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //!   resume rule). No I/O, no clock.
 //! - [`broker`]: where channels live, behind the [`Broker`] trait; [`MemoryBroker`] is the
 //!   embedded default. The broker-neutral [`Subscription`] (a stream of [`Delivery`]s, its
-//!   backlog pulled at the reader's pace) and [`BrokerError`] live here too.
-//! - [`Hub`]: the handle transports use — publish, subscribe, history, channel list — with
-//!   limits and [`metrics`].
+//!   backlog pulled at the reader's pace) and [`BrokerError`] live here too, and presence
+//!   ([`PresenceStore`], in process: [`MemoryPresence`]).
+//! - [`Hub`]: the handle transports use — publish, subscribe, history, channel list,
+//!   presence — with limits and [`metrics`].
 //! - [`transport`]: the axum router (REST, SSE, long polling, WebSocket), served by
 //!   [`HubServer`].
 //!
@@ -64,7 +65,8 @@ pub mod transport;
 
 pub use broker::{
     Broker, BrokerError, BrokerHealth, BrokerState, ChannelInfo, Delivery, MemoryBroker,
-    MemoryBrokerConfig, Subscription,
+    MemoryBrokerConfig, MemoryPresence, PresenceGuard, PresenceSettings, PresenceStore,
+    Subscription,
 };
 pub use config::{ConfigError, HubConfig, LagPolicy};
 pub use hub::{Hub, HubOptions, PublishError, Published, SubscribeError};

@@ -173,6 +173,9 @@ impl HubServer {
         if drained.is_err() {
             tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
         }
+        // Entries still in their grace period (and any a stuck connection holds) leave now:
+        // on a shared broker, other nodes see this node's clients go at once.
+        self.hub.shutdown_presence().await;
         sweeper.abort();
         Ok(())
     }

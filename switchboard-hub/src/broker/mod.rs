@@ -1,5 +1,6 @@
 //! Where channels live: the [`Broker`] trait, the [`Subscription`] every broker hands out,
-//! and the in-memory broker.
+//! and the in-memory broker; and where presence lives: the [`PresenceStore`] trait and its
+//! in-process implementation.
 //!
 //! The hub talks to channels only through [`Broker`], so that one process can keep them in
 //! memory ([`MemoryBroker`], the embedded default) while several processes share them through
@@ -11,6 +12,7 @@
 //! [`Backlog`] it pulls from at its reader's pace) and the typed [`BrokerError`].
 
 mod memory;
+mod presence;
 mod subscription;
 
 use std::future::Future;
@@ -20,6 +22,9 @@ use std::sync::Arc;
 use crate::core::{ChannelName, Cursor, Epoch, Message, MessageId, Page, Payload};
 
 pub use memory::{MemoryBroker, MemoryBrokerConfig};
+pub use presence::{
+    MemoryPresence, PresenceGuard, PresenceList, PresenceStore, PresenceUpdate, PresenceWatch,
+};
 pub use subscription::{Backlog, BacklogRead, Delivery, Live, Notice, Start, Subscription};
 
 /// A boxed, sendable future, so that [`Broker`] can be used as `dyn Broker`.
@@ -78,8 +83,35 @@ pub trait Broker: Send + Sync + 'static {
         }
     }
 
-    // Room to grow: later operations (presence, shutdown flush) are added here as provided
-    // methods with a default, so that existing brokers keep compiling.
+    /// The presence store that goes with this broker, shared between nodes exactly when the
+    /// broker is. The default keeps presence in this process, which is right for a broker
+    /// that lives in one process; a broker shared by several nodes overrides it.
+    fn presence(&self, settings: PresenceSettings) -> std::sync::Arc<dyn PresenceStore> {
+        MemoryPresence::new(settings.grace, settings.queue_size)
+    }
+}
+
+/// What a presence store is built with (from `[presence]` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PresenceSettings {
+    /// How long an entry stays after its last session (see [`crate::core::PresenceRegistry`]).
+    pub grace: std::time::Duration,
+    /// Events a watcher may fall behind before it is told to read again.
+    pub queue_size: usize,
+    /// A shared store's refresh interval: entries of a node that stops refreshing expire
+    /// 2.5 intervals after its last refresh.
+    pub refresh: std::time::Duration,
+}
+
+impl Default for PresenceSettings {
+    /// 5 s grace, 1024 events, 10 s refresh.
+    fn default() -> Self {
+        Self {
+            grace: std::time::Duration::from_secs(5),
+            queue_size: 1024,
+            refresh: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 /// A broker's self-report, for `/healthz`.

@@ -1,4 +1,4 @@
-//! The pure core of the hub: names, ids, payloads, history and the resume rule.
+//! The pure core of the hub: names, ids, payloads, history, the resume rule and presence.
 //!
 //! Nothing here does I/O, spawns, sleeps or reads the clock: time comes in as a `now`
 //! argument, and epochs are drawn by the caller. Everything is therefore testable with
@@ -9,9 +9,14 @@ mod history;
 mod id;
 mod message;
 mod payload;
+mod presence;
 
 pub use channel::{ChannelName, ChannelNameError, MAX_CHANNEL_NAME_LEN};
 pub use history::{age, resume_rule, History, HistoryLimits, Page, ResetReason, Resume};
 pub use id::{Cursor, CursorError, Epoch, MessageId, MAX_EPOCH};
 pub use message::{sse_event, Message, SseFormat};
 pub use payload::{check_json_shape, Payload, PayloadError, DEFAULT_MAX_DEPTH};
+pub use presence::{
+    ClientId, ClientIdError, Joined, PresenceCounts, PresenceEntry, PresenceEvent,
+    PresenceRegistry, Released, SessionKey, MAX_CLIENT_ID_LEN,
+};

@@ -5,8 +5,13 @@ mod tests;
 
 use std::sync::Arc;
 
-use crate::broker::{Broker, BrokerError, ChannelInfo, MemoryBroker, MemoryBrokerConfig};
-use crate::core::{ChannelName, Cursor, Epoch, MessageId, Page, Payload};
+use crate::broker::{
+    Broker, BrokerError, ChannelInfo, MemoryBroker, MemoryBrokerConfig, PresenceGuard,
+    PresenceList, PresenceSettings, PresenceStore, PresenceWatch,
+};
+use crate::core::{
+    ChannelName, Cursor, Epoch, MessageId, Page, Payload, PresenceCounts, PresenceEntry,
+};
 use crate::metrics::{Metrics, Transport};
 
 pub(crate) use crate::broker::{Delivery, Subscription};
@@ -23,6 +28,7 @@ pub struct Hub {
 
 struct Inner {
     broker: Arc<dyn Broker>,
+    presence: Arc<dyn PresenceStore>,
     metrics: Arc<Metrics>,
     max_message_bytes: usize,
 }
@@ -33,13 +39,16 @@ pub struct HubOptions {
     /// The largest payload accepted, in bytes of content (see [`Payload::content_len`]: a
     /// text counts its own bytes, not its JSON quoting).
     pub max_message_bytes: usize,
+    /// How the broker's presence store is set up.
+    pub presence: PresenceSettings,
 }
 
 impl Default for HubOptions {
-    /// 64 KiB messages.
+    /// 64 KiB messages, the default presence settings.
     fn default() -> Self {
         Self {
             max_message_bytes: 64 * 1024,
+            presence: PresenceSettings::default(),
         }
     }
 }
@@ -89,6 +98,7 @@ impl Hub {
     pub fn new(broker: Arc<dyn Broker>, options: HubOptions) -> Self {
         Self {
             inner: Arc::new(Inner {
+                presence: broker.presence(options.presence),
                 broker,
                 metrics: Arc::new(Metrics::default()),
                 max_message_bytes: options.max_message_bytes,
@@ -163,12 +173,55 @@ impl Hub {
 
     /// Drops idle channels (see [`Broker::sweep`]); returns how many.
     pub async fn sweep(&self) -> usize {
+        self.inner.presence.sweep();
         self.inner.broker.sweep().await
     }
 
     /// The broker's self-report (see [`Broker::health`]).
     pub fn broker_health(&self) -> crate::broker::BrokerHealth {
         self.inner.broker.health()
+    }
+
+    /// Adds a session for `entry` to `channel`'s presence, for as long as the guard lives.
+    pub async fn join_presence(
+        &self,
+        channel: &ChannelName,
+        entry: PresenceEntry,
+    ) -> Result<PresenceGuard, BrokerError> {
+        let store = &self.inner.presence;
+        let key = store.join(channel.clone(), entry).await?;
+        Ok(PresenceGuard::new(Arc::clone(store), channel.clone(), key))
+    }
+
+    /// Who is in `channel`: exact counts, at most `limit` entries.
+    pub async fn presence(
+        &self,
+        channel: &ChannelName,
+        limit: usize,
+    ) -> Result<PresenceList, BrokerError> {
+        self.inner.presence.list(channel.clone(), limit).await
+    }
+
+    /// A snapshot of `channel`'s presence and the joins and leaves after it.
+    pub async fn watch_presence(
+        &self,
+        channel: &ChannelName,
+        limit: usize,
+    ) -> Result<(PresenceList, PresenceWatch), BrokerError> {
+        self.inner.presence.watch(channel.clone(), limit).await
+    }
+
+    /// The presence counts of each of `channels`, in order.
+    pub async fn presence_counts(
+        &self,
+        channels: Vec<ChannelName>,
+    ) -> Result<Vec<PresenceCounts>, BrokerError> {
+        self.inner.presence.counts(channels).await
+    }
+
+    /// The node is going away: every presence entry it holds leaves now.
+    pub async fn shutdown_presence(&self) {
+        self.inner.presence.shutdown().await;
     }
 
     /// All channels with their subscriber counts, sorted by name.

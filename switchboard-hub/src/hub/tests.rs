@@ -17,6 +17,7 @@ fn hub(max_messages: usize, queue_size: usize) -> Hub {
         },
         HubOptions {
             max_message_bytes: 32,
+            ..HubOptions::default()
         },
     )
 }

@@ -140,7 +140,9 @@ impl Claims {
     }
 }
 
-fn matches(pattern: &str, name: &str) -> bool {
+/// Whether a channel pattern (an exact name, `prefix*`, or `*`) matches `name`: the one
+/// pattern syntax of tokens and of the config.
+pub(crate) fn matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix),
         None => pattern == name,

@@ -6,6 +6,7 @@ mod jwt;
 mod origin;
 mod rate;
 
+pub(crate) use jwt::matches as pattern_matches;
 pub use jwt::{Claims, JwtKey, TokenError};
 pub use origin::OriginPolicy;
 pub use rate::{KeyedRateLimiter, RateLimit, TokenBucket};

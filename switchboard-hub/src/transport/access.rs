@@ -52,6 +52,11 @@ impl Caller {
         }
     }
 
+    /// The token's `sub`, when auth is on and the token names one: the user in presence.
+    pub(crate) fn user(&self) -> Option<&str> {
+        self.claims.as_ref().and_then(|c| c.sub.as_deref())
+    }
+
     /// Requires a token with `"admin": true` when auth is on.
     pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
         self.require_token()?;

@@ -27,6 +27,12 @@ pub struct Command<'a> {
     pub token: Option<Cow<'a, str>>,
     /// The request's `ref`, echoed in the answer.
     pub reference: Option<&'a RawValue>,
+    /// `subscribe`: whether to send presence snapshots and join/leave frames.
+    pub presence: bool,
+    /// `subscribe`: the client's info in the channel's presence, exactly as sent.
+    pub info: Option<&'a RawValue>,
+    /// `presence`: most entries listed.
+    pub limit: Option<usize>,
 }
 
 /// A frame that is not a usable command: the error to answer, and the `ref` when it could
@@ -57,6 +63,12 @@ struct Loose<'a> {
     token: Option<&'a RawValue>,
     #[serde(default, rename = "ref", borrow)]
     reference: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    presence: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    info: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    limit: Option<&'a RawValue>,
 }
 
 /// Parses one client frame; `max_depth` bounds the nesting of the whole frame (the
@@ -138,6 +150,29 @@ pub fn parse<'a>(text: &'a str, max_depth: usize) -> Result<Command<'a>, Refusal
             c.epoch = c.epoch.or(epoch);
             c
         });
+    let presence = loose
+        .presence
+        .map(|r| serde_json::from_str::<bool>(r.get()))
+        .transpose()
+        .map_err(|_| {
+            let error = ApiError::BadParam {
+                name: "presence",
+                message: "expected true or false".into(),
+            };
+            refuse(error, reference, channel.clone())
+        })?
+        .unwrap_or(false);
+    let limit = loose
+        .limit
+        .map(|r| serde_json::from_str::<usize>(r.get()))
+        .transpose()
+        .map_err(|_| {
+            let error = ApiError::BadParam {
+                name: "limit",
+                message: "expected a non-negative integer".into(),
+            };
+            refuse(error, reference, channel.clone())
+        })?;
     Ok(Command {
         op,
         channel,
@@ -145,6 +180,9 @@ pub fn parse<'a>(text: &'a str, max_depth: usize) -> Result<Command<'a>, Refusal
         data: loose.data,
         token,
         reference,
+        presence,
+        info: loose.info,
+        limit,
     })
 }
 

@@ -4,7 +4,8 @@
 //! | --- | --- |
 //! | `POST /api/channels/{channel}/messages` | publish (JSON or text body) |
 //! | `GET /api/channels/{channel}/messages?since=&limit=` | history |
-//! | `GET /api/channels` | channels and subscriber counts |
+//! | `GET /api/channels` | channels, subscriber and presence counts |
+//! | `GET /api/channels/{channel}/presence?limit=` | who is in the channel |
 //! | `GET /sse/{channel}?since=&format=` | Server-Sent Events |
 //! | `GET /poll/{channel}?since=&timeout=&limit=` | long polling |
 //! | `GET /ws` | WebSocket, JSON protocol, several channels |
@@ -24,6 +25,7 @@ pub mod error;
 mod outbox;
 mod params;
 mod poll;
+mod presence;
 mod rest;
 mod sse;
 mod web;
@@ -132,6 +134,7 @@ pub(crate) fn router(
             "/api/channels/{channel}/messages",
             get(rest::history).post(rest::publish),
         )
+        .route("/api/channels/{channel}/presence", get(presence::rest))
         .route("/sse/{channel}", get(sse::sse))
         .route("/poll/{channel}", get(poll::poll))
         .route("/ws", get(ws::protocol::handler))

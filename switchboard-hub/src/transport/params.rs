@@ -61,6 +61,18 @@ impl Params {
     }
 }
 
+/// A yes/no query parameter: absent, `0` or `false` is no; `1` or `true` is yes.
+pub(crate) fn flag(query: &Params, key: &'static str) -> Result<bool, ApiError> {
+    match query.get(key) {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(_) => Err(ApiError::BadParam {
+            name: key,
+            message: "expected 1 or 0".into(),
+        }),
+    }
+}
+
 /// Parses a `{channel}` path segment.
 pub(crate) fn channel(segment: &str) -> Result<ChannelName, ApiError> {
     Ok(ChannelName::new(segment)?)

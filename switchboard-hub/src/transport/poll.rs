@@ -9,6 +9,12 @@
 //!
 //! Without `since`, the poll starts at the channel's current end and waits for the next
 //! message; the answer's `next` is the cursor to continue with either way.
+//!
+//! Presence: a poll that names its client (`?client=ID`, `?info=JSON`) is in the channel's
+//! presence while it waits, and stays there for the grace period after it answers, so a
+//! client that polls again at once is present without a break. `?presence=1` adds the
+//! channel's presence, read when the poll answers, as `"presence":{…}`. There are no
+//! join/leave events here: a client compares two answers.
 
 use std::sync::Arc;
 
@@ -19,6 +25,7 @@ use http::StatusCode;
 use super::access::{self, Action};
 use super::error::ApiError;
 use super::params::{self, Params};
+use super::presence::{self, Identity, Shape};
 use super::wire::{json_response, MessageList, WireReset};
 use super::AppState;
 use crate::core::{Message, ResetReason};
@@ -43,7 +50,14 @@ pub(crate) async fn poll(
 
     let metrics = Arc::clone(state.hub.metrics());
     let _guard = metrics.connection(Transport::Poll);
+    let identity = Identity::from_query(&state, &query)?;
+    let wants_presence = params::flag(&query, "presence")?;
     let mut sub = state.hub.subscribe(&channel, since).await?;
+    // Only a named client: an anonymous poll would join and leave on every request.
+    let _presence = match identity.client {
+        Some(_) => presence::join(&state, &caller, &channel, &identity).await?,
+        None => None,
+    };
     let control = super::control_of(&state, req.extensions());
     control.set_transport(Transport::Poll);
     control.add_channel(&channel);
@@ -92,5 +106,11 @@ pub(crate) async fn poll(
     }
     let mut list = MessageList::new(&channel, sub.epoch(), &messages, sub.cursor());
     list.reset = reset.map(WireReset::from);
-    Ok(json_response(StatusCode::OK, &list))
+    if !wants_presence {
+        return Ok(json_response(StatusCode::OK, &list));
+    }
+    let mut answer = serde_json::to_value(&list).unwrap_or_default();
+    let here = presence::read(&state, &channel, None).await?;
+    answer["presence"] = presence::list_json(&Shape::Bare, &channel, &here);
+    Ok(json_response(StatusCode::OK, &answer))
 }

@@ -10,7 +10,8 @@ use super::error::ApiError;
 use super::params::{self, Params};
 use super::wire::{json_response, MessageList, WireReset};
 use super::AppState;
-use crate::core::Payload;
+use crate::broker::ChannelInfo;
+use crate::core::{Payload, PresenceCounts};
 use crate::metrics::Transport;
 
 /// `POST /api/channels/{channel}/messages`: the body is the message, JSON
@@ -136,7 +137,9 @@ pub(crate) async fn history(
     Ok(json_response(StatusCode::OK, &list))
 }
 
-/// `GET /api/channels`: `{"channels":[{"name","epoch","last_id","retained","subscribers"}]}`.
+/// `GET /api/channels`:
+/// `{"channels":[{"name","epoch","last_id","retained","subscribers","presence":{"clients","users"}?}]}`
+/// (`presence` on channels where it is on).
 pub(crate) async fn channels(
     State(state): State<AppState>,
     req: Request,
@@ -145,10 +148,34 @@ pub(crate) async fn channels(
     let query = Params::from_uri(req.uri())?;
     access::admit(&state, req.headers(), query.get("token"))?.require_token()?;
     let channels = state.hub.channels().await?;
+    let names = channels.iter().map(|c| c.name.clone()).collect();
+    let counts = state.hub.presence_counts(names).await?;
+    let listed: Vec<Listed<'_>> = channels
+        .iter()
+        .zip(counts)
+        .map(|(info, counts)| Listed {
+            info,
+            presence: state
+                .config
+                .presence
+                .policy(&info.name)
+                .enabled
+                .then_some(counts),
+        })
+        .collect();
     Ok(json_response(
         StatusCode::OK,
-        &serde_json::json!({ "channels": channels }),
+        &serde_json::json!({ "channels": listed }),
     ))
+}
+
+/// A channel in the list, with its presence counts.
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    info: &'a ChannelInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence: Option<PresenceCounts>,
 }
 
 /// `GET /healthz`: see [`super::healthz_response`].

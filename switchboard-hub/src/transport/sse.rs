@@ -19,6 +19,12 @@
 //!    from history; under `resume`, delivery pauses and continues from history once the
 //!    client has caught up.
 //!
+//! Presence: every stream puts its client into the channel's presence (`?client=ID`, the
+//! same id across `EventSource`'s reconnects, and `?info=JSON`). `?presence=1` adds an
+//! `event: presence` snapshot after the preamble and then `event: join` / `event: leave`
+//! events, each `data:` one JSON object and without `id:` (so they do not move the
+//! stream's resume position).
+//!
 //! `?format=plain` (the default) sends text payloads as their text, so a plain
 //! `new EventSource(url)` page shows what was typed; `?format=json` sends every payload as
 //! its exact JSON, which the browser client uses.
@@ -42,8 +48,10 @@ use super::access::{self, Action};
 use super::conn::ConnectionControl;
 use super::error::ApiError;
 use super::params::{self, Params};
+use super::presence::{self as presence_wire, Identity, Shape};
 use super::AppState;
-use crate::core::{sse_event, Cursor, SseFormat};
+use crate::broker::{PresenceGuard, PresenceUpdate, PresenceWatch};
+use crate::core::{sse_event, ChannelName, Cursor, SseFormat};
 use crate::hub::{Delivery, Subscription};
 use crate::metrics::{ConnectionGuard, Transport};
 
@@ -80,11 +88,27 @@ pub(crate) async fn sse(
             })
         }
     };
+    let identity = Identity::from_query(&state, &query)?;
+    let wants_events = params::flag(&query, "presence")?;
     let sub = state.hub.subscribe(&channel, since).await?;
+    let guard = presence_wire::join(&state, &caller, &channel, &identity).await?;
+    let watch = if wants_events && guard.is_some() && presence_wire::events_on(&state, &channel) {
+        let limit = state.config.presence.max_list;
+        Some(state.hub.watch_presence(&channel, limit).await?)
+    } else {
+        None
+    };
     let (tx, mut rx) = mpsc::channel::<Bytes>(state.config.limits.queue_size.max(2));
     let preamble = Bytes::from(format!("retry: 1000\nid: {}\n\n", sub.cursor()));
     // Cannot fail: the queue is new and holds at least two.
     let _ = tx.try_send(preamble);
+    let watch = watch.map(|(list, watch)| {
+        let _ = tx.try_send(presence_chunk(
+            "presence",
+            &presence_wire::list_json(&Shape::Bare, &channel, &list),
+        ));
+        watch
+    });
     let forwarder = Forwarder {
         guard: state.hub.metrics().connection(Transport::Sse),
         heartbeat: Duration::from_secs(state.config.limits.sse_heartbeat_secs),
@@ -95,6 +119,9 @@ pub(crate) async fn sse(
             control
         },
         closing: state.closing.clone(),
+        channel,
+        watch,
+        _presence: guard,
         state,
         sub,
         format,
@@ -134,6 +161,24 @@ struct Forwarder {
     closing: tokio::sync::watch::Receiver<bool>,
     #[allow(dead_code)] // held for its Drop: the open-connection gauge
     guard: ConnectionGuard,
+    channel: ChannelName,
+    /// Join/leave events, when the client asked for them.
+    watch: Option<PresenceWatch>,
+    /// The client's presence session: released (with the grace period) when the stream ends.
+    _presence: Option<PresenceGuard>,
+}
+
+/// An SSE event without `id:`: presence does not move the stream's resume position.
+fn presence_chunk(kind: &str, value: &serde_json::Value) -> Bytes {
+    Bytes::from(format!("event: {kind}\ndata: {value}\n\n"))
+}
+
+/// The next presence update, or never without a watch.
+async fn next_update(watch: &mut Option<PresenceWatch>) -> Option<PresenceUpdate> {
+    match watch {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Forwarder {
@@ -152,6 +197,17 @@ impl Forwarder {
                 // Without the hub's own server the socket cannot be dropped from here;
                 // ending the stream is the next best thing.
                 _ = self.control.killed() => return,
+                update = next_update(&mut self.watch) => {
+                    let Some(chunk) = self.presence_update(update).await else {
+                        continue;
+                    };
+                    let control = Some(&self.control);
+                    if !super::outbox::push(&self.state, &self.tx, chunk, control, &mut self.closing).await {
+                        return;
+                    }
+                    beat_at = Instant::now() + self.heartbeat;
+                    continue;
+                }
                 _ = tokio::time::sleep_until(beat_at) => {
                     beat_at = Instant::now() + self.heartbeat;
                     // A full queue already tells the client we are alive.
@@ -170,6 +226,36 @@ impl Forwarder {
                 return;
             }
             beat_at = Instant::now() + self.heartbeat;
+        }
+    }
+
+    /// The SSE form of a presence update; after a lag, a fresh snapshot.
+    async fn presence_update(&mut self, update: Option<PresenceUpdate>) -> Option<Bytes> {
+        match update {
+            Some(PresenceUpdate::Event(ev)) => Some(presence_chunk(
+                ev.kind(),
+                &presence_wire::event_json(&Shape::Bare, &self.channel, &ev),
+            )),
+            Some(PresenceUpdate::Lagged) => {
+                let limit = self.state.config.presence.max_list;
+                match self.state.hub.watch_presence(&self.channel, limit).await {
+                    Ok((list, watch)) => {
+                        self.watch = Some(watch);
+                        Some(presence_chunk(
+                            "presence",
+                            &presence_wire::list_json(&Shape::Bare, &self.channel, &list),
+                        ))
+                    }
+                    Err(_) => {
+                        self.watch = None;
+                        None
+                    }
+                }
+            }
+            None => {
+                self.watch = None;
+                None
+            }
         }
     }
 

@@ -10,6 +10,11 @@
 //! for a reset notice, so a cursor that history cannot honour just starts live. Binary
 //! frames are refused with close code 1003; a client over its rate limit is closed with
 //! 1008.
+//!
+//! Presence: every client of the room is in its presence (`?client=ID` and `?info=JSON`
+//! name and describe it). `?presence=1` also sends it JSON texts:
+//! `{"event":"presence","channel":…,"clients":…,"users":…,"entries":[…],"truncated":…}`
+//! first, then `{"event":"join"|"leave","channel":…,"client":…,"user":…?,"info":…?}`.
 
 use std::time::Instant;
 
@@ -20,6 +25,7 @@ use switchboard::Message;
 use tokio::sync::mpsc;
 
 use super::{Encoding, End};
+use crate::broker::{PresenceGuard, PresenceList, PresenceWatch};
 use crate::core::{ChannelName, Payload};
 use crate::hub::Subscription;
 use crate::metrics::Transport;
@@ -28,6 +34,14 @@ use crate::transport::access::{self, Action, Caller};
 use crate::transport::conn::ConnectionControl;
 use crate::transport::error::ApiError;
 use crate::transport::params::{self, Params};
+use crate::transport::presence::{self, Identity, Shape};
+
+/// What a room connection holds in presence: its session, and the snapshot and stream of
+/// changes when it asked for them.
+struct RoomPresence {
+    guard: Option<PresenceGuard>,
+    watch: Option<(PresenceList, PresenceWatch)>,
+}
 use crate::transport::AppState;
 
 /// The handler.
@@ -39,15 +53,15 @@ pub(crate) async fn handler(
 ) -> Response {
     // `Request` is not `Sync`: keep only its head across the await.
     let (req, _) = req.into_parts();
-    match prepare(&state, &channel, &req).await {
+    match prepare(&state, &channel, &req, upgrade.is_ok()).await {
         Err(e) => e.into_response(),
-        Ok((caller, channel, sub)) => match upgrade {
+        Ok((caller, channel, sub, room)) => match upgrade {
             Err(rejection) => rejection.into_response(),
             Ok(upgrade) => {
                 let control = super::control_of(&state, &req.extensions);
                 upgrade
                     .config(super::socket_config(&state))
-                    .on_upgrade(move |ws| run(state, caller, channel, sub, control, ws))
+                    .on_upgrade(move |ws| run(state, caller, channel, sub, room, control, ws))
             }
         },
     }
@@ -59,14 +73,29 @@ async fn prepare(
     state: &AppState,
     channel: &str,
     req: &http::request::Parts,
-) -> Result<(Caller, ChannelName, Subscription), ApiError> {
+    upgrading: bool,
+) -> Result<(Caller, ChannelName, Subscription, RoomPresence), ApiError> {
     let query = Params::from_uri(&req.uri)?;
     let caller = access::admit(state, &req.headers, query.get("token"))?;
     let channel = params::channel(channel)?;
     caller.authorize(Action::Subscribe, &channel)?;
     let since = query.cursor("since")?;
+    let identity = Identity::from_query(state, &query)?;
+    let wants_events = params::flag(&query, "presence")?;
     let sub = state.hub.subscribe(&channel, since).await?;
-    Ok((caller, channel, sub))
+    // Not for a request that is no upgrade: it would join and leave for nothing.
+    let guard = if upgrading {
+        presence::join(state, &caller, &channel, &identity).await?
+    } else {
+        None
+    };
+    let watch = if wants_events && guard.is_some() && presence::events_on(state, &channel) {
+        let limit = state.config.presence.max_list;
+        Some(state.hub.watch_presence(&channel, limit).await?)
+    } else {
+        None
+    };
+    Ok((caller, channel, sub, RoomPresence { guard, watch }))
 }
 
 async fn run(
@@ -74,6 +103,7 @@ async fn run(
     caller: Caller,
     channel: ChannelName,
     sub: Subscription,
+    room: RoomPresence,
     control: ConnectionControl,
     mut ws: WebSocket,
 ) {
@@ -81,6 +111,18 @@ async fn run(
     control.set_transport(Transport::ChatRoom);
     control.add_channel(&channel);
     let (tx, mut rx) = mpsc::channel(state.config.limits.queue_size.max(2));
+    let presence_forwarder = room.watch.map(|(list, watch)| {
+        tokio::spawn(presence::forward(
+            state.clone(),
+            channel.clone(),
+            Shape::Event,
+            Some(list),
+            watch,
+            0,
+            tx.clone(),
+            control.clone(),
+        ))
+    });
     let forwarder = tokio::spawn(super::forward(
         state.clone(),
         sub,
@@ -134,5 +176,10 @@ async fn run(
         }
     };
     forwarder.abort();
+    if let Some(task) = presence_forwarder {
+        task.abort();
+    }
+    let goodbye = matches!(end, End::Gone) && presence::said_goodbye(&ws);
+    presence::release_all(room.guard, goodbye);
     super::finish(&state, &mut ws, end).await;
 }

@@ -10,6 +10,13 @@
 //! - `{"op":"unsubscribe","channel":"chat","ref":…}` → `unsubscribed`.
 //! - `{"op":"publish","channel":"chat","data":…,"ref":…}` → `ack` with the id.
 //! - `{"op":"ping","ref":…}` → `pong` (browsers cannot send WebSocket pings).
+//! - `{"op":"presence","channel":"chat","limit":N,"ref":…}` → `presence`: who is there.
+//!
+//! Presence: `/ws?client=ID` names the connection's client (else the server draws an id);
+//! every subscription puts it into the channel's presence (when presence is on there), with
+//! the subscribe frame's `info`; `"presence":true` in the subscribe frame asks for a
+//! `presence` snapshot and then `join`/`leave` frames. Unsubscribing, or closing with 1000
+//! or 1001, leaves at once; any other end leaves after the grace period.
 //!
 //! Server frames:
 //!
@@ -18,6 +25,8 @@
 //! - `{"op":"reset","channel":…,"epoch":…,"reason":"expired","message":…,"last":…}`
 //! - `{"op":"ack","channel":…,"id":…,"epoch":…,"ref":…}`
 //! - `{"op":"unsubscribed","channel":…,"ref":…}`, `{"op":"pong","ref":…}`
+//! - `{"op":"presence","channel":…,"clients":…,"users":…,"entries":[…],"truncated":…}`
+//! - `{"op":"join"|"leave","channel":…,"client":…,"user":…?,"info":…?}`
 //! - `{"op":"error","code":…,"message":…,"channel":…?,"ref":…?}` with the REST error codes.
 //!
 //! A client that stops reading is disconnected (policy `disconnect`) and resumes with
@@ -35,7 +44,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{Encoding, End, Outbound};
-use crate::core::{ChannelName, Payload};
+use crate::broker::PresenceGuard;
+use crate::core::{ChannelName, ClientId, Payload};
 use crate::metrics::Transport;
 use crate::security::TokenBucket;
 use crate::transport::access::{self, Action, Caller};
@@ -43,6 +53,7 @@ use crate::transport::command::{self, Command};
 use crate::transport::conn::ConnectionControl;
 use crate::transport::error::ApiError;
 use crate::transport::params::Params;
+use crate::transport::presence::{self, Identity, Shape};
 use crate::transport::AppState;
 
 /// Consecutive refused frames after which a flooding client is disconnected.
@@ -66,6 +77,11 @@ pub(crate) async fn handler(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    let client = match query.get("client").map(presence::parse_client).transpose() {
+        // One id for every channel of the connection: it is one client.
+        Ok(c) => c.unwrap_or_else(|| ClientId::from_random_bits(rand::random())),
+        Err(e) => return e.into_response(),
+    };
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(rejection) => return rejection.into_response(),
@@ -73,7 +89,21 @@ pub(crate) async fn handler(
     let control = super::control_of(&state, req.extensions());
     upgrade
         .config(super::socket_config(&state))
-        .on_upgrade(move |ws| run(state, caller, control, ws))
+        .on_upgrade(move |ws| run(state, caller, client, control, ws))
+}
+
+/// A subscription's place in presence: the session, and the task sending join/leave.
+struct PresenceHold {
+    guard: Option<PresenceGuard>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for PresenceHold {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 struct Session {
@@ -85,6 +115,8 @@ struct Session {
     exits: super::Exits,
     tx: mpsc::Sender<Outbound>,
     subs: HashMap<ChannelName, (u64, JoinHandle<()>)>,
+    presence: HashMap<ChannelName, PresenceHold>,
+    client: ClientId,
     live: HashSet<u64>,
     next_tag: u64,
     bucket: TokenBucket,
@@ -101,7 +133,13 @@ impl Drop for Session {
     }
 }
 
-async fn run(state: AppState, caller: Caller, control: ConnectionControl, ws: WebSocket) {
+async fn run(
+    state: AppState,
+    caller: Caller,
+    client: ClientId,
+    control: ConnectionControl,
+    ws: WebSocket,
+) {
     let _guard = state.hub.metrics().connection(Transport::WebSocket);
     control.set_transport(Transport::WebSocket);
     let (tx, mut rx) = mpsc::channel(state.config.limits.queue_size.max(2));
@@ -116,6 +154,8 @@ async fn run(state: AppState, caller: Caller, control: ConnectionControl, ws: We
         exits,
         tx,
         subs: HashMap::new(),
+        presence: HashMap::new(),
+        client,
         live: HashSet::new(),
         next_tag: 0,
         bucket,
@@ -153,6 +193,12 @@ async fn run(state: AppState, caller: Caller, control: ConnectionControl, ws: We
             }
         }
     };
+    let goodbye = matches!(end, End::Gone) && presence::said_goodbye(&s.ws);
+    let holds: Vec<_> = s.presence.drain().map(|(_, h)| h).collect();
+    presence::release_all(
+        holds.into_iter().filter_map(|mut h| h.guard.take()),
+        goodbye,
+    );
     super::finish(&s.state, &mut s.ws, end).await;
 }
 
@@ -187,6 +233,7 @@ impl Session {
             "unsubscribe" => self.unsubscribe(&cmd).map(Some),
             "publish" => self.publish(&cmd).await.map(Some),
             "ping" => Ok(Some(serde_json::json!({"op": "pong"}))),
+            "presence" => self.presence(&cmd).await.map(Some),
             other => Err(ApiError::BadMessage(format!("unknown op {other:?}"))),
         };
         match result {
@@ -236,19 +283,39 @@ impl Session {
             });
         }
         let since = cmd.since;
+        let info = cmd
+            .info
+            .map(|raw| presence::parse_info(&self.state, raw.get().as_bytes()))
+            .transpose()?;
         let sub = self.state.hub.subscribe(&channel, since).await?;
+        let identity = Identity {
+            client: Some(self.client.clone()),
+            info,
+        };
+        // Joined before the old subscription's session (if replacing) is released, so a
+        // replacement is a takeover, not a leave and a join.
+        let guard = presence::join(&self.state, &self.caller, &channel, &identity).await?;
+        let watch = if cmd.presence && guard.is_some() && presence::events_on(&self.state, &channel)
+        {
+            let limit = self.state.config.presence.max_list;
+            Some(self.state.hub.watch_presence(&channel, limit).await?)
+        } else {
+            None
+        };
         let answer = serde_json::json!({
             "op": "subscribed",
             "channel": channel,
             "epoch": sub.epoch(),
             "recovered": sub.recovered(),
             "cursor": sub.cursor(),
+            "presence": watch.is_some(),
         });
         // Replacing: the old forwarder stops, and frames it already queued are skipped.
         if let Some((old_tag, task)) = self.subs.remove(&channel) {
             task.abort();
             self.live.remove(&old_tag);
         }
+        let old_hold = self.presence.remove(&channel);
         let tag = self.next_tag;
         self.next_tag += 1;
         // `subscribed` must reach the client before the first replayed message; the
@@ -265,10 +332,38 @@ impl Session {
             self.tx.clone(),
             self.control.clone(),
         ));
+        let presence_task = watch.map(|(list, watch)| {
+            tokio::spawn(presence::forward(
+                self.state.clone(),
+                channel.clone(),
+                Shape::Op,
+                Some(list),
+                watch,
+                tag,
+                self.tx.clone(),
+                self.control.clone(),
+            ))
+        });
+        drop(old_hold);
+        self.presence.insert(
+            channel.clone(),
+            PresenceHold {
+                guard,
+                task: presence_task,
+            },
+        );
         self.live.insert(tag);
         self.control.add_channel(&channel);
         self.subs.insert(channel, (tag, task));
         Ok(None)
+    }
+
+    /// Who is in a channel; needs subscribe rights.
+    async fn presence(&mut self, cmd: &Command<'_>) -> Result<serde_json::Value, ApiError> {
+        let channel = Self::channel(cmd)?;
+        self.caller.authorize(Action::Subscribe, &channel)?;
+        let list = presence::read(&self.state, &channel, cmd.limit).await?;
+        Ok(presence::list_json(&Shape::Op, &channel, &list))
     }
 
     fn unsubscribe(&mut self, cmd: &Command<'_>) -> Result<serde_json::Value, ApiError> {
@@ -277,6 +372,13 @@ impl Session {
             task.abort();
             self.live.remove(&tag);
             self.control.remove_channel(&channel);
+        }
+        if let Some(guard) = self
+            .presence
+            .remove(&channel)
+            .and_then(|mut h| h.guard.take())
+        {
+            guard.leave();
         }
         Ok(serde_json::json!({"op": "unsubscribed", "channel": channel}))
     }
