@@ -7,16 +7,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{request, start, HttpStream, WAIT};
+use common::{connect, recv_json, request, send, start, Client, HttpStream, WAIT};
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use switchboard::{CloseCode, MaybeTlsStream, Message, WebSocket};
+use switchboard::{CloseCode, Message};
 use switchboard_hub::config::{AuthConfig, PresenceConfig, PresenceRule};
 use switchboard_hub::core::{ChannelName, ClientId, PresenceEntry};
 use switchboard_hub::security::{Claims, JwtKey};
 use switchboard_hub::{HubConfig, MemoryPresence, PresenceStore};
-
-type Client = WebSocket<MaybeTlsStream>;
 
 /// A short grace period so that the tests can wait it out.
 const GRACE_MS: u64 = 400;
@@ -28,27 +26,6 @@ fn config() -> HubConfig {
             ..PresenceConfig::default()
         },
         ..HubConfig::default()
-    }
-}
-
-async fn connect(addr: std::net::SocketAddr, path: &str) -> Client {
-    let (ws, _) = switchboard::connect(&format!("ws://{addr}{path}"))
-        .await
-        .unwrap();
-    ws
-}
-
-async fn send(ws: &mut Client, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-async fn recv_json(ws: &mut Client) -> Value {
-    match tokio::time::timeout(WAIT, ws.recv())
-        .await
-        .expect("timed out")
-    {
-        Some(Ok(Message::Text(t))) => serde_json::from_str(t.as_str()).unwrap(),
-        other => panic!("expected text, got {other:?}"),
     }
 }
 

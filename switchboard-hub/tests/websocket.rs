@@ -4,38 +4,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{publish, request, start, HttpStream, WAIT};
-use serde_json::{json, Value};
-use switchboard::{MaybeTlsStream, Message, WebSocket};
+use common::{connect, publish, recv_json, recv_text, request, send, start, HttpStream, WAIT};
+use serde_json::json;
+use switchboard::Message;
 use switchboard_hub::HubConfig;
 use tokio::io::AsyncWriteExt;
-
-type Client = WebSocket<MaybeTlsStream>;
-
-async fn connect(addr: std::net::SocketAddr, path: &str) -> Client {
-    let (ws, _) = switchboard::connect(&format!("ws://{addr}{path}"))
-        .await
-        .unwrap();
-    ws
-}
-
-async fn send(ws: &mut Client, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-async fn recv_text(ws: &mut Client) -> String {
-    match tokio::time::timeout(WAIT, ws.recv())
-        .await
-        .expect("timed out")
-    {
-        Some(Ok(Message::Text(t))) => t.as_str().to_owned(),
-        other => panic!("expected text, got {other:?}"),
-    }
-}
-
-async fn recv_json(ws: &mut Client) -> Value {
-    serde_json::from_str(&recv_text(ws).await).unwrap()
-}
 
 #[tokio::test]
 async fn subscribe_publish_ack_and_receive() {

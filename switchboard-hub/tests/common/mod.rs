@@ -293,3 +293,37 @@ impl SseBlock {
         b
     }
 }
+
+/// A WebSocket client of the hub.
+pub type Client = switchboard::WebSocket<switchboard::MaybeTlsStream>;
+
+/// Opens a WebSocket to `path` on the hub.
+pub async fn connect(addr: SocketAddr, path: &str) -> Client {
+    let (ws, _) = switchboard::connect(&format!("ws://{addr}{path}"))
+        .await
+        .unwrap();
+    ws
+}
+
+/// Sends `v` as one text frame.
+pub async fn send(ws: &mut Client, v: serde_json::Value) {
+    ws.send(switchboard::Message::Text(v.to_string().into()))
+        .await
+        .unwrap();
+}
+
+/// The next frame, which must be text, within [`WAIT`].
+pub async fn recv_text(ws: &mut Client) -> String {
+    match tokio::time::timeout(WAIT, ws.recv())
+        .await
+        .expect("timed out")
+    {
+        Some(Ok(switchboard::Message::Text(t))) => t.as_str().to_owned(),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// The next frame as JSON.
+pub async fn recv_json(ws: &mut Client) -> serde_json::Value {
+    serde_json::from_str(&recv_text(ws).await).unwrap()
+}
