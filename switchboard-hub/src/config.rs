@@ -78,6 +78,10 @@ pub struct HubConfig {
     /// names the client: rate limits and connection caps then count the client's address,
     /// not the proxy's. Empty (the default): the TCP peer is the client.
     pub trust_proxy: Vec<String>,
+    /// The header those proxies append the client's address to: `x-forwarded-for` (the
+    /// default; nginx's `$proxy_add_x_forwarded_for`) or `forwarded` (RFC 7239). Only one
+    /// is read: a proxy passes the other through from the client unchanged.
+    pub trust_proxy_header: ProxyHeader,
     /// `Host` names this hub answers to (`host` or `host:port`; `*.example.com` for
     /// subdomains). Empty (the default): any `Host`, but a browser request whose `Origin`
     /// merely equals its `Host` counts as same-origin only when that host is an IP address
@@ -240,6 +244,31 @@ pub enum LagPolicy {
     Resume,
 }
 
+/// Which forwarding header names the client behind a trusted proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyHeader {
+    /// `X-Forwarded-For: client, proxy1`.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client`.
+    Forwarded,
+}
+
+impl HubConfig {
+    /// The trusted proxies, as the library checks them.
+    pub fn trusted_proxies(&self) -> switchboard::security::TrustedProxies {
+        let header = match self.trust_proxy_header {
+            ProxyHeader::XForwardedFor => switchboard::security::ForwardedHeader::XForwardedFor,
+            ProxyHeader::Forwarded => switchboard::security::ForwardedHeader::Forwarded,
+        };
+        // `validate` refuses an invalid list; unvalidated, it trusts nobody.
+        switchboard::security::TrustedProxies::new(&self.trust_proxy)
+            .unwrap_or_default()
+            .header(header)
+    }
+}
+
 /// A token bucket: `messages_per_second` refill, `burst` capacity.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -276,6 +305,7 @@ impl Default for HubConfig {
             rate_limit: RateLimitConfig::default(),
             auth: None,
             trust_proxy: Vec::new(),
+            trust_proxy_header: ProxyHeader::default(),
             allowed_hosts: Vec::new(),
             metrics_token: None,
             admin_api: false,

@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use switchboard::security::{ConnectionLimiter, LimitExceeded, TrustedProxies};
+use switchboard::security::{ConnectionLimiter, LimitExceeded};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt as _;
@@ -123,7 +123,7 @@ impl HubServer {
         // descriptor for up to REFUSAL_HEADER_TIMEOUT); beyond that they are closed unread.
         let refusals = Arc::new(AtomicUsize::new(0));
         let max_refusals = (limiter.max_total() / 16).clamp(8, 256);
-        let proxies = TrustedProxies::new(&self.config.trust_proxy).unwrap_or_default();
+        let proxies = self.config.trusted_proxies();
         let mut errors = switchboard::AcceptErrors::new();
         tracing::debug!(?limiter, "connection limits");
         loop {

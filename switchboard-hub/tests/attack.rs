@@ -354,3 +354,73 @@ async fn deep_json_and_lone_surrogates_are_refused_and_escaped_names_understood(
         (Some("invalid_cursor"), Some(3))
     );
 }
+
+fn publish_head(extra: &str) -> String {
+    format!(
+        "POST /api/channels/c/messages HTTP/1.1\r\nhost: hub\r\ncontent-type: text/plain\r\n\
+         content-length: 2\r\nconnection: close\r\n{extra}\r\nhi"
+    )
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
+    for (header, forwarded) in [
+        ("x-forwarded-for", "x-forwarded-for: {ip}\r\n"),
+        ("forwarded", "forwarded: for={ip}\r\n"),
+    ] {
+        let mut config = HubConfig::from_toml(&format!(
+            "trust_proxy = [\"127.0.0.1\"]\ntrust_proxy_header = \"{header}\"\n\
+             [rate_limit]\nmessages_per_second = 0.01\nburst = 2\n"
+        ))
+        .unwrap();
+        config.limits.max_connections_per_ip = 100;
+        let hub = start(config).await;
+        let from = |ip: &str| publish_head(&forwarded.replace("{ip}", ip));
+        let tcp = || TcpStream::connect(hub.addr);
+        for _ in 0..2 {
+            let (status, text) = exchange(tcp().await.unwrap(), &from("203.0.113.1")).await;
+            assert_eq!(status, 200, "{text}");
+        }
+        let (status, _) = exchange(tcp().await.unwrap(), &from("203.0.113.1")).await;
+        assert_eq!(status, 429, "{header}");
+        // Another client behind the same proxy is not blocked by the first.
+        let (status, text) = exchange(tcp().await.unwrap(), &from("203.0.113.2")).await;
+        assert_eq!(status, 200, "{header}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn more_ws_connections_buy_no_more_rate_from_one_address() {
+    let config =
+        HubConfig::from_toml("[rate_limit]\nmessages_per_second = 0.01\nburst = 3\n").unwrap();
+    let hub = start(config).await;
+    let mut answers = Vec::new();
+    for _ in 0..6 {
+        let (mut ws, _) = switchboard::connect(&format!("ws://{}/ws", hub.addr))
+            .await
+            .unwrap();
+        ws.send(switchboard::Message::Text(r#"{"op":"ping"}"#.into()))
+            .await
+            .unwrap();
+        match tokio::time::timeout(WAIT, ws.recv()).await.unwrap() {
+            Some(Ok(switchboard::Message::Text(t))) => {
+                let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                answers.push(
+                    v["op"].as_str().unwrap().to_owned() + ":" + v["code"].as_str().unwrap_or(""),
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        answers,
+        [
+            "pong:",
+            "pong:",
+            "pong:",
+            "error:rate_limited",
+            "error:rate_limited",
+            "error:rate_limited"
+        ]
+    );
+}

@@ -59,32 +59,51 @@ impl TokenBucket {
             )
         }
     }
-
-    /// True when the bucket has refilled completely by `now` (it can be forgotten).
-    fn is_full_at(&self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens + elapsed * self.limit.per_second >= f64::from(self.limit.burst.max(1))
-    }
 }
 
-/// Buckets by key (a client address), for stateless HTTP requests.
+/// Buckets by key (a client address), shared by every request and connection of that key.
 ///
-/// The map is bounded: when it passes `max_keys`, full buckets are forgotten (a full bucket
-/// is the same as a new one), and if that is not enough the request is allowed through
-/// untracked rather than growing memory without bound.
+/// O(1) per call at any number of keys, in bounded memory: buckets live in two
+/// generations. A key is looked up in the young one, then the old one (and moved up). The
+/// generations turn over every refill period (`burst / per_second`: the time an untouched
+/// bucket takes to become full, which is the same as new), dropping the old one; so only
+/// buckets that nobody touched for a whole period are forgotten, and forgetting them
+/// changes nothing. Memory is bounded by `max_keys`: when the young generation holds half
+/// of it, it turns over early — then buckets touched within the last period may be
+/// forgotten and start full again, a leniency that only a client with more than
+/// `max_keys / 2` addresses active at once can get, and that never grows memory.
 pub struct KeyedRateLimiter<K> {
     limit: RateLimit,
     max_keys: usize,
-    buckets: Mutex<HashMap<K, TokenBucket>>,
+    /// How long an untouched bucket takes to refill completely.
+    period: Duration,
+    state: Mutex<Generations<K>>,
+}
+
+struct Generations<K> {
+    young: HashMap<K, TokenBucket>,
+    old: HashMap<K, TokenBucket>,
+    turned: Option<Instant>,
 }
 
 impl<K: Eq + Hash> KeyedRateLimiter<K> {
     /// A limiter tracking at most `max_keys` keys.
     pub fn new(limit: RateLimit, max_keys: usize) -> Self {
+        let period = if limit.is_enabled() {
+            Duration::try_from_secs_f64(f64::from(limit.burst.max(1)) / limit.per_second)
+                .unwrap_or(Duration::MAX)
+        } else {
+            Duration::MAX
+        };
         Self {
             limit,
-            max_keys,
-            buckets: Mutex::new(HashMap::new()),
+            max_keys: max_keys.max(2),
+            period,
+            state: Mutex::new(Generations {
+                young: HashMap::new(),
+                old: HashMap::new(),
+                turned: None,
+            }),
         }
     }
 
@@ -93,18 +112,52 @@ impl<K: Eq + Hash> KeyedRateLimiter<K> {
         if !self.limit.is_enabled() {
             return Ok(());
         }
-        // No `.await` under this lock; each call is a hash lookup.
-        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if !buckets.contains_key(&key) && buckets.len() >= self.max_keys {
-            buckets.retain(|_, b| !b.is_full_at(now));
-            if buckets.len() >= self.max_keys {
-                return Ok(());
+        // Freed after the lock is released: dropping a generation is O(its size).
+        let mut forgotten = None;
+        let result = {
+            // No `.await` under this lock; each call is a hash lookup or two.
+            let mut g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let turned = *g.turned.get_or_insert(now);
+            let since = now.saturating_duration_since(turned);
+            if since >= self.period {
+                forgotten = Some(g.turn_over(now));
+                if since >= self.period.saturating_mul(2) {
+                    // Nothing in the other generation was touched for a period either.
+                    forgotten = Some(g.turn_over(now));
+                }
             }
-        }
-        buckets
-            .entry(key)
-            .or_insert_with(|| TokenBucket::new(self.limit, now))
-            .try_take(now)
+            if let Some(bucket) = g.young.get_mut(&key) {
+                bucket.try_take(now)
+            } else {
+                let mut bucket = g
+                    .old
+                    .remove(&key)
+                    .unwrap_or_else(|| TokenBucket::new(self.limit, now));
+                let result = bucket.try_take(now);
+                if g.young.len() >= self.max_keys / 2 {
+                    forgotten = Some(g.turn_over(now));
+                }
+                g.young.insert(key, bucket);
+                result
+            }
+        };
+        drop(forgotten);
+        result
+    }
+
+    /// Keys tracked now (both generations).
+    pub fn tracked(&self) -> usize {
+        let g = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        g.young.len() + g.old.len()
+    }
+}
+
+impl<K> Generations<K> {
+    /// Makes the young generation the old one; returns the old one to be dropped.
+    fn turn_over(&mut self, now: Instant) -> HashMap<K, TokenBucket> {
+        self.turned = Some(now);
+        let young = std::mem::take(&mut self.young);
+        std::mem::replace(&mut self.old, young)
     }
 }
 
@@ -152,23 +205,47 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_independent_and_bounded() {
+    fn keys_are_independent_and_forgotten_only_when_full() {
         let t = Instant::now();
-        let l = KeyedRateLimiter::new(LIMIT, 2);
+        let l = KeyedRateLimiter::new(LIMIT, 100);
         for _ in 0..3 {
             l.try_take("a", t).unwrap();
         }
         assert!(l.try_take("a", t).is_err());
         l.try_take("b", t).unwrap();
-        // A third key while "a" and "b" are tracked and not full: let through untracked.
-        for _ in 0..10 {
-            l.try_take("c", t).unwrap();
-        }
-        // Once they refill they are forgotten and "c" is tracked.
-        let later = t + Duration::from_secs(10);
+        // Within a refill period (1.5 s) "a" stays tracked, across a turnover too.
+        let soon = t + Duration::from_millis(1400);
+        assert!(l.try_take("a", soon).is_ok()); // 2.8 tokens refilled, 1 left after
+        let later = soon + Duration::from_millis(1500);
         for _ in 0..3 {
             l.try_take("c", later).unwrap();
         }
         assert!(l.try_take("c", later).is_err());
+        // Untouched for two periods: forgotten.
+        let much_later = later + Duration::from_secs(4);
+        l.try_take("d", much_later).unwrap();
+        assert_eq!(l.tracked(), 1);
+    }
+
+    #[test]
+    fn a_new_key_past_the_bound_is_still_limited_and_calls_stay_cheap() {
+        // 300,000 distinct keys against a 100,000-key bound: each call O(1), and the
+        // attacker's key, arriving when the table is full, is still limited.
+        let t = Instant::now();
+        let l = KeyedRateLimiter::new(LIMIT, 100_000);
+        let started = Instant::now();
+        for k in 0..300_000u32 {
+            l.try_take(k, t).unwrap();
+        }
+        for _ in 0..3 {
+            l.try_take(u32::MAX, t).unwrap();
+        }
+        assert!(l.try_take(u32::MAX, t).is_err());
+        assert!(l.tracked() <= 100_000);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

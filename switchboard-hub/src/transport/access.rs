@@ -121,20 +121,33 @@ pub(crate) fn admit(
     })
 }
 
-/// The client's IP address, when the server recorded it (`serve` does; router tests don't).
-pub(crate) fn client_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+/// The TCP peer's address, when the server recorded it (`serve` does; router tests don't).
+pub(crate) fn peer_ip(extensions: &http::Extensions) -> Option<IpAddr> {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
 }
 
-/// Charges one publish to the client's address.
-pub(crate) fn charge_http_publish(state: &AppState, ip: Option<IpAddr>) -> Result<(), ApiError> {
+/// The client's address as rate limits count it: the peer, or behind a trusted proxy the
+/// address its forwarding header names; an IPv6 /64 counts as one client.
+pub(crate) fn client_ip(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> Option<IpAddr> {
+    let peer = peer_ip(extensions)?;
+    Some(switchboard::security::client_key(
+        state.proxies.client_ip(peer, headers),
+    ))
+}
+
+/// Charges one publish or client frame to the client's address.
+pub(crate) fn charge(state: &AppState, ip: Option<IpAddr>) -> Result<(), ApiError> {
     let Some(ip) = ip else {
         return Ok(());
     };
     let now = tokio::time::Instant::now().into_std();
-    state.http_rate.try_take(ip, now).map_err(|retry_after| {
+    state.ip_rate.try_take(ip, now).map_err(|retry_after| {
         state.hub.metrics().record_rejected();
         ApiError::RateLimited { retry_after }
     })

@@ -42,6 +42,7 @@ use tokio::sync::watch;
 use crate::config::HubConfig;
 use crate::hub::Hub;
 use crate::security::{JwtKey, KeyedRateLimiter, OriginPolicy, RateLimit};
+use switchboard::security::TrustedProxies;
 
 pub use conn::ConnectionControl;
 pub(crate) use conn::Registry;
@@ -56,7 +57,11 @@ pub(crate) struct StateInner {
     pub(crate) config: HubConfig,
     pub(crate) origins: OriginPolicy,
     pub(crate) jwt: Option<JwtKey>,
-    pub(crate) http_rate: KeyedRateLimiter<IpAddr>,
+    /// Per client address, across its requests and connections (REST publishes and every
+    /// WebSocket frame): opening more connections buys no more rate.
+    pub(crate) ip_rate: KeyedRateLimiter<IpAddr>,
+    /// The proxies whose forwarding header names the client (`trust_proxy`).
+    pub(crate) proxies: TrustedProxies,
     /// Turns `true` when the server begins shutting down: long-lived streams end then, so
     /// that graceful shutdown does not wait for clients that never leave.
     pub(crate) closing: watch::Receiver<bool>,
@@ -89,7 +94,8 @@ impl AppState {
                 .auth
                 .as_ref()
                 .map(|a| JwtKey::new(a.jwt_secret.as_bytes())),
-            http_rate: KeyedRateLimiter::new(rate, 100_000),
+            ip_rate: KeyedRateLimiter::new(rate, 100_000),
+            proxies: config.trusted_proxies(),
             hub,
             config,
             closing,
@@ -179,7 +185,7 @@ pub(crate) fn control_of(state: &AppState, extensions: &http::Extensions) -> Con
         .get::<ConnectionControl>()
         .cloned()
         .unwrap_or_else(|| {
-            let peer = access::client_ip(extensions)
+            let peer = access::peer_ip(extensions)
                 .map_or_else(|| ([0, 0, 0, 0], 0).into(), |ip| (ip, 0).into());
             ConnectionControl::new(peer, None, &state.registry)
         })

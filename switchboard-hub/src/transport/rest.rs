@@ -30,7 +30,10 @@ pub(crate) async fn publish(
     let caller = access::admit(&state, &parts.headers, query.get("token"))?;
     let channel = params::channel(&channel)?;
     caller.authorize(Action::Publish, &channel)?;
-    access::charge_http_publish(&state, access::client_ip(&parts.extensions))?;
+    access::charge(
+        &state,
+        access::client_ip(&state, &parts.headers, &parts.extensions),
+    )?;
     let payload = read_payload(&state, &parts.headers, body).await?;
     let published = state
         .hub

@@ -247,8 +247,9 @@ pub fn fd_headroom_limit() -> usize {
     limit.saturating_sub(limit / 16 + 64).max(1)
 }
 
-/// The address a client is counted under.
-fn client_key(ip: IpAddr) -> IpAddr {
+/// The address a client is counted under: IPv4 addresses as they are (IPv4-mapped IPv6
+/// too), IPv6 addresses by their /64, since one subscriber usually gets a whole /64.
+pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -12,6 +12,7 @@ mod origin;
 
 pub use forwarded::{ForwardedHeader, InvalidProxyRange, TrustedProxies};
 pub use limits::{
-    fd_headroom_limit, open_file_limit, ConnectionLimiter, ConnectionPermit, LimitExceeded,
+    client_key, fd_headroom_limit, open_file_limit, ConnectionLimiter, ConnectionPermit,
+    LimitExceeded,
 };
 pub use origin::OriginPolicy;

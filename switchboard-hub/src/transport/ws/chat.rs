@@ -59,9 +59,10 @@ pub(crate) async fn handler(
             Err(rejection) => rejection.into_response(),
             Ok(upgrade) => {
                 let control = super::control_of(&state, &req.extensions);
+                let ip = access::client_ip(&state, &req.headers, &req.extensions);
                 upgrade
                     .config(super::socket_config(&state))
-                    .on_upgrade(move |ws| run(state, caller, channel, sub, room, control, ws))
+                    .on_upgrade(move |ws| run(state, caller, channel, sub, room, control, ip, ws))
             }
         },
     }
@@ -105,6 +106,7 @@ async fn run(
     sub: Subscription,
     room: RoomPresence,
     control: ConnectionControl,
+    ip: Option<std::net::IpAddr>,
     mut ws: WebSocket,
 ) {
     let _guard = state.hub.metrics().connection(Transport::ChatRoom);
@@ -151,6 +153,9 @@ async fn run(
                     }
                     if bucket.try_take(Instant::now()).is_err() {
                         state.hub.metrics().record_rejected();
+                        break End::Policy("rate limit exceeded");
+                    }
+                    if access::charge(&state, ip).is_err() {
                         break End::Policy("rate limit exceeded");
                     }
                     let payload = Payload::text(text.as_str());

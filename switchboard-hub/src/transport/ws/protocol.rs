@@ -33,6 +33,7 @@
 //! `since` when it reconnects.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -87,9 +88,10 @@ pub(crate) async fn handler(
         Err(rejection) => return rejection.into_response(),
     };
     let control = super::control_of(&state, req.extensions());
+    let ip = access::client_ip(&state, req.headers(), req.extensions());
     upgrade
         .config(super::socket_config(&state))
-        .on_upgrade(move |ws| run(state, caller, client, control, ws))
+        .on_upgrade(move |ws| run(state, caller, client, control, ip, ws))
 }
 
 /// A subscription's place in presence: the session, and the task sending join/leave.
@@ -120,6 +122,8 @@ struct Session {
     live: HashSet<u64>,
     next_tag: u64,
     bucket: TokenBucket,
+    /// The client's address, charged for every frame too (see `AppState::ip_rate`).
+    ip: Option<IpAddr>,
     refused_in_a_row: u32,
     /// Set when a write inside a command failed: how the connection ends.
     ended: Option<End>,
@@ -138,6 +142,7 @@ async fn run(
     caller: Caller,
     client: ClientId,
     control: ConnectionControl,
+    ip: Option<IpAddr>,
     ws: WebSocket,
 ) {
     let _guard = state.hub.metrics().connection(Transport::WebSocket);
@@ -159,6 +164,7 @@ async fn run(
         live: HashSet::new(),
         next_tag: 0,
         bucket,
+        ip,
         refused_in_a_row: 0,
         ended: None,
     };
@@ -205,8 +211,13 @@ async fn run(
 impl Session {
     /// Handles one client frame; `Some` ends the connection.
     async fn handle(&mut self, text: &str) -> Option<End> {
-        if self.bucket.try_take(Instant::now()).is_err() {
+        let limited = if self.bucket.try_take(Instant::now()).is_err() {
             self.state.hub.metrics().record_rejected();
+            true
+        } else {
+            access::charge(&self.state, self.ip).is_err()
+        };
+        if limited {
             self.refused_in_a_row += 1;
             if self.refused_in_a_row > MAX_REFUSED_IN_A_ROW {
                 return Some(End::Policy("rate limit exceeded"));
