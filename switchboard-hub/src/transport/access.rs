@@ -23,9 +23,22 @@ pub(crate) enum Action {
 pub(crate) struct Caller {
     claims: Option<Claims>,
     auth_enabled: bool,
+    /// The client's address as rate limits count it (see [`client_ip`]).
+    ip: Option<IpAddr>,
 }
 
 impl Caller {
+    /// The caller, known to come from `ip`.
+    pub(crate) fn with_ip(mut self, ip: Option<IpAddr>) -> Self {
+        self.ip = ip;
+        self
+    }
+
+    /// Charges one publish or client frame to the caller's address.
+    pub(crate) fn charge(&self, state: &AppState) -> Result<(), ApiError> {
+        charge(state, self.ip)
+    }
+
     /// Checks that this caller may do `action` on `channel`.
     pub(crate) fn authorize(&self, action: Action, channel: &ChannelName) -> Result<(), ApiError> {
         if !self.auth_enabled {
@@ -118,6 +131,7 @@ pub(crate) fn admit(
     Ok(Caller {
         claims,
         auth_enabled: true,
+        ip: None,
     })
 }
 

@@ -60,9 +60,10 @@ pub(crate) async fn handler(
             Ok(upgrade) => {
                 let control = super::control_of(&state, &req.extensions);
                 let ip = access::client_ip(&state, &req.headers, &req.extensions);
+                let caller = caller.with_ip(ip);
                 upgrade
                     .config(super::socket_config(&state))
-                    .on_upgrade(move |ws| run(state, caller, channel, sub, room, control, ip, ws))
+                    .on_upgrade(move |ws| run(state, caller, channel, sub, room, control, ws))
             }
         },
     }
@@ -106,7 +107,6 @@ async fn run(
     sub: Subscription,
     room: RoomPresence,
     control: ConnectionControl,
-    ip: Option<std::net::IpAddr>,
     mut ws: WebSocket,
 ) {
     let _guard = state.hub.metrics().connection(Transport::ChatRoom);
@@ -155,7 +155,7 @@ async fn run(
                         state.hub.metrics().record_rejected();
                         break End::Policy("rate limit exceeded");
                     }
-                    if access::charge(&state, ip).is_err() {
+                    if caller.charge(&state).is_err() {
                         break End::Policy("rate limit exceeded");
                     }
                     let payload = Payload::text(text.as_str());

@@ -33,7 +33,6 @@
 //! `since` when it reconnects.
 
 use std::collections::{HashMap, HashSet};
-use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -88,10 +87,10 @@ pub(crate) async fn handler(
         Err(rejection) => return rejection.into_response(),
     };
     let control = super::control_of(&state, req.extensions());
-    let ip = access::client_ip(&state, req.headers(), req.extensions());
+    let caller = caller.with_ip(access::client_ip(&state, req.headers(), req.extensions()));
     upgrade
         .config(super::socket_config(&state))
-        .on_upgrade(move |ws| run(state, caller, client, control, ip, ws))
+        .on_upgrade(move |ws| run(state, caller, client, control, ws))
 }
 
 /// A subscription's place in presence: the session, and the task sending join/leave.
@@ -122,8 +121,6 @@ struct Session {
     live: HashSet<u64>,
     next_tag: u64,
     bucket: TokenBucket,
-    /// The client's address, charged for every frame too (see `AppState::ip_rate`).
-    ip: Option<IpAddr>,
     refused_in_a_row: u32,
     /// Set when a write inside a command failed: how the connection ends.
     ended: Option<End>,
@@ -142,7 +139,6 @@ async fn run(
     caller: Caller,
     client: ClientId,
     control: ConnectionControl,
-    ip: Option<IpAddr>,
     ws: WebSocket,
 ) {
     let _guard = state.hub.metrics().connection(Transport::WebSocket);
@@ -164,7 +160,6 @@ async fn run(
         live: HashSet::new(),
         next_tag: 0,
         bucket,
-        ip,
         refused_in_a_row: 0,
         ended: None,
     };
@@ -215,7 +210,7 @@ impl Session {
             self.state.hub.metrics().record_rejected();
             true
         } else {
-            access::charge(&self.state, self.ip).is_err()
+            self.caller.charge(&self.state).is_err()
         };
         if limited {
             self.refused_in_a_row += 1;
