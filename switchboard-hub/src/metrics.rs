@@ -66,6 +66,9 @@ pub struct Metrics {
     delivered: [AtomicU64; N],
     lagged_subscribers: AtomicU64,
     resets: AtomicU64,
+    broker_reconnects: AtomicU64,
+    gaps_detected: AtomicU64,
+    gaps_repaired: AtomicU64,
     queue_drops: AtomicU64,
     slow_disconnects: AtomicU64,
     rejected: AtomicU64,
@@ -106,6 +109,31 @@ impl Metrics {
     /// Counts a reset handed to a subscriber (history could not continue its position).
     pub fn record_reset(&self) {
         self.resets.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a reconnect of the broker to its store (Redis).
+    pub fn record_broker_reconnect(&self) {
+        self.broker_reconnects.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a gap a broker found in a channel's live feed (id jump, epoch change,
+    /// messages missed across a reconnect or found by a position check).
+    pub fn record_gap_detected(&self) {
+        self.gaps_detected.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a gap filled from history without any subscriber noticing.
+    pub fn record_gap_repaired(&self) {
+        self.gaps_repaired.fetch_add(1, Relaxed);
+    }
+
+    /// `(reconnects, gaps detected, gaps repaired)` so far.
+    pub fn broker_counts(&self) -> (u64, u64, u64) {
+        (
+            self.broker_reconnects.load(Relaxed),
+            self.gaps_detected.load(Relaxed),
+            self.gaps_repaired.load(Relaxed),
+        )
     }
 
     /// Resets handed to subscribers so far.
@@ -214,6 +242,24 @@ impl Metrics {
             "switchboard_resets_total",
             "Resets sent to subscribers: history could not continue their position.",
             self.resets.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "switchboard_broker_reconnects_total",
+            "Reconnects of the broker to its store (Redis pub/sub).",
+            self.broker_reconnects.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "switchboard_broker_gaps_detected_total",
+            "Gaps found in a channel's live feed from the broker's store.",
+            self.gaps_detected.load(Relaxed),
+        );
+        counter(
+            &mut out,
+            "switchboard_broker_gaps_repaired_total",
+            "Gaps filled from the store's history before any subscriber saw them.",
+            self.gaps_repaired.load(Relaxed),
         );
         counter(
             &mut out,

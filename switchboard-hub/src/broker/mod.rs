@@ -13,6 +13,7 @@
 
 mod memory;
 mod presence;
+pub mod redis;
 mod subscription;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 use crate::core::{ChannelName, Cursor, Epoch, Message, MessageId, Page, Payload};
 
+pub use self::redis::{RedisBroker, RedisBrokerConfig};
 pub use memory::{MemoryBroker, MemoryBrokerConfig};
 pub use presence::{
     MemoryPresence, PresenceGuard, PresenceList, PresenceStore, PresenceUpdate, PresenceWatch,
@@ -81,6 +83,13 @@ pub trait Broker: Send + Sync + 'static {
             state: BrokerState::Up,
             detail: None,
         }
+    }
+
+    /// Hands the broker the hub's metrics, for what only it can count (reconnects to its
+    /// store, gaps found and repaired). Called once by [`crate::Hub::new`]. The default
+    /// ignores them.
+    fn bind_metrics(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = metrics;
     }
 
     /// The presence store that goes with this broker, shared between nodes exactly when the

@@ -89,8 +89,9 @@ pub enum Notice {
     Gap,
     /// The store is unreachable; subscriptions report [`Delivery::Unavailable`] and wait.
     Unavailable(BrokerError),
-    /// The store is reachable again; subscriptions re-check their position against the
-    /// backlog (messages may have been published by other nodes meanwhile).
+    /// The store is reachable again. The broker has already forwarded into the ring what
+    /// was published meanwhile (or announced a [`Notice::Gap`]); subscriptions waiting to
+    /// retry a failed backlog read retry now, and the next outage is reported again.
     Restored,
     /// The channel is closed by the broker; subscriptions end with [`Delivery::Closed`].
     Closed(BrokerError),
@@ -371,8 +372,12 @@ impl Subscription {
 
     fn on_notice(&mut self, notice: &Notice) -> Option<Delivery> {
         match notice {
-            Notice::Gap | Notice::Restored => {
+            Notice::Gap => {
                 self.catch_up();
+                None
+            }
+            Notice::Restored => {
+                self.unavailable_reported = false;
                 None
             }
             Notice::Unavailable(e) => self.report_unavailable(e.clone()),
@@ -386,7 +391,10 @@ impl Subscription {
             // Covered by the backlog read that follows.
             Ok(Live::Message(_)) | Err(RecvError::Lagged(_)) => {}
             Ok(Live::Notice(n)) => match &*n {
-                Notice::Restored | Notice::Gap => self.retry_at = None,
+                Notice::Restored | Notice::Gap => {
+                    self.unavailable_reported = false;
+                    self.retry_at = None;
+                }
                 Notice::Unavailable(_) => {}
                 Notice::Closed(e) => {
                     if let Some(d) = self.end(e.clone()) {

@@ -96,11 +96,13 @@ pub enum SubscribeError {
 impl Hub {
     /// A hub over `broker`.
     pub fn new(broker: Arc<dyn Broker>, options: HubOptions) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        broker.bind_metrics(Arc::clone(&metrics));
         Self {
             inner: Arc::new(Inner {
                 presence: broker.presence(options.presence),
                 broker,
-                metrics: Arc::new(Metrics::default()),
+                metrics,
                 max_message_bytes: options.max_message_bytes,
             }),
         }

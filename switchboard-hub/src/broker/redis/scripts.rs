@@ -1,0 +1,111 @@
+//! The two Lua scripts every node runs, so that each channel operation is one atomic step in
+//! Redis.
+//!
+//! Keys of a channel (all with the `{channel}` hash tag, so one Redis Cluster slot holds
+//! them): `PREFIX{channel}:seq` (the last id), `PREFIX{channel}:epoch`, and
+//! `PREFIX{channel}:log`, a Stream whose entry ids are `ID-0` with fields `t` (Redis server
+//! time in ms) and `d` (the payload's compact JSON). `seq` and `epoch` exist together or not
+//! at all; a script that finds either missing treats the channel as new (or as lost with
+//! Redis's data): it draws the caller's candidate epoch and starts at id 0, so clients
+//! holding old cursors get an `epoch_changed` reset instead of wrong ids.
+
+/// Drops log entries older than ARGV[max_age] ms by the server clock, oldest first
+/// (entries are in time order: ids and server time increase together). Shared by both
+/// scripts, so age limits hold whether a channel is busy or only read.
+const PRELUDE: &str = r#"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function trim_age(log, max_age, now)
+  if max_age <= 0 then return end
+  local cutoff = now - max_age
+  while true do
+    local batch = redis.call('XRANGE', log, '-', '+', 'COUNT', 16)
+    if #batch == 0 then return end
+    for _, e in ipairs(batch) do
+      local f, ts = e[2], nil
+      for i = 1, #f, 2 do if f[i] == 't' then ts = tonumber(f[i + 1]) end end
+      if ts and ts <= cutoff then redis.call('XDEL', log, e[1]) else return end
+    end
+  end
+end
+local function open(seq, epoch_key, log, candidate)
+  local epoch = redis.call('GET', epoch_key)
+  local last = redis.call('GET', seq)
+  if (not epoch) or (not last) then
+    redis.call('DEL', seq, log)
+    epoch = candidate
+    redis.call('SET', epoch_key, epoch)
+    redis.call('SET', seq, 0)
+    last = '0'
+  end
+  return epoch, tonumber(last)
+end
+local function touch(ttl, seq, epoch_key, log)
+  if ttl > 0 then
+    redis.call('PEXPIRE', seq, ttl)
+    redis.call('PEXPIRE', epoch_key, ttl)
+    redis.call('PEXPIRE', log, ttl)
+  end
+end
+"#;
+
+/// Publish: KEYS seq, epoch, log; ARGV payload, candidate epoch, max messages, ttl ms,
+/// max age ms, pub/sub channel. Increments the id, appends (MAXLEN exact), trims by age,
+/// refreshes the TTL and PUBLISHes `EPOCH:ID:MS:PAYLOAD`, all in one step, so append order
+/// and fan-out order are the same. Returns `{epoch, id, ms}`.
+pub(super) fn publish() -> String {
+    format!(
+        "{PRELUDE}{}",
+        r#"
+local epoch, last = open(KEYS[1], KEYS[2], KEYS[3], ARGV[2])
+local id = redis.call('INCR', KEYS[1])
+local now = now_ms()
+local maxlen = tonumber(ARGV[3])
+if maxlen > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', maxlen, id .. '-0', 't', now, 'd', ARGV[1])
+end
+trim_age(KEYS[3], tonumber(ARGV[5]), now)
+touch(tonumber(ARGV[4]), KEYS[1], KEYS[2], KEYS[3])
+redis.call('PUBLISH', ARGV[6], epoch .. ':' .. id .. ':' .. now .. ':' .. ARGV[1])
+return {epoch, id, now}
+"#
+    )
+}
+
+/// Read: KEYS seq, epoch, log; ARGV after (-1: the last `limit`), limit, candidate epoch,
+/// ttl ms, max age ms. Returns `{epoch, last, first, after, id1, t1, d1, id2, ...}` (all
+/// strings): the channel's state — `first` is the first retained id, `last + 1` when none —
+/// and at most `limit` entries after `after`, read in the same step.
+pub(super) fn read() -> String {
+    format!(
+        "{PRELUDE}{}",
+        r#"
+local epoch, last = open(KEYS[1], KEYS[2], KEYS[3], ARGV[3])
+local now = now_ms()
+trim_age(KEYS[3], tonumber(ARGV[5]), now)
+touch(tonumber(ARGV[4]), KEYS[1], KEYS[2], KEYS[3])
+local first = last + 1
+local head = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)
+if #head > 0 then first = tonumber(string.match(head[1][1], '^(%d+)')) end
+local limit = tonumber(ARGV[2])
+local after = tonumber(ARGV[1])
+if after < 0 then after = math.max(last - limit, first - 1) end
+local out = {epoch, tostring(last), tostring(first), tostring(after)}
+if limit > 0 and after < last then
+  local entries = redis.call('XRANGE', KEYS[3], (after + 1) .. '-0', '+', 'COUNT', limit)
+  for _, e in ipairs(entries) do
+    local f, t, d = e[2], '0', ''
+    for i = 1, #f, 2 do
+      if f[i] == 't' then t = f[i + 1] elseif f[i] == 'd' then d = f[i + 1] end
+    end
+    out[#out + 1] = string.match(e[1], '^(%d+)')
+    out[#out + 1] = t
+    out[#out + 1] = d
+  end
+end
+return out
+"#
+    )
+}
