@@ -9,7 +9,8 @@
 #             (tests/interop/setup.sh: Node ws + playwright-core, Python websockets,
 #             Debian chromium); runs in the background while Rust compiles
 #   lint      cargo fmt --all -- --check; cargo clippy --workspace --all-targets -- -D warnings
-#   test      cargo test --workspace; cargo test --benches --workspace (only if benches exist)
+#   test      tests/redis/install.sh (Debian redis-server, for the broker contract tests);
+#             cargo test --workspace; cargo test --benches --workspace (only if benches exist)
 #   doc       cargo doc --workspace --no-deps with rustdoc::broken-intra-doc-links denied
 #   build     cargo build --release -p switchboard-cli -p switchboard --examples --bins
 #   autobahn  wstest fuzzingclient -> `switchboard echo`, and the autobahn_client example ->
@@ -193,6 +194,8 @@ if wanted lint; then
   step "cargo clippy (switchboard, all features)" cargo clippy -p switchboard --all-features --all-targets -- -D warnings
 fi
 if wanted test; then
+  # The broker contract tests start real redis-servers (switchboard-hub/tests/broker_contract.rs).
+  step "redis-server installed" tests/redis/install.sh
   step "cargo test" cargo test --workspace
   # The feature-gated suites (hyper/axum upgrade, TLS) of the library.
   step "cargo test (switchboard, all features)" cargo test -p switchboard --all-features
