@@ -424,3 +424,133 @@ async fn more_ws_connections_buy_no_more_rate_from_one_address() {
         ]
     );
 }
+
+const SECRET: &str = "a secret of sixteen+ bytes";
+
+fn auth_config() -> HubConfig {
+    let mut config = no_rate_limit();
+    config.auth = Some(switchboard_hub::config::AuthConfig {
+        jwt_secret: SECRET.into(),
+    });
+    config
+}
+
+fn token(exp_in_secs: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    switchboard_hub::security::JwtKey::new(SECRET.as_bytes()).sign(
+        &switchboard_hub::security::Claims {
+            exp: Some(now + exp_in_secs),
+            subscribe: vec!["*".into()],
+            publish: vec!["*".into()],
+            ..Default::default()
+        },
+    )
+}
+
+async fn ws_text(
+    ws: &mut switchboard::WebSocket<switchboard::MaybeTlsStream>,
+) -> Option<serde_json::Value> {
+    match tokio::time::timeout(WAIT, ws.recv()).await.unwrap() {
+        Some(Ok(switchboard::Message::Text(t))) => Some(serde_json::from_str(t.as_str()).unwrap()),
+        None => None,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_token_that_expires_while_connected_closes_with_4001_unless_refreshed() {
+    let hub = start(auth_config()).await;
+    // Expiry is checked to the second: a token valid for 2 s ends within 3.
+    let (mut ws, _) = switchboard::connect(&format!("ws://{}/ws?token={}", hub.addr, token(2)))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(ws_text(&mut ws).await.is_none());
+    assert_eq!(ws.close_info().map(|c| c.code.0), Some(4001));
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // The same, refreshed in time: still open after the first token's end.
+    let (mut ws, _) = switchboard::connect(&format!("ws://{}/ws?token={}", hub.addr, token(2)))
+        .await
+        .unwrap();
+    let auth = serde_json::json!({"op": "auth", "token": token(3600), "ref": 1});
+    ws.send(switchboard::Message::Text(auth.to_string().into()))
+        .await
+        .unwrap();
+    let a = ws_text(&mut ws).await.unwrap();
+    assert_eq!(
+        (a["op"].as_str(), a["ref"].as_i64()),
+        (Some("authed"), Some(1))
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    ws.send(switchboard::Message::Text(r#"{"op":"ping"}"#.into()))
+        .await
+        .unwrap();
+    assert_eq!(ws_text(&mut ws).await.unwrap()["op"], "pong");
+    // A refresh with a bad token is refused and changes nothing.
+    ws.send(switchboard::Message::Text(
+        r#"{"op":"auth","token":"x.y.z"}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(ws_text(&mut ws).await.unwrap()["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn an_sse_stream_ends_with_an_expired_event_when_its_token_expires() {
+    let hub = start(auth_config()).await;
+    let mut sse = common::HttpStream::open(
+        hub.addr,
+        "GET",
+        &format!("/sse/c?token={}", token(2)),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(sse.status, 200);
+    let mut saw_expired = false;
+    while let Some(block) = tokio::time::timeout(WAIT, sse.next_sse_block())
+        .await
+        .unwrap()
+    {
+        saw_expired |= block.event.as_deref() == Some("expired");
+    }
+    assert!(saw_expired);
+}
+
+#[tokio::test]
+async fn bearer_is_case_insensitive_and_metrics_can_need_a_token() {
+    let mut config = auth_config();
+    config.metrics_token = Some("metrics token, 16+ bytes".into());
+    let hub = start(config).await;
+    let t = token(60);
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let auth = format!("{scheme} {t}");
+        let r = request(
+            hub.addr,
+            "GET",
+            "/api/channels",
+            &[("authorization", &auth)],
+            b"",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{scheme}");
+    }
+    assert_eq!(
+        request(hub.addr, "GET", "/metrics", &[], b"").await.status,
+        401
+    );
+    let wrong = [("authorization", "Bearer metrics token, 16+ bytez")];
+    assert_eq!(
+        request(hub.addr, "GET", "/metrics", &wrong, b"")
+            .await
+            .status,
+        401
+    );
+    let right = [("authorization", "bearer metrics token, 16+ bytes")];
+    let r = request(hub.addr, "GET", "/metrics", &right, b"").await;
+    assert_eq!(r.status, 200);
+    assert!(String::from_utf8_lossy(&r.body).contains("switchboard_"));
+}

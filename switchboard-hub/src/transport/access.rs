@@ -34,6 +34,36 @@ impl Caller {
         self
     }
 
+    /// When the caller's token expires (tokio time), if it does: connections end then.
+    pub(crate) fn expiry(&self) -> Option<tokio::time::Instant> {
+        let exp = self.claims.as_ref()?.exp?;
+        let left = exp.saturating_sub(unix_now());
+        Some(tokio::time::Instant::now() + std::time::Duration::from_secs(left))
+    }
+
+    /// The caller with the rights of a new `token` (the `auth` op of `/ws`), or why not.
+    pub(crate) fn refreshed(&self, state: &AppState, token: &str) -> Result<Caller, ApiError> {
+        let Some(key) = &state.jwt else {
+            return Err(ApiError::BadParam {
+                name: "token",
+                message: "this hub does not use tokens".into(),
+            });
+        };
+        let claims = key.verify(token.trim(), unix_now()).inspect_err(|_| {
+            state.hub.metrics().record_rejected();
+        })?;
+        Ok(Caller {
+            claims: Some(claims),
+            auth_enabled: true,
+            ip: self.ip,
+        })
+    }
+
+    /// The token's expiry in seconds since the Unix epoch, for the `authed` answer.
+    pub(crate) fn exp(&self) -> Option<u64> {
+        self.claims.as_ref()?.exp
+    }
+
     /// Charges one publish or client frame to the caller's address.
     pub(crate) fn charge(&self, state: &AppState) -> Result<(), ApiError> {
         charge(state, self.ip)
@@ -109,30 +139,39 @@ pub(crate) fn admit(
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
+        .and_then(bearer_token);
     let claims = match bearer.or(query_token) {
         None => None,
-        Some(token) => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            match key.verify(token.trim(), now) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    state.hub.metrics().record_rejected();
-                    return Err(e.into());
-                }
+        Some(token) => match key.verify(token.trim(), unix_now()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                state.hub.metrics().record_rejected();
+                return Err(e.into());
             }
-        }
+        },
     };
     Ok(Caller {
         claims,
         auth_enabled: true,
         ip: None,
     })
+}
+
+/// Seconds since the Unix epoch, as token claims count time.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The token of an `Authorization: Bearer TOKEN` value. The scheme is matched without
+/// regard to case (RFC 9110 §11.1: auth schemes are case-insensitive), with any amount of
+/// whitespace after it.
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
+    let value = value.trim_start();
+    let (scheme, token) = value.split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// The TCP peer's address, when the server recorded it (`serve` does; router tests don't).
@@ -165,4 +204,25 @@ pub(crate) fn charge(state: &AppState, ip: Option<IpAddr>) -> Result<(), ApiErro
         state.hub.metrics().record_rejected();
         ApiError::RateLimited { retry_after }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in [
+            "Bearer t",
+            "bearer t",
+            "BEARER t",
+            "BeArEr   t ",
+            "Bearer\tt",
+        ] {
+            assert_eq!(bearer_token(v), Some("t"), "{v:?}");
+        }
+        for v in ["Basic t", "Bearer", "Bearer ", "Bearert"] {
+            assert_eq!(bearer_token(v), None, "{v:?}");
+        }
+    }
 }

@@ -120,6 +120,14 @@ pub(crate) async fn closing(rx: &mut watch::Receiver<bool>) {
     }
 }
 
+/// Completes at `at`, never when `None` (a token's expiry, when it has one).
+pub(crate) async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Builds the router. `closing` turns `true` when the server shuts down.
 pub(crate) fn router(
     hub: Hub,

@@ -186,8 +186,20 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
     super::healthz_response(&state.hub)
 }
 
-/// `GET /metrics`: Prometheus text format.
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics`: Prometheus text format. With `metrics_token` set, only for
+/// `Authorization: Bearer <metrics_token>` (compared in constant time).
+pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.config.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(access::bearer_token)
+            .unwrap_or("");
+        if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            return ApiError::Unauthorized("/metrics needs the metrics token".into())
+                .into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -196,6 +208,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         state.hub.metrics().render(),
     )
         .into_response()
+}
+
+/// Compares without an early exit, so timing does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Any other path: a JSON 404.

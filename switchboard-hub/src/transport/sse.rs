@@ -57,6 +57,10 @@ use crate::metrics::{ConnectionGuard, Transport};
 
 const PING: Bytes = Bytes::from_static(b": ping\n\n");
 
+/// Sent when the client's token expires, just before the stream ends (a browser's
+/// `EventSource` would otherwise retry with the same, now refused, URL unknowingly).
+const EXPIRED: &[u8] = b"event: expired\ndata: {\"reason\":\"token expired\"}\n\n";
+
 /// The handler.
 pub(crate) async fn sse(
     State(state): State<AppState>,
@@ -119,6 +123,7 @@ pub(crate) async fn sse(
             control
         },
         closing: state.closing.clone(),
+        expiry: caller.expiry(),
         channel,
         watch,
         _presence: guard,
@@ -166,6 +171,8 @@ struct Forwarder {
     watch: Option<PresenceWatch>,
     /// The client's presence session: released (with the grace period) when the stream ends.
     _presence: Option<PresenceGuard>,
+    /// When the client's token expires: the stream ends then, after `event: expired`.
+    expiry: Option<tokio::time::Instant>,
 }
 
 /// An SSE event without `id:`: presence does not move the stream's resume position.
@@ -197,6 +204,10 @@ impl Forwarder {
                 // Without the hub's own server the socket cannot be dropped from here;
                 // ending the stream is the next best thing.
                 _ = self.control.killed() => return,
+                () = super::until(self.expiry) => {
+                    let _ = self.tx.try_send(Bytes::from_static(EXPIRED));
+                    return;
+                }
                 update = next_update(&mut self.watch) => {
                     let Some(chunk) = self.presence_update(update).await else {
                         continue;

@@ -138,9 +138,11 @@ async fn run(
     let may_publish = caller.authorize(Action::Publish, &channel).is_ok();
     let mut ping = super::ping_timer();
     let mut exits = super::Exits::new(&state, &control);
+    let expiry = caller.expiry();
     let end = loop {
         tokio::select! {
             _ = control.killed() => break End::Killed,
+            () = super::until(expiry) => break End::Expired,
             _ = super::closing(&mut closing) => break End::Shutdown,
             msg = ws.recv() => match msg {
                 None | Some(Err(_)) => break End::Gone,

@@ -39,6 +39,13 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a close handshake may take before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The close code for a connection whose token expired (`exp` passed while connected): in
+/// the application range, documented in docs/protocol.md. The client reconnects with a
+/// fresh token (or, on `/ws`, sends `{"op":"auth","token":…}` before `exp`).
+pub(crate) const TOKEN_EXPIRED: u16 = 4001;
+
+pub(crate) use super::until;
+
 /// Most frames written per flush.
 const BATCH: usize = 64;
 
@@ -282,6 +289,8 @@ pub(crate) enum End {
     TooSlow,
     /// The server is shutting down and a write is still stuck: dropped.
     Stuck,
+    /// The client's token expired: [`TOKEN_EXPIRED`].
+    Expired,
     /// A policy violation by the client: 1008 with a reason.
     Policy(&'static str),
     /// The client sent binary frames where text is expected: 1003.
@@ -299,6 +308,7 @@ pub(crate) async fn finish(state: &AppState, ws: &mut WebSocket, end: End) {
         End::Shutdown => close(ws, CloseCode::GOING_AWAY, "server shutting down").await,
         End::Policy(reason) => close(ws, CloseCode::POLICY_VIOLATION, reason).await,
         End::Unsupported(reason) => close(ws, CloseCode::UNSUPPORTED_DATA, reason).await,
+        End::Expired => close(ws, CloseCode(TOKEN_EXPIRED), "token expired").await,
     }
 }
 

@@ -166,9 +166,11 @@ async fn run(
     let mut ping = super::ping_timer();
     let control = s.control.clone();
     let end = loop {
+        let expiry = s.caller.expiry();
         tokio::select! {
             _ = control.killed() => break End::Killed,
             _ = super::closing(&mut closing) => break End::Shutdown,
+            () = super::until(expiry) => break End::Expired,
             msg = s.ws.recv() => match msg {
                 None | Some(Err(_)) => break End::Gone,
                 Some(Ok(Message::Text(text))) => {
@@ -239,6 +241,7 @@ impl Session {
             "unsubscribe" => self.unsubscribe(&cmd).map(Some),
             "publish" => self.publish(&cmd).await.map(Some),
             "ping" => Ok(Some(serde_json::json!({"op": "pong"}))),
+            "auth" => self.refresh(&cmd).await,
             "presence" => self.presence(&cmd).await.map(Some),
             other => Err(ApiError::BadMessage(format!("unknown op {other:?}"))),
         };
@@ -372,21 +375,58 @@ impl Session {
         Ok(presence::list_json(&Shape::Op, &channel, &list))
     }
 
+    /// `{"op":"auth","token":…}`: continues under a new token (before the old one expires).
+    /// Subscriptions the new token does not allow end with `unsubscribed`.
+    async fn refresh(&mut self, cmd: &Command<'_>) -> Result<Option<serde_json::Value>, ApiError> {
+        let token = cmd.token.as_deref().ok_or(ApiError::BadParam {
+            name: "token",
+            message: "missing".into(),
+        })?;
+        self.caller = self.caller.refreshed(&self.state, token)?;
+        let revoked: Vec<ChannelName> = self
+            .subs
+            .keys()
+            .filter(|c| self.caller.authorize(Action::Subscribe, c).is_err())
+            .cloned()
+            .collect();
+        for channel in revoked {
+            self.drop_subscription(&channel);
+            let gone = serde_json::json!({
+                "op": "unsubscribed",
+                "channel": channel,
+                "reason": "the new token does not allow this channel",
+            });
+            if let Some(end) = self.reply(gone, None).await {
+                self.ended = Some(end);
+                return Ok(None);
+            }
+        }
+        Ok(Some(
+            serde_json::json!({"op": "authed", "exp": self.caller.exp()}),
+        ))
+    }
+
     fn unsubscribe(&mut self, cmd: &Command<'_>) -> Result<serde_json::Value, ApiError> {
         let channel = Self::channel(cmd)?;
-        if let Some((tag, task)) = self.subs.remove(&channel) {
+        self.drop_subscription(&channel);
+        Ok(serde_json::json!({"op": "unsubscribed", "channel": channel}))
+    }
+
+    /// Ends the subscription to `channel`, if any: its forwarder, its queued frames, its
+    /// presence.
+    fn drop_subscription(&mut self, channel: &ChannelName) {
+        if let Some((tag, task)) = self.subs.remove(channel) {
             task.abort();
             self.live.remove(&tag);
-            self.control.remove_channel(&channel);
+            self.control.remove_channel(channel);
         }
         if let Some(guard) = self
             .presence
-            .remove(&channel)
+            .remove(channel)
             .and_then(|mut h| h.guard.take())
         {
             guard.leave();
         }
-        Ok(serde_json::json!({"op": "unsubscribed", "channel": channel}))
     }
 
     async fn publish(&mut self, cmd: &Command<'_>) -> Result<serde_json::Value, ApiError> {
