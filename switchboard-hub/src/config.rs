@@ -44,6 +44,12 @@
 //! [[presence.rules]]                 # the first rule whose pattern matches wins
 //! pattern = "ticker-*"               # exact name, prefix*, or *
 //! events = false                     # unset fields keep the values above
+//!
+//! [broker]                           # where channels live (README "Several nodes: Redis")
+//! kind = "memory"                    # or "redis": channels shared by every node on one Redis
+//! url = "redis://127.0.0.1:6379"     # kind = "redis" (serve --redis / SWITCHBOARD_REDIS_URL)
+//! key_prefix = "switchboard:"        # keys are PREFIX{channel}:seq|epoch|log
+//! check_interval_ms = 5000           # each channel's position is checked against Redis this often
 //! ```
 
 use std::net::SocketAddr;
@@ -96,6 +102,45 @@ pub struct HubConfig {
     pub admin_api: bool,
     /// Presence: who is in a channel, and join/leave events.
     pub presence: PresenceConfig,
+    /// Where channels live: in this process (default) or in Redis, shared by every node.
+    pub broker: BrokerConfig,
+}
+
+/// `[broker]`: which broker holds the channels.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// `memory` (default) or `redis`.
+    pub kind: BrokerKind,
+    /// The Redis URL (`redis://[user:password@]host:port[/db]`), for `kind = "redis"`.
+    pub url: String,
+    /// Prepended to every Redis key and pub/sub channel.
+    pub key_prefix: String,
+    /// How often each subscribed channel's position is checked against Redis, in ms.
+    pub check_interval_ms: u64,
+}
+
+/// Which broker holds the channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BrokerKind {
+    /// In this process's memory: one node.
+    #[default]
+    Memory,
+    /// In Redis: every node with the same URL and prefix shares the channels.
+    Redis,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        let redis = crate::broker::RedisBrokerConfig::default();
+        Self {
+            kind: BrokerKind::Memory,
+            url: redis.url,
+            key_prefix: redis.key_prefix,
+            check_interval_ms: u64::try_from(redis.check_interval.as_millis()).unwrap_or(5000),
+        }
+    }
 }
 
 /// Presence settings: defaults, per-pattern rules and limits.
@@ -310,6 +355,7 @@ impl Default for HubConfig {
             metrics_token: None,
             admin_api: false,
             presence: PresenceConfig::default(),
+            broker: BrokerConfig::default(),
         }
     }
 }
@@ -533,6 +579,18 @@ impl HubConfig {
         }
     }
 
+    /// The Redis broker's settings (history and limits as for the in-memory broker).
+    pub fn redis_broker(&self) -> crate::broker::RedisBrokerConfig {
+        crate::broker::RedisBrokerConfig {
+            url: self.broker.url.clone(),
+            key_prefix: self.broker.key_prefix.clone(),
+            history: self.history_limits(),
+            queue_size: self.limits.queue_size,
+            max_channels: self.limits.max_channels,
+            check_interval: Duration::from_millis(self.broker.check_interval_ms.max(1)),
+        }
+    }
+
     /// The hub's own settings.
     pub fn hub_options(&self) -> HubOptions {
         HubOptions {
@@ -604,6 +662,22 @@ mod tests {
         assert!(HubConfig::from_toml("[presence]\nmax_list = 0").is_err());
         assert!(HubConfig::from_toml("[[presence.rules]]\npattern = \"\"").is_err());
         assert!(HubConfig::from_toml("[[presence.rules]]\npatern = \"x\"").is_err());
+    }
+
+    #[test]
+    fn broker_section_selects_redis_and_keeps_history() {
+        assert_eq!(HubConfig::default().broker.kind, BrokerKind::Memory);
+        let c = HubConfig::from_toml(
+            "[history]\nmax_messages = 7\n[broker]\nkind = \"redis\"\nurl = \"redis://h:1\"\nkey_prefix = \"p:\"\n",
+        )
+        .unwrap();
+        let r = c.redis_broker();
+        assert_eq!(
+            (c.broker.kind, r.url.as_str(), r.key_prefix.as_str()),
+            (BrokerKind::Redis, "redis://h:1", "p:")
+        );
+        assert_eq!(r.history.max_messages, 7);
+        assert!(HubConfig::from_toml("[broker]\nkind = \"etcd\"\n").is_err());
     }
 
     #[test]

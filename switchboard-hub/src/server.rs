@@ -62,6 +62,20 @@ impl HubServer {
         Self::with_hub(hub, config)
     }
 
+    /// A server over the broker `config.broker` names: the in-memory one, or Redis (which
+    /// is connected first: an unreachable Redis is an error naming its URL, so that a node
+    /// never serves alone while believing it shares channels).
+    pub async fn connect(config: HubConfig) -> Result<Self, crate::BrokerError> {
+        match config.broker.kind {
+            crate::config::BrokerKind::Memory => Ok(Self::new(config)),
+            crate::config::BrokerKind::Redis => {
+                let broker = crate::broker::RedisBroker::connect(config.redis_broker()).await?;
+                let hub = Hub::new(Arc::new(broker), config.hub_options());
+                Ok(Self::with_hub(hub, config))
+            }
+        }
+    }
+
     /// A server over an existing hub (for another broker, or to publish from the same
     /// process).
     pub fn with_hub(hub: Hub, config: HubConfig) -> Self {

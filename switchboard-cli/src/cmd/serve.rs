@@ -1,5 +1,6 @@
 //! `switchboard serve`: the real-time hub (channels over WebSocket, SSE, long polling and
-//! REST, the chat page at `/`), on the embedded in-memory broker.
+//! REST, the chat page at `/`), on the embedded in-memory broker, or on Redis with
+//! `--redis URL` so that several nodes share channels.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +17,10 @@ pub(crate) struct Args {
     /// A TOML config file (see `switchboard_hub::config`).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Share channels with every node on this Redis (`redis://host:6379`); overrides the
+    /// config file's `[broker]`. Unreachable at start: exit with an error naming the URL.
+    #[arg(long, value_name = "URL", env = "SWITCHBOARD_REDIS_URL")]
+    redis: Option<String>,
 }
 
 /// Serves until Ctrl-C or SIGTERM, then shuts down gracefully.
@@ -27,6 +32,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(url) = args.redis.filter(|u| !u.is_empty()) {
+        config.broker.kind = switchboard_hub::config::BrokerKind::Redis;
+        config.broker.url = url;
+    }
+    // Redis first: a node that cannot reach it must not start serving alone.
+    let server = HubServer::connect(config.clone())
+        .await
+        .context("cannot start the Redis broker")?;
     let listener = switchboard_hub::bind(&config)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -34,8 +47,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     tracing::info!(
         "switchboard hub listening on http://{addr} (chat page at /, WebSocket at ws://{addr}/ws)"
     );
-    HubServer::new(config)
-        .serve(listener, super::shutdown_signal())
-        .await?;
+    if config.broker.kind == switchboard_hub::config::BrokerKind::Redis {
+        tracing::info!(
+            "channels shared through Redis (key prefix {:?})",
+            config.broker.key_prefix
+        );
+    }
+    server.serve(listener, super::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -174,8 +174,9 @@ pub enum BrokerError {
         /// The configured limit.
         limit: usize,
     },
-    /// The backing store is unreachable or failed: nothing was stored.
-    #[error("broker unavailable: {store}: {source}")]
+    /// The backing store is unreachable or failed: nothing was stored. (The message names
+    /// the store; the cause is the error's `source`, see [`BrokerError::describe`].)
+    #[error("broker unavailable: {store}")]
     Unavailable {
         /// Which store, for the message (a URL without credentials, for example).
         store: String,
@@ -200,6 +201,17 @@ impl BrokerError {
         BrokerError::Unavailable {
             store: store.into(),
             source: Arc::new(source),
+        }
+    }
+}
+
+impl BrokerError {
+    /// The message with its cause, in one line (for answers to clients and logs that do
+    /// not walk the source chain).
+    pub fn describe(&self) -> String {
+        match self {
+            BrokerError::Unavailable { source, .. } => format!("{self}: {source}"),
+            other => other.to_string(),
         }
     }
 }

@@ -175,7 +175,7 @@ impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
         match e {
             BrokerError::TooManyChannels { limit } => ApiError::TooManyChannels { limit },
-            e @ BrokerError::Unavailable { .. } => ApiError::BrokerUnavailable(e.to_string()),
+            e @ BrokerError::Unavailable { .. } => ApiError::BrokerUnavailable(e.describe()),
             e @ (BrokerError::Protocol(_) | BrokerError::Closed) => {
                 ApiError::Unavailable(e.to_string())
             }

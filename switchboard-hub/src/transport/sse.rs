@@ -298,7 +298,7 @@ impl Forwarder {
             Delivery::Unavailable(e) => {
                 // The stream stays open and resumes when the broker is back; a comment
                 // tells a human watching with curl, and fires no event.
-                Step::Send(Bytes::from(format!(": broker unavailable: {e}\n\n")))
+                Step::Send(Bytes::from(format!(": {}\n\n", e.describe())))
             }
             Delivery::Closed(e) => {
                 // Say why, then end the stream: `EventSource` reconnects with its

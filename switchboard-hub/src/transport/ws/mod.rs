@@ -119,7 +119,7 @@ pub(crate) async fn forward(
                     "op": "error",
                     "code": "broker_unavailable",
                     "channel": sub.channel(),
-                    "message": format!("{e}; the subscription stays open and resumes when the broker is back"),
+                    "message": format!("{}; the subscription stays open and resumes when the broker is back", e.describe()),
                 }))) {
                     Some(message) => PreparedMessage::new(message),
                     None => continue,
