@@ -20,7 +20,9 @@
 #             then tests/nginx/run.sh (real nginx in front) and tests/tls/run.sh (wss://, test CA)
 #   hub       tests/hub/run.sh: `switchboard serve` end to end in headless Chromium (chat over
 #             WebSocket/SSE/long polling, server-side kill and resume, REST, the seeds' plain
-#             page) and slow subscribers under both lag policies (uses the interop setup)
+#             page) and slow subscribers under both lag policies (uses the interop setup);
+#             tests/redis/run.sh: three `serve --redis` nodes on a real redis-server (fan-out
+#             over every transport, chaos with a checker, Chromium moving from node A to B)
 #
 #   --update-expected  rewrite tests/autobahn/expected-*.json from this run (still fails on
 #                      cases that are not conformant; review and commit the diff)
@@ -279,6 +281,8 @@ if wanted interop; then
 fi
 if wanted hub; then
   gated_suites hub tests/hub/run.sh
+  # Three `serve --redis` nodes on a real redis-server: fan-out, chaos, a browser moving nodes.
+  gated_suites redis tests/redis/run.sh
 fi
 if wanted interop; then
   # A real nginx in front of `switchboard echo` (the seeds' config), and wss:// with a
