@@ -337,6 +337,53 @@ async fn two_instances_see_one_channel(kind: Kind) {
     assert_eq!(text(&ha), text(&hb));
 }
 
+/// Presence through the hubs: a join on one is seen on the other, counts and lists agree,
+/// a goodbye leaves once everywhere.
+async fn presence_across_hubs(kind: Kind) {
+    use switchboard_hub::broker::PresenceUpdate;
+    use switchboard_hub::core::{ClientId, PresenceEntry};
+    let p = pair(kind, 100, 64).await;
+    let c = chan("who");
+    let (snap, mut watch) = p.b.watch_presence(&c, 10).await.unwrap();
+    assert_eq!(snap.counts.clients, 0);
+    let entry = PresenceEntry {
+        client: ClientId::new("ann-1").unwrap(),
+        user: Some(Arc::from("ann")),
+        info: Some(Payload::text("ann")),
+    };
+    let guard = p.a.join_presence(&c, entry.clone()).await.unwrap();
+    let event = |u: Option<PresenceUpdate>| match u {
+        Some(PresenceUpdate::Event(ev)) => (ev.kind(), ev.entry().as_ref().clone()),
+        other => panic!("{other:?}"),
+    };
+    let got = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .expect("no join");
+    assert_eq!(event(got), ("join", entry.clone()));
+    let (la, lb) = (
+        p.a.presence(&c, 10).await.unwrap(),
+        p.b.presence(&c, 10).await.unwrap(),
+    );
+    assert_eq!(la, lb);
+    assert_eq!((lb.counts.clients, lb.counts.users), (1, 1));
+    assert_eq!(lb.entries[0].as_ref(), &entry);
+    assert_eq!(
+        p.b.presence_counts(vec![c.clone()]).await.unwrap()[0].clients,
+        1
+    );
+    guard.leave();
+    let got = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .expect("no leave");
+    assert_eq!(event(got), ("leave", entry));
+    assert_eq!(p.b.presence(&c, 10).await.unwrap().counts.clients, 0);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), watch.next())
+            .await
+            .is_err()
+    );
+}
+
 macro_rules! contract {
     ($kind:ident, $mod:ident) => {
         mod $mod {
@@ -368,6 +415,10 @@ macro_rules! contract {
             #[tokio::test]
             async fn two_instances_see_one_channel() {
                 super::two_instances_see_one_channel(Kind::$kind).await
+            }
+            #[tokio::test]
+            async fn presence_across_hubs() {
+                super::presence_across_hubs(Kind::$kind).await
             }
         }
     };

@@ -532,7 +532,10 @@ async fn counts_hold_at_ten_thousand_without_listing_them_all() {
 /// presence is exactly the set of clients still connected.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_of_500_clients_ends_with_exactly_the_connected_set() {
-    let hub = start(config()).await;
+    // Every client is on 127.0.0.1, and client frames are rate limited per address too.
+    let mut c = config();
+    c.rate_limit.messages_per_second = 0.0;
+    let hub = start(c).await;
     let addr = hub.addr;
     let mut rng = rand::rngs::StdRng::seed_from_u64(13);
     let mut open: Vec<Option<Client>> = (0..500).map(|_| None).collect();
@@ -702,6 +705,110 @@ mod contract {
         assert_eq!(next(&mut wb).await, ("leave".into(), "three".into()));
         drop(g3);
         none_for(&mut wb, grace * 2).await;
+    }
+
+    /// A throwaway `redis-server` on a free loopback port, killed (by PID) on drop.
+    struct RedisServer {
+        child: std::process::Child,
+        url: String,
+    }
+
+    impl RedisServer {
+        async fn start() -> Self {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server is needed for the Redis presence contract (apt-get install redis-server)");
+            let deadline = Instant::now() + WAIT;
+            while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                assert!(
+                    Instant::now() < deadline,
+                    "redis-server did not listen on {port}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Self {
+                child,
+                url: format!("redis://127.0.0.1:{port}"),
+            }
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn redis_store(url: &str, grace: Duration, refresh: Duration) -> Arc<dyn PresenceStore> {
+        let settings = switchboard_hub::PresenceSettings {
+            grace,
+            queue_size: 64,
+            refresh,
+        };
+        switchboard_hub::broker::RedisPresence::new(url, "t:", settings).unwrap()
+    }
+
+    #[tokio::test]
+    async fn redis_stores_on_two_nodes() {
+        let redis = RedisServer::start().await;
+        let grace = Duration::from_millis(300);
+        let refresh = Duration::from_secs(10);
+        let a = redis_store(&redis.url, grace, refresh);
+        let b = redis_store(&redis.url, grace, refresh);
+        run(a, b, grace).await;
+    }
+
+    /// A node that stops refreshing (killed: its store is just forgotten, no leave is
+    /// written) loses its entries on the other node within 2.5 refresh intervals, once.
+    #[tokio::test]
+    async fn redis_entries_of_a_dead_node_expire() {
+        let redis = RedisServer::start().await;
+        let grace = Duration::from_millis(200);
+        let refresh = Duration::from_millis(400);
+        let ch = ChannelName::new("dead").unwrap();
+        let survivor = redis_store(&redis.url, grace, refresh);
+        let (_, mut w) = survivor.watch(ch.clone(), 10).await.unwrap();
+        let _mine = join(&survivor, &ch, entry("alive", None)).await;
+        assert_eq!(next(&mut w).await, ("join".into(), "alive".into()));
+        let doomed = redis_store(&redis.url, grace, refresh);
+        let key = doomed
+            .join(ch.clone(), entry("ghost", Some("g")))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut w).await, ("join".into(), "ghost".into()));
+        // The node dies: its tasks stop (the store is dropped without a release or a
+        // shutdown), so nothing refreshes "ghost" any more.
+        let t = Instant::now();
+        std::mem::forget(key);
+        drop(doomed);
+        assert_eq!(next(&mut w).await, ("leave".into(), "ghost".into()));
+        let took = t.elapsed();
+        assert!(
+            took <= refresh * 5 / 2 + Duration::from_millis(300),
+            "{took:?}"
+        );
+        none_for(&mut w, refresh * 3).await;
+        // The survivor's own entry is refreshed and stays.
+        let l = survivor.list(ch.clone(), 10).await.unwrap();
+        assert_eq!(
+            l.entries
+                .iter()
+                .map(|e| e.client.to_string())
+                .collect::<Vec<_>>(),
+            ["alive"]
+        );
+        eprintln!("a dead node's entry left after {took:?} (refresh {refresh:?})");
     }
 
     #[tokio::test]

@@ -52,6 +52,8 @@ pub struct MemoryBroker {
     config: MemoryBrokerConfig,
     channels: Mutex<HashMap<ChannelName, Arc<Channel>>>,
     clock: Clock,
+    /// One presence store for every hub over this broker (set by the first).
+    presence: std::sync::OnceLock<Arc<dyn super::PresenceStore>>,
 }
 
 /// Wall-clock time that follows tokio's clock: the wall time at creation plus tokio's
@@ -123,6 +125,7 @@ impl MemoryBroker {
             config,
             channels: Mutex::new(HashMap::new()),
             clock: Clock::new(),
+            presence: std::sync::OnceLock::new(),
         }
     }
 
@@ -296,6 +299,14 @@ impl Broker for MemoryBroker {
             !idle
         });
         Box::pin(std::future::ready(before - map.len()))
+    }
+
+    /// In process, shared by every hub over this broker, as its channels are.
+    fn presence(&self, settings: super::PresenceSettings) -> Arc<dyn super::PresenceStore> {
+        let store = self
+            .presence
+            .get_or_init(|| super::MemoryPresence::new(settings.grace, settings.queue_size));
+        Arc::clone(store)
     }
 }
 

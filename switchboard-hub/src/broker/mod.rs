@@ -14,6 +14,7 @@
 mod memory;
 mod presence;
 pub mod redis;
+mod redis_presence;
 mod subscription;
 
 use std::future::Future;
@@ -27,6 +28,7 @@ pub use memory::{MemoryBroker, MemoryBrokerConfig};
 pub use presence::{
     MemoryPresence, PresenceGuard, PresenceList, PresenceStore, PresenceUpdate, PresenceWatch,
 };
+pub use redis_presence::RedisPresence;
 pub use subscription::{Backlog, BacklogRead, Delivery, Live, Notice, Start, Subscription};
 
 /// A boxed, sendable future, so that [`Broker`] can be used as `dyn Broker`.

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
 
 use super::{BoxFuture, BrokerError};
 use crate::core::{
@@ -99,19 +100,20 @@ pub enum PresenceUpdate {
 
 /// The join/leave events of one channel after a snapshot.
 pub struct PresenceWatch {
-    rx: broadcast::Receiver<Arc<PresenceEvent>>,
+    rx: broadcast::Receiver<PresenceUpdate>,
 }
 
 impl PresenceWatch {
-    /// Wraps a receiver of a channel's events (for [`PresenceStore`] implementations).
-    pub fn new(rx: broadcast::Receiver<Arc<PresenceEvent>>) -> Self {
+    /// Wraps a receiver of a channel's updates (for [`PresenceStore`] implementations: a
+    /// store may itself send [`PresenceUpdate::Lagged`] when it knows events were lost).
+    pub fn new(rx: broadcast::Receiver<PresenceUpdate>) -> Self {
         Self { rx }
     }
 
     /// The next update; `None` once the store is gone. Cancel-safe.
     pub async fn next(&mut self) -> Option<PresenceUpdate> {
         match self.rx.recv().await {
-            Ok(ev) => Some(PresenceUpdate::Event(ev)),
+            Ok(u) => Some(u),
             Err(RecvError::Lagged(_)) => Some(PresenceUpdate::Lagged),
             Err(RecvError::Closed) => None,
         }
@@ -191,23 +193,89 @@ pub struct MemoryPresence {
     queue_size: usize,
     channels: Mutex<HashMap<ChannelName, ChannelPresence>>,
     me: Weak<MemoryPresence>,
+    /// Where joins and leaves go when this is the node-local half of a shared store;
+    /// `None`: to the local watchers.
+    sink: Option<mpsc::UnboundedSender<Transition>>,
+}
+
+/// A node-local change for a shared store to write out, in the order it happened.
+pub(crate) enum Transition {
+    /// A local entry joined or left.
+    Event(ChannelName, PresenceEvent),
+    /// Answer once everything before this was written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Hands `ev` to the shared store's writer, or to the channel's local watchers.
+fn emit(
+    sink: &Option<mpsc::UnboundedSender<Transition>>,
+    channel: &ChannelName,
+    ch: &ChannelPresence,
+    ev: PresenceEvent,
+) {
+    match sink {
+        Some(sink) => {
+            // The writer is gone only when the store is: nothing to tell then.
+            let _ = sink.send(Transition::Event(channel.clone(), ev));
+        }
+        // An error only means nobody watches.
+        None => {
+            let _ = ch.tx.send(PresenceUpdate::Event(Arc::new(ev)));
+        }
+    }
 }
 
 struct ChannelPresence {
     registry: PresenceRegistry,
-    tx: broadcast::Sender<Arc<PresenceEvent>>,
+    tx: broadcast::Sender<PresenceUpdate>,
 }
 
 impl MemoryPresence {
     /// A store keeping entries `grace` after their last session, with event rings of
     /// `queue_size` (a watcher further behind is told to read again).
     pub fn new(grace: Duration, queue_size: usize) -> Arc<Self> {
+        Self::build(grace, queue_size, None)
+    }
+
+    /// The node-local half of a shared store: joins and leaves go to `sink`, in order,
+    /// instead of to local watchers.
+    pub(crate) fn with_sink(grace: Duration, sink: mpsc::UnboundedSender<Transition>) -> Arc<Self> {
+        Self::build(grace, 1, Some(sink))
+    }
+
+    fn build(
+        grace: Duration,
+        queue_size: usize,
+        sink: Option<mpsc::UnboundedSender<Transition>>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             grace,
             queue_size: queue_size.max(1),
             channels: Mutex::new(HashMap::new()),
             me: me.clone(),
+            sink,
         })
+    }
+
+    /// Queues a marker behind every join and leave so far; `done` is answered once the
+    /// shared store's writer got to it. False when there is no writer.
+    pub(crate) fn flush(&self, done: tokio::sync::oneshot::Sender<()>) -> bool {
+        self.sink
+            .as_ref()
+            .is_some_and(|s| s.send(Transition::Flush(done)).is_ok())
+    }
+
+    /// The entries that live sessions on this node hold, by channel (what a shared store
+    /// refreshes; entries in their grace period are not refreshed).
+    pub(crate) fn held_entries(&self) -> Vec<(ChannelName, Arc<PresenceEntry>)> {
+        let map = lock(&self.channels);
+        map.iter()
+            .flat_map(|(name, ch)| {
+                ch.registry
+                    .held()
+                    .map(move |e| (name.clone(), Arc::clone(e)))
+            })
+            .collect()
     }
 
     fn now() -> Instant {
@@ -233,8 +301,7 @@ impl MemoryPresence {
                 .registry
                 .join(entry, || ClientId::from_random_bits(rand::random()));
             if let Some(ev) = joined.event {
-                // An error only means nobody watches.
-                let _ = ch.tx.send(Arc::new(ev));
+                emit(&self.sink, channel, ch, ev);
             }
             joined.key
         })
@@ -271,7 +338,7 @@ impl MemoryPresence {
         let mut map = lock(&self.channels);
         if let Some(ch) = map.get_mut(channel) {
             for ev in ch.registry.expire(now) {
-                let _ = ch.tx.send(Arc::new(ev));
+                emit(&self.sink, channel, ch, ev);
             }
             if ch.registry.is_empty() && ch.tx.receiver_count() == 0 {
                 map.remove(channel);
@@ -300,7 +367,7 @@ impl MemoryPresence {
         let mut map = lock(&self.channels);
         if let Some(ch) = map.get_mut(channel) {
             for ev in ch.registry.expire(deadline) {
-                let _ = ch.tx.send(Arc::new(ev));
+                emit(&self.sink, channel, ch, ev);
             }
         }
     }
@@ -318,7 +385,7 @@ impl MemoryPresence {
                 ch.registry.release(key, Self::now())
             };
             if let Released::Left(ev) = &released {
-                let _ = ch.tx.send(Arc::new(ev.clone()));
+                emit(&self.sink, channel, ch, ev.clone());
                 if ch.registry.is_empty() && ch.tx.receiver_count() == 0 {
                     map.remove(channel);
                 }
@@ -333,9 +400,9 @@ impl MemoryPresence {
     /// Every entry leaves now.
     pub fn clear_now(&self) {
         let mut map = lock(&self.channels);
-        for ch in map.values_mut() {
+        for (name, ch) in map.iter_mut() {
             for ev in ch.registry.clear() {
-                let _ = ch.tx.send(Arc::new(ev));
+                emit(&self.sink, name, ch, ev);
             }
         }
     }

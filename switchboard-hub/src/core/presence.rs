@@ -401,6 +401,14 @@ impl PresenceRegistry {
         (list, truncated)
     }
 
+    /// The entries that at least one session holds (not those in their grace period).
+    pub fn held(&self) -> impl Iterator<Item = &Arc<PresenceEntry>> {
+        self.slots
+            .values()
+            .filter(|s| s.sessions > 0)
+            .map(|s| &s.entry)
+    }
+
     /// The entry of `client`, if here.
     pub fn get(&self, client: &ClientId) -> Option<&Arc<PresenceEntry>> {
         self.slots.get(client).map(|s| &s.entry)

@@ -774,6 +774,20 @@ impl Broker for RedisBroker {
     fn bind_metrics(&self, metrics: Arc<Metrics>) {
         let _ = self.inner.metrics.set(metrics);
     }
+
+    /// Presence in the same Redis, under the same prefix (see `RedisPresence`).
+    fn presence(&self, settings: super::PresenceSettings) -> Arc<dyn super::PresenceStore> {
+        let config = &self.inner.config;
+        match super::RedisPresence::new(&config.url, &config.key_prefix, settings) {
+            Ok(store) => store,
+            // The URL already opened once in `connect`, so this does not happen; if it did,
+            // presence would be this node's only, and the log says so.
+            Err(e) => {
+                tracing::error!(error = %e, "Redis presence unavailable; presence is node-local");
+                super::MemoryPresence::new(settings.grace, settings.queue_size)
+            }
+        }
+    }
 }
 
 fn unavailable(store: &str, e: ::redis::RedisError) -> BrokerError {
@@ -781,7 +795,7 @@ fn unavailable(store: &str, e: ::redis::RedisError) -> BrokerError {
 }
 
 /// `redis://user:secret@host:6379/0` → `redis://host:6379/0`.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}{}", &url[..scheme + 3], &url[at + 1..])
@@ -790,7 +804,7 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
