@@ -9,7 +9,7 @@ use std::hint::black_box;
 use bytes::{Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use switchboard_protocol::deflate::{Deflate, DeflateConfig, DeflateParams};
-use switchboard_protocol::frame::{apply_mask, apply_mask_naive, FrameHeader};
+use switchboard_protocol::frame::{apply_mask, apply_mask_naive, FrameHeader, MaskPath};
 use switchboard_protocol::{Config, Connection, Event, OpCode, Role, Utf8Validator};
 
 /// Sizes from an empty payload to the 1 MiB message of the macro benchmark.
@@ -33,6 +33,12 @@ fn unmask(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("naive", size), &size, |b, &size| {
             b.iter(|| apply_mask_naive(black_box(&mut buf[..size]), KEY, 0))
         });
+        // Each implementation this CPU has, whatever `apply_mask` would pick for the size.
+        for path in MaskPath::available() {
+            group.bench_with_input(BenchmarkId::new(path.name(), size), &size, |b, &size| {
+                b.iter(|| path.apply(black_box(&mut buf[..size]), KEY, 0))
+            });
+        }
     }
     group.finish();
 }
