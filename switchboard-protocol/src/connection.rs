@@ -282,6 +282,11 @@ impl Connection {
                 buf.clear();
                 return Ok(None);
             }
+            if self.frame.is_none() && self.message.is_none() {
+                if let Some(event) = self.whole_message(buf) {
+                    return event.map(Some);
+                }
+            }
             let frame = match self.frame {
                 Some(frame) => frame,
                 None => {
@@ -317,6 +322,64 @@ impl Connection {
                 return Ok(Some(event));
             }
         }
+    }
+
+    /// The common case in one step: the buffer holds a whole message in one frame (FIN,
+    /// no RSV bits, text or binary, masked as the role requires, within the limits, with
+    /// a 7- or 16-bit length). It is unmasked, validated and split off without the
+    /// per-frame state the general parser keeps for frames that arrive in pieces. `None`:
+    /// not that case, nothing was consumed, and the general parser decides (including
+    /// every error but invalid UTF-8, which is the same error either way).
+    #[inline]
+    fn whole_message(&mut self, buf: &mut BytesMut) -> Option<Result<Event, ProtocolError>> {
+        let bytes = &buf[..];
+        let (&b0, &b1) = (bytes.first()?, bytes.get(1)?);
+        let text = match b0 {
+            0x81 => true,
+            0x82 => false,
+            _ => return None,
+        };
+        let masked = b1 & 0x80 != 0;
+        if masked != (self.role == Role::Server) {
+            return None;
+        }
+        let (len, mut header_len) = match b1 & 0x7f {
+            127 => return None,
+            126 => (
+                usize::from(u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?])),
+                4,
+            ),
+            n => (usize::from(n), 2),
+        };
+        let key = if masked {
+            let key: [u8; 4] = bytes.get(header_len..header_len + 4)?.try_into().ok()?;
+            header_len += 4;
+            Some(key)
+        } else {
+            None
+        };
+        if bytes.len() - header_len < len
+            || len > self.config.max_frame_size
+            || len > self.config.max_message_size
+        {
+            return None;
+        }
+        buf.advance(header_len);
+        // Split, not taken: the buffer keeps its allocation, and once the application
+        // drops the message the shell can reuse it without allocating.
+        let mut payload = buf.split_to(len);
+        if let Some(key) = key {
+            apply_mask(&mut payload, key, 0);
+        }
+        if !text {
+            return Some(Ok(Event::Message(Message::Binary(payload.freeze()))));
+        }
+        if !payload.is_ascii() && simdutf8::basic::from_utf8(&payload).is_err() {
+            return Some(Err(ProtocolError::InvalidUtf8));
+        }
+        Some(Ok(Event::Message(Message::Text(
+            Utf8Bytes::from_validated(payload.freeze()),
+        ))))
     }
 
     /// Checks everything the header decides, given the connection's state (§5.1–§5.5).
@@ -844,7 +907,12 @@ impl OutQueue {
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
         self.len += head_len + payload.len();
-        self.tail.extend_from_slice(&head[..head_len]);
+        if head_len == 2 {
+            // The usual server header: a fixed-size copy, no call to `memcpy`.
+            self.tail.extend_from_slice(&head[..2]);
+        } else {
+            self.tail.extend_from_slice(&head[..head_len]);
+        }
         match header.mask {
             Some(key) => {
                 // A client must copy to mask; the copy is the masking pass.
@@ -911,6 +979,12 @@ impl OutQueue {
 
     fn advance(&mut self, mut n: usize) {
         assert!(n <= self.len, "advanced past the queued output");
+        if n == self.len && self.chunks.is_empty() {
+            // Everything written, and it was all in the tail (the common case).
+            self.len = 0;
+            self.release_tail();
+            return;
+        }
         self.len -= n;
         while n > 0 {
             match self.chunks.front_mut() {
@@ -930,12 +1004,18 @@ impl OutQueue {
         }
         if self.len == 0 {
             self.chunks.clear();
-            self.tail_written = 0;
-            let mut tail = std::mem::take(&mut self.tail);
-            if (1..=KEEP_TAIL_CAPACITY).contains(&tail.capacity()) {
-                tail.clear();
-                SPARE_TAIL.with(|spare| spare.set(Some(tail)));
-            }
+            self.release_tail();
+        }
+    }
+
+    /// Everything is written: the tail goes to the thread's spare (or is freed, if large).
+    #[inline]
+    fn release_tail(&mut self) {
+        self.tail_written = 0;
+        let mut tail = std::mem::take(&mut self.tail);
+        if (1..=KEEP_TAIL_CAPACITY).contains(&tail.capacity()) {
+            tail.clear();
+            SPARE_TAIL.with(|spare| spare.set(Some(tail)));
         }
     }
 }

@@ -468,6 +468,25 @@ mod utf8_8_1 {
     }
 
     #[test]
+    fn invalid_utf8_in_a_whole_frame_fails_the_same_way() {
+        // The whole frame in one buffer takes the one-step path; the verdict is the same.
+        for payload in [
+            &b"\xff"[..],
+            b"ok then \xce",
+            &[b'a'; 300][..299]
+                .iter()
+                .copied()
+                .chain([0xc0])
+                .collect::<Vec<_>>(),
+        ] {
+            let mut conn = server();
+            let (events, err) = feed(&mut conn, &c(true, 1, payload));
+            assert!(events.is_empty());
+            assert_failing(&mut conn, err, 1007);
+        }
+    }
+
+    #[test]
     fn invalid_utf8_in_a_later_fragment_fails_at_that_fragment() {
         let mut bytes = c(false, 1, "κόσμε".as_bytes());
         bytes.extend(c(false, 0, b"\xed\xa0\x80")); // a UTF-16 surrogate
