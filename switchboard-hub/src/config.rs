@@ -4,6 +4,7 @@
 //! listen = "127.0.0.1:8080"
 //! lag_policy = "disconnect"          # or "resume"
 //! allowed_origins = ["https://app.example"]   # [] = same origin only, ["*"] = any
+//! allowed_hosts = []                 # names the hub is reached by ([] = IP/localhost only)
 //! admin_api = false                  # /api/admin/connections and /api/admin/disconnect
 //!
 //! [history]
@@ -26,9 +27,11 @@
 //! listen_backlog = 4096              # the kernel caps it at net.core.somaxconn
 //! max_json_depth = 64                # nesting of arrays and objects in a payload
 //!
-//! [rate_limit]                       # per connection, and per client IP across connections
+//! [rate_limit]                       # per connection (WebSocket) or per client IP (REST)
 //! messages_per_second = 20.0         # 0 = off
 //! burst = 40
+//! per_ip_messages_per_second = 200.0 # WebSocket frames per client IP, all connections
+//! per_ip_burst = 1000
 //!
 //! [auth]                             # optional: HMAC-SHA256 JWTs
 //! jwt_secret = "change me: at least 16 random bytes"
@@ -322,6 +325,12 @@ pub struct RateLimitConfig {
     pub messages_per_second: f64,
     /// Publishes allowed in a burst.
     pub burst: u32,
+    /// WebSocket frames per second from one client address across all its connections
+    /// (0: no limit), so that opening more connections buys no more rate. Higher than the
+    /// per-connection rate: one address may carry several tabs or users behind NAT.
+    pub per_ip_messages_per_second: f64,
+    /// WebSocket frames one client address may send in a burst.
+    pub per_ip_burst: u32,
 }
 
 /// Token auth settings.
@@ -395,6 +404,8 @@ impl Default for RateLimitConfig {
         Self {
             messages_per_second: 50.0,
             burst: 100,
+            per_ip_messages_per_second: 200.0,
+            per_ip_burst: 1000,
         }
     }
 }
@@ -496,6 +507,21 @@ impl HubConfig {
         }
         if rate > 0.0 {
             range("rate_limit.burst", self.rate_limit.burst, 1, 1_000_000_000)?;
+        }
+        let per_ip = self.rate_limit.per_ip_messages_per_second;
+        if !(per_ip == 0.0 || (0.001..=1e9).contains(&per_ip)) {
+            return Err(ConfigError::Invalid {
+                key: "rate_limit.per_ip_messages_per_second",
+                problem: format!("must be 0 (off) or between 0.001 and 1e9 (is {per_ip})"),
+            });
+        }
+        if per_ip > 0.0 {
+            range(
+                "rate_limit.per_ip_burst",
+                self.rate_limit.per_ip_burst,
+                1,
+                1_000_000_000,
+            )?;
         }
         let p = &self.presence;
         range("presence.max_list", p.max_list, 1, 100_000)?;

@@ -392,7 +392,8 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
 #[tokio::test]
 async fn more_ws_connections_buy_no_more_rate_from_one_address() {
     let config =
-        HubConfig::from_toml("[rate_limit]\nmessages_per_second = 0.01\nburst = 3\n").unwrap();
+        HubConfig::from_toml("[rate_limit]\nper_ip_messages_per_second = 0.01\nper_ip_burst = 3\n")
+            .unwrap();
     let hub = start(config).await;
     let mut answers = Vec::new();
     for _ in 0..6 {
@@ -553,4 +554,160 @@ async fn bearer_is_case_insensitive_and_metrics_can_need_a_token() {
     let r = request(hub.addr, "GET", "/metrics", &right, b"").await;
     assert_eq!(r.status, 200);
     assert!(String::from_utf8_lossy(&r.body).contains("switchboard_"));
+}
+
+/// A request with raw header lines (any bytes), answered with `Connection: close`.
+async fn raw_request(addr: SocketAddr, head: &[u8]) -> (u16, String) {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(head).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .expect("no answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn with_headers(method: &str, path: &str, lines: &str) -> Vec<u8> {
+    format!("{method} {path} HTTP/1.1\r\n{lines}connection: close\r\ncontent-length: 0\r\n\r\n")
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn same_origin_means_scheme_host_and_port_and_rebinding_and_bad_bytes_are_refused() {
+    let hub = start(no_rate_limit()).await;
+    let a = hub.addr;
+    let ask = |host: String, origin: String| {
+        with_headers(
+            "GET",
+            "/api/channels",
+            &format!("host: {host}\r\norigin: {origin}\r\n"),
+        )
+    };
+    assert_eq!(
+        raw_request(a, &ask(a.to_string(), format!("http://{a}")))
+            .await
+            .0,
+        200
+    );
+    for origin in [
+        format!("https://{a}"),
+        format!("gopher://{a}"),
+        format!("ws://{a}x"),
+    ] {
+        let (status, text) = raw_request(a, &ask(a.to_string(), origin.clone())).await;
+        assert_eq!(status, 403, "{origin}: {text}");
+    }
+    // DNS rebinding: the attacker's name in both Host and Origin.
+    let evil = format!("evil.example:{}", a.port());
+    let (status, _) = raw_request(a, &ask(evil.clone(), format!("http://{evil}"))).await;
+    assert_eq!(status, 403);
+    // An Origin that is not ASCII is refused, not taken for a missing one; also on /ws.
+    let mut bad = b"GET /api/channels HTTP/1.1\r\nhost: h\r\norigin: http://\xff\xfe\r\nconnection: close\r\n\r\n".to_vec();
+    assert_eq!(raw_request(a, &bad).await.0, 403);
+    bad = b"GET /ws HTTP/1.1\r\nhost: h\r\norigin: http://\xc3\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".to_vec();
+    assert_eq!(raw_request(a, &bad).await.0, 403);
+}
+
+#[tokio::test]
+async fn allowed_hosts_refuse_every_other_host() {
+    let mut config = no_rate_limit();
+    config.allowed_hosts = vec!["hub.example".into()];
+    let hub = start(config).await;
+    let get = |host: &str| with_headers("GET", "/api/channels", &format!("host: {host}\r\n"));
+    let (status, text) = raw_request(hub.addr, &get("evil.example")).await;
+    assert_eq!(status, 403);
+    assert!(text.contains("host_not_allowed"), "{text}");
+    assert_eq!(raw_request(hub.addr, &get("hub.example:8080")).await.0, 200);
+    let same = with_headers(
+        "GET",
+        "/api/channels",
+        "host: hub.example\r\norigin: http://hub.example\r\n",
+    );
+    assert_eq!(raw_request(hub.addr, &same).await.0, 200);
+}
+
+#[tokio::test]
+async fn cors_preflight_and_headers_for_allowed_origins_only_on_every_http_transport() {
+    let mut config = no_rate_limit();
+    config.allowed_origins = vec!["https://app.example".into()];
+    config.limits.poll_timeout_secs = 1;
+    let hub = start(config).await;
+    let a = hub.addr;
+    let preflight = |origin: &str| {
+        with_headers(
+            "OPTIONS",
+            "/api/channels/c/messages",
+            &format!(
+                "host: {a}\r\norigin: {origin}\r\naccess-control-request-method: POST\r\n\
+                 access-control-request-headers: content-type, authorization\r\n"
+            ),
+        )
+    };
+    let (status, text) = raw_request(a, &preflight("https://app.example")).await;
+    let lower = text.to_ascii_lowercase();
+    assert_eq!(status, 204, "{text}");
+    assert!(
+        lower.contains("access-control-allow-origin: https://app.example"),
+        "{text}"
+    );
+    assert!(
+        lower.contains("access-control-allow-methods: get, post, options"),
+        "{text}"
+    );
+    assert!(
+        lower.contains("access-control-allow-headers: authorization, content-type"),
+        "{text}"
+    );
+    let (status, text) = raw_request(a, &preflight("https://evil.example")).await;
+    assert_eq!(status, 403);
+    assert!(!text
+        .to_ascii_lowercase()
+        .contains("access-control-allow-origin"));
+    let publish = format!(
+        "POST /api/channels/c/messages HTTP/1.1\r\nhost: {a}\r\norigin: https://app.example\r\n\
+         content-type: application/json\r\ncontent-length: 1\r\nconnection: close\r\n\r\n1"
+    );
+    for head in [
+        publish.into_bytes(),
+        with_headers(
+            "GET",
+            "/api/channels/c/messages",
+            &format!("host: {a}\r\norigin: https://app.example\r\n"),
+        ),
+        with_headers(
+            "GET",
+            "/poll/c?since=0",
+            &format!("host: {a}\r\norigin: https://app.example\r\n"),
+        ),
+    ] {
+        let (status, text) = raw_request(a, &head).await;
+        assert_eq!(status, 200, "{text}");
+        let lower = text.to_ascii_lowercase();
+        assert!(
+            lower.contains("access-control-allow-origin: https://app.example"),
+            "{text}"
+        );
+        assert!(lower.contains("vary: origin"), "{text}");
+    }
+    let mut sse = common::HttpStream::open(
+        a,
+        "GET",
+        "/sse/c",
+        &[("origin", "https://app.example")],
+        b"",
+    )
+    .await;
+    assert_eq!(sse.status, 200);
+    assert!(sse
+        .headers
+        .to_ascii_lowercase()
+        .contains("access-control-allow-origin: https://app.example"));
+    drop(sse.next_sse_block());
 }

@@ -315,8 +315,18 @@ async fn cross_origin_requests_need_the_allowlist() {
         (403, Some("origin_not_allowed"))
     );
     assert_eq!(send(&app, with_origin("https://app.example")).await.0, 200);
+    // Origin equal to Host on a name the hub was not told it has: a DNS-rebinding page
+    // looks exactly so; refused until `allowed_hosts` names the host.
     assert_eq!(
         send(&app, with_origin("http://hub.local:8080")).await.0,
+        403
+    );
+    let (_s2, named) = server(HubConfig {
+        allowed_hosts: vec!["hub.local".into()],
+        ..HubConfig::default()
+    });
+    assert_eq!(
+        send(&named, with_origin("http://hub.local:8080")).await.0,
         200
     );
     // No Origin: not a browser, allowed.

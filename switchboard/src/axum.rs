@@ -114,7 +114,7 @@ impl WebSocketUpgrade {
         reason = "the refusal carries its ready response; it happens once per request"
     )]
     pub fn allow_origins(self, policy: &OriginPolicy) -> Result<Self, WebSocketUpgradeRejection> {
-        if policy.is_allowed(self.origin()) {
+        if policy.is_allowed_value(self.origin.as_ref()) {
             Ok(self)
         } else {
             Err(Rejection::with_status(StatusCode::FORBIDDEN, "origin not allowed").into())

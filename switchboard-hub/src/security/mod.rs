@@ -8,5 +8,5 @@ mod rate;
 
 pub(crate) use jwt::matches as pattern_matches;
 pub use jwt::{Claims, JwtKey, TokenError};
-pub use origin::OriginPolicy;
+pub use origin::{OriginPolicy, OriginRefusal, OriginVerdict};
 pub use rate::{KeyedRateLimiter, RateLimit, TokenBucket};

@@ -64,9 +64,9 @@ impl Caller {
         self.claims.as_ref()?.exp
     }
 
-    /// Charges one publish or client frame to the caller's address.
-    pub(crate) fn charge(&self, state: &AppState) -> Result<(), ApiError> {
-        charge(state, self.ip)
+    /// Charges one WebSocket frame to the caller's address.
+    pub(crate) fn charge_frame(&self, state: &AppState) -> Result<(), ApiError> {
+        charge_to(state, &state.ws_ip_rate, self.ip)
     }
 
     /// Checks that this caller may do `action` on `channel`.
@@ -120,19 +120,14 @@ impl Caller {
     }
 }
 
-/// Checks the `Origin` header and verifies the token (from `Authorization: Bearer …` or the
-/// `token` query parameter, which is all a browser's `WebSocket` and `EventSource` can send).
+/// Verifies the token (from `Authorization: Bearer …` or the `token` query parameter, which
+/// is all a browser's `WebSocket` and `EventSource` can send). `Origin` and `Host` were
+/// checked before routing, for every request (`transport::cors`).
 pub(crate) fn admit(
     state: &AppState,
     headers: &HeaderMap,
     query_token: Option<&str>,
 ) -> Result<Caller, ApiError> {
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !state.origins.allows(origin, host) {
-        state.hub.metrics().record_rejected();
-        return Err(ApiError::OriginNotAllowed);
-    }
     let Some(key) = &state.jwt else {
         return Ok(Caller::default());
     };
@@ -194,13 +189,21 @@ pub(crate) fn client_ip(
     ))
 }
 
-/// Charges one publish or client frame to the client's address.
+/// Charges one REST publish to the client's address.
 pub(crate) fn charge(state: &AppState, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    charge_to(state, &state.ip_rate, ip)
+}
+
+fn charge_to(
+    state: &AppState,
+    limiter: &crate::security::KeyedRateLimiter<IpAddr>,
+    ip: Option<IpAddr>,
+) -> Result<(), ApiError> {
     let Some(ip) = ip else {
         return Ok(());
     };
     let now = tokio::time::Instant::now().into_std();
-    state.ip_rate.try_take(ip, now).map_err(|retry_after| {
+    limiter.try_take(ip, now).map_err(|retry_after| {
         state.hub.metrics().record_rejected();
         ApiError::RateLimited { retry_after }
     })

@@ -51,6 +51,9 @@ pub enum ApiError {
     /// The request's `Origin` is not allowed.
     #[error("origin not allowed")]
     OriginNotAllowed,
+    /// The request's `Host` is not one of `allowed_hosts`.
+    #[error("host not allowed")]
+    HostNotAllowed,
     /// Too many requests or messages.
     #[error("rate limit exceeded, retry in {}", RetryIn(*retry_after))]
     RateLimited {
@@ -123,7 +126,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::OriginNotAllowed => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::OriginNotAllowed | ApiError::HostNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooManyChannels { .. }
             | ApiError::Unavailable(_)
@@ -148,6 +153,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::OriginNotAllowed => "origin_not_allowed",
+            ApiError::HostNotAllowed => "host_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::TooManyChannels { .. } => "too_many_channels",
             ApiError::Unavailable(_) => "unavailable",

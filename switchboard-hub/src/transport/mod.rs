@@ -21,6 +21,7 @@ mod access;
 mod admin;
 pub mod command;
 mod conn;
+mod cors;
 pub mod error;
 mod outbox;
 mod params;
@@ -57,9 +58,11 @@ pub(crate) struct StateInner {
     pub(crate) config: HubConfig,
     pub(crate) origins: OriginPolicy,
     pub(crate) jwt: Option<JwtKey>,
-    /// Per client address, across its requests and connections (REST publishes and every
-    /// WebSocket frame): opening more connections buys no more rate.
+    /// REST publishes per client address.
     pub(crate) ip_rate: KeyedRateLimiter<IpAddr>,
+    /// WebSocket frames per client address, across all its connections: opening more
+    /// connections buys no more rate.
+    pub(crate) ws_ip_rate: KeyedRateLimiter<IpAddr>,
     /// The proxies whose forwarding header names the client (`trust_proxy`).
     pub(crate) proxies: TrustedProxies,
     /// Turns `true` when the server begins shutting down: long-lived streams end then, so
@@ -89,12 +92,19 @@ impl AppState {
             burst: config.rate_limit.burst,
         };
         Self(Arc::new(StateInner {
-            origins: OriginPolicy::from_config(&config.allowed_origins),
+            origins: OriginPolicy::from_config(&config.allowed_origins, &config.allowed_hosts),
             jwt: config
                 .auth
                 .as_ref()
                 .map(|a| JwtKey::new(a.jwt_secret.as_bytes())),
             ip_rate: KeyedRateLimiter::new(rate, 100_000),
+            ws_ip_rate: KeyedRateLimiter::new(
+                RateLimit {
+                    per_second: config.rate_limit.per_ip_messages_per_second,
+                    burst: config.rate_limit.per_ip_burst,
+                },
+                100_000,
+            ),
             proxies: config.trusted_proxies(),
             hub,
             config,
@@ -164,9 +174,13 @@ pub(crate) fn router(
     } else {
         router
     };
-    // Last: it applies to the routes added so far.
+    // Last: they apply to the routes added so far.
     router
         .method_not_allowed_fallback(rest::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::guard,
+        ))
         .with_state(state)
 }
 

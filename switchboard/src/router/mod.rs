@@ -502,11 +502,8 @@ impl Router {
                 Err(over) => return refused(stream, peer, &over.rejection()).await,
             }
         }
-        let origin = request
-            .headers()
-            .get(http::header::ORIGIN)
-            .and_then(|v| v.to_str().ok());
-        if !route.origins.is_allowed(origin) {
+        let origin = request.headers().get(http::header::ORIGIN);
+        if !route.origins.is_allowed_value(origin) {
             let rejection = Rejection::with_status(StatusCode::FORBIDDEN, "origin not allowed");
             return refused(stream, peer, &rejection).await;
         }

@@ -115,6 +115,17 @@ impl OriginPolicy {
         })
     }
 
+    /// [`OriginPolicy::is_allowed`] for the raw header value. An `Origin` that is not
+    /// visible ASCII (RFC 6454 §7 serialises origins in ASCII) is refused: treating it as
+    /// absent would let a crafted header pass as a non-browser client.
+    pub fn is_allowed_value(&self, origin: Option<&http::HeaderValue>) -> bool {
+        match origin.map(http::HeaderValue::to_str) {
+            None => self.is_allowed(None),
+            Some(Ok(origin)) => self.is_allowed(Some(origin)),
+            Some(Err(_)) => false,
+        }
+    }
+
     /// [`OriginPolicy::is_allowed`] as the answer an [`Acceptor`](crate::Acceptor) callback
     /// gives: `403 Forbidden` for an origin that is not allowed.
     pub fn check(&self, origin: Option<&str>) -> Result<(), Reject> {
@@ -124,6 +135,30 @@ impl OriginPolicy {
             Err(Reject::new(StatusCode::FORBIDDEN, "origin not allowed"))
         }
     }
+}
+
+/// Whether `origin` (an `Origin` header value) is the origin of a server reached at `host`
+/// (the `Host` header: `name[:port]`) over `scheme` (`http` or `https`; `ws`/`wss` count
+/// as these). RFC 6454 §5: same scheme, host and port, the port defaulting by scheme — so
+/// `gopher://hub` or `https://hub` is not the origin of `http://hub`.
+///
+/// ```
+/// use switchboard::security::same_origin;
+/// assert!(same_origin("http://hub:80", "http", "hub"));
+/// assert!(!same_origin("https://hub", "http", "hub"));
+/// assert!(!same_origin("gopher://hub", "http", "hub"));
+/// ```
+pub fn same_origin(origin: &str, scheme: &str, host: &str) -> bool {
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "ws" | "http" => "http",
+        "wss" | "https" => "https",
+        _ => return false,
+    };
+    let host = host.trim();
+    if host.is_empty() || host.contains(['/', '@', '?', '#']) {
+        return false;
+    }
+    normalize(origin) == normalize(&format!("{scheme}://{host}"))
 }
 
 fn parse_pattern(pattern: &str) -> Pattern {
@@ -192,6 +227,28 @@ mod tests {
         assert!(!policy.clone().allow_missing(false).is_allowed(None));
         assert!(OriginPolicy::any().is_allowed(Some("https://anything.net")));
         assert!(OriginPolicy::allow(["null"]).is_allowed(Some("null")));
+    }
+
+    #[test]
+    fn same_origin_compares_scheme_host_and_port() {
+        assert!(same_origin("http://hub:8080", "http", "hub:8080"));
+        assert!(same_origin("HTTP://Hub:8080/", "http", "HUB:8080"));
+        assert!(same_origin("https://hub", "https", "hub:443"));
+        assert!(!same_origin("https://hub:8080", "http", "hub:8080"));
+        assert!(!same_origin("gopher://hub:8080", "http", "hub:8080"));
+        assert!(!same_origin("http://hub:8081", "http", "hub:8080"));
+        assert!(!same_origin("http://hub", "http", "hub:8080"));
+        assert!(!same_origin("http://x@hub", "http", "x@hub"));
+        assert!(!same_origin("null", "http", "hub"));
+    }
+
+    #[test]
+    fn a_non_ascii_origin_is_refused_not_absent() {
+        let policy = OriginPolicy::allow(["https://example.com"]);
+        let bad = http::HeaderValue::from_bytes(b"https://ex\xe4mple.com").unwrap();
+        assert!(!policy.is_allowed_value(Some(&bad)));
+        assert!(!OriginPolicy::any().is_allowed_value(Some(&bad)));
+        assert!(policy.is_allowed_value(None));
     }
 
     #[test]

@@ -157,7 +157,7 @@ async fn run(
                         state.hub.metrics().record_rejected();
                         break End::Policy("rate limit exceeded");
                     }
-                    if caller.charge(&state).is_err() {
+                    if caller.charge_frame(&state).is_err() {
                         break End::Policy("rate limit exceeded");
                     }
                     let payload = Payload::text(text.as_str());

@@ -212,7 +212,7 @@ impl Session {
             self.state.hub.metrics().record_rejected();
             true
         } else {
-            self.caller.charge(&self.state).is_err()
+            self.caller.charge_frame(&self.state).is_err()
         };
         if limited {
             self.refused_in_a_row += 1;
