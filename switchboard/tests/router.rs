@@ -376,12 +376,17 @@ async fn the_router_terminates_tls() {
     assert_eq!(ws.recv().await.unwrap().unwrap(), Message::from("tls=true"));
     ws.send("secret").await.unwrap();
     assert_eq!(ws.recv().await.unwrap().unwrap(), Message::from("secret"));
-    // A plain-text client gets nowhere (and does not hang the server).
+    // A plain-text client gets nowhere (and does not hang the server): a complete, valid
+    // upgrade request, which a router without TLS would answer 101, is not.
     let answer = tokio::time::timeout(LIMIT, async {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
-        tcp.write_all(b"GET /secure HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        tcp.write_all(
+            b"GET /secure HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+              Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .await
+        .unwrap();
         let mut out = Vec::new();
         let _ = tcp.read_to_end(&mut out).await;
         out
