@@ -221,6 +221,58 @@ async fn a_reconnect_within_the_grace_period_does_not_flap() {
     .await;
 }
 
+/// A connection the server drops (as it drops a slow consumer: the kill switch) leaves
+/// once, after the grace period.
+#[tokio::test]
+async fn a_connection_killed_by_the_server_leaves_once() {
+    let mut c = config();
+    c.admin_api = true;
+    let hub = start(c).await;
+    let (mut ann, _) = member(hub.addr, "k", "ann", "ann").await;
+    let (mut bob, _) = member(hub.addr, "k", "bob", "bob").await;
+    assert_eq!(recv_op(&mut ann, &["join"]).await["client"], "bob");
+    let bob_conn = request(hub.addr, "GET", "/api/admin/connections", &[], b"")
+        .await
+        .json()["connections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let t = Instant::now();
+    let r = request(
+        hub.addr,
+        "POST",
+        &format!("/api/admin/disconnect?id={bob_conn}"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.json()["disconnected"], 1);
+    // Bob's socket is dropped without a close handshake.
+    let end = tokio::time::timeout(WAIT, bob.recv())
+        .await
+        .expect("bob still connected");
+    assert!(!matches!(end, Some(Ok(_))), "{end:?}");
+    let leave = recv_op(&mut ann, &["join", "leave"]).await;
+    assert_eq!(
+        (leave["op"].as_str(), leave["client"].as_str()),
+        (Some("leave"), Some("bob"))
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(GRACE_MS - 50),
+        "{:?}",
+        t.elapsed()
+    );
+    quiet(
+        &mut ann,
+        &["join", "leave"],
+        Duration::from_millis(GRACE_MS * 2),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn chat_room_sse_and_poll_are_in_presence_too() {
     let hub = start(config()).await;
