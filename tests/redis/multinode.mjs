@@ -456,7 +456,9 @@ async function chaos(nodes, redis) {
   const ackEpochs = [];
   let stop = false,
     attempts = 0,
-    refused = 0;
+    refused = 0,
+    rest503 = 0,
+    wsRefusedWithRef = 0;
   const publisher = async (node, via, k) => {
     let ws = null,
       pending = new Map(),
@@ -469,7 +471,10 @@ async function chaos(nodes, redis) {
         if (via === "rest") {
           const res = await rest(node.url, "POST", `/api/channels/${channel}/messages`, data);
           if (res.status === 200) ack = res.json;
-          else refused += 1;
+          else {
+            refused += 1;
+            if (res.status === 503 && res.json?.error?.code === "broker_unavailable") rest503 += 1;
+          }
         } else {
           if (!ws || ws.readyState !== WebSocket.OPEN) {
             ws = new WebSocket(node.url.replace("http", "ws") + "/ws");
@@ -494,7 +499,11 @@ async function chaos(nodes, redis) {
             setTimeout(() => rej(new Error("ack timeout")), 5000);
           });
           if (f.op === "ack") ack = f;
-          else refused += 1;
+          else {
+            refused += 1;
+            // Found by its ref: the error answered this very publish.
+            if (f.op === "error" && f.code === "broker_unavailable") wsRefusedWithRef += 1;
+          }
         }
         if (ack) {
           acked.set(`${ack.epoch}:${ack.id}`, data);
@@ -552,6 +561,7 @@ async function chaos(nodes, redis) {
   await Promise.race([Promise.all(running), sleep(3000)]);
 
   r.report(acked.size > 100, `acknowledged publishes during chaos: ${acked.size} (${refused} refused or unanswered of ${attempts})`);
+  r.report(rest503 > 0 && wsRefusedWithRef > 0, "while Redis was down, publishes were refused: REST 503 broker_unavailable, /ws error op carrying the publish's ref", `${rest503} REST, ${wsRefusedWithRef} /ws`);
   r.report(
     ackEpochs.length === 2 && ackEpochs[0] === epochBeforePersistentRestart,
     "the restart with persistence kept the epoch, the one without made a new one",

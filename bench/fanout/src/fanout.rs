@@ -35,6 +35,12 @@ pub(crate) struct Shared {
     ended: Cell<usize>,
     first_error: RefCell<Option<String>>,
     progress: Notify,
+    /// When message k was written by the publisher (for publish-to-delivery latency).
+    sent_at: RefCell<Vec<Option<Instant>>>,
+    /// Latency samples, in microseconds, of subscribers marked remote (another node than the
+    /// publisher's, in a multi-node run); only while `sampling` is on.
+    latencies: RefCell<Vec<u32>>,
+    sampling: Cell<bool>,
 }
 
 impl Shared {
@@ -48,7 +54,37 @@ impl Shared {
             ended: Cell::new(0),
             first_error: RefCell::new(None),
             progress: Notify::new(),
+            sent_at: RefCell::new(vec![None; messages + 1]),
+            latencies: RefCell::new(Vec::new()),
+            sampling: Cell::new(false),
         })
+    }
+
+    fn sample(&self, k: usize) {
+        if !self.sampling.get() {
+            return;
+        }
+        if let Some(Some(t)) = self.sent_at.borrow().get(k) {
+            let us = u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX);
+            self.latencies.borrow_mut().push(us);
+        }
+    }
+
+    /// Starts (or stops) collecting latency samples, dropping those collected so far.
+    pub(crate) fn sample_latency(&self, on: bool) {
+        self.sampling.set(on);
+        self.latencies.borrow_mut().clear();
+    }
+
+    /// `(p50, p99, samples)` of the latencies collected, in microseconds.
+    pub(crate) fn latency_percentiles(&self) -> Option<(u32, u32, usize)> {
+        let mut v = self.latencies.borrow().clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Some((at(0.50), at(0.99), v.len()))
     }
 
     fn delivered(&self, k: usize) {
@@ -82,8 +118,9 @@ impl Shared {
     }
 }
 
-/// Reads one subscriber connection until it ends, counting data frames.
-pub(crate) async fn subscriber(target: Target, joined: Joined, shared: Rc<Shared>) {
+/// Reads one subscriber connection until it ends, counting data frames; a `remote` one
+/// (on another node than the publisher) also samples publish-to-delivery latency.
+pub(crate) async fn subscriber(target: Target, joined: Joined, shared: Rc<Shared>, remote: bool) {
     let Joined {
         mut stream,
         leftover,
@@ -99,6 +136,9 @@ pub(crate) async fn subscriber(target: Target, joined: Joined, shared: Rc<Shared
                 match target.classify(&frame) {
                     Incoming::Data => {
                         count += 1;
+                        if remote {
+                            shared.sample(count);
+                        }
                         shared.delivered(count);
                     }
                     Incoming::Reply(bytes) => stream.write_all(&bytes).await?,
@@ -220,6 +260,15 @@ impl Publisher {
                 batch.clear();
                 for _ in 0..allowed {
                     batch.extend_from_slice(&self.frame);
+                }
+                let now = Instant::now();
+                {
+                    let mut sent = shared.sent_at.borrow_mut();
+                    for k in self.published + 1..=self.published + allowed {
+                        if let Some(slot) = sent.get_mut(k) {
+                            *slot = Some(now);
+                        }
+                    }
                 }
                 self.writer.lock().await.write_all(&batch).await?;
                 self.published += allowed;

@@ -37,6 +37,11 @@ struct Args {
     /// Its address (loopback only).
     #[arg(long)]
     addr: SocketAddr,
+    /// Spread the subscribers over these servers, round-robin (repeatable; default: --addr).
+    /// Nodes that share channels (switchboard --redis, Socket.IO with a Redis adapter):
+    /// latency is sampled on the subscribers of the nodes other than --addr.
+    #[arg(long = "sub-addr")]
+    sub_addrs: Vec<SocketAddr>,
     /// Subscriber connections.
     #[arg(long, default_value_t = 1000)]
     subscribers: usize,
@@ -89,6 +94,13 @@ struct Report {
     all_complete: bool,
     lost: u64,
     error: Option<String>,
+    /// Nodes the subscribers were spread over.
+    nodes: usize,
+    /// Publish-to-delivery latency on the other nodes' subscribers over the measured rounds,
+    /// in microseconds (multi-node runs only; includes the pacing window's queueing).
+    latency_p50_us: Option<u32>,
+    latency_p99_us: Option<u32>,
+    latency_samples: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -125,19 +137,36 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let t0 = Instant::now();
     let limit = Rc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let path = args.target.subscriber_path(&args.channel);
+    let nodes = if args.sub_addrs.is_empty() {
+        vec![args.addr]
+    } else {
+        args.sub_addrs.clone()
+    };
+    anyhow::ensure!(
+        nodes.iter().all(|a| a.ip().is_loopback()),
+        "--sub-addr must be loopback addresses"
+    );
     let mut pending = Vec::with_capacity(args.subscribers);
     for n in 0..args.subscribers {
         let limit = Rc::clone(&limit);
         let path = path.clone();
-        let (target, addr) = (args.target, args.addr);
+        let (target, addr) = (args.target, nodes[n % nodes.len()]);
         pending.push(tokio::task::spawn_local(async move {
             let _permit = limit.acquire().await?;
-            conn::open(target, addr, &path, n as u64).await
+            conn::open(target, addr, &path, n as u64)
+                .await
+                .map(|j| (j, addr))
         }));
     }
     for p in pending {
-        let joined = p.await??;
-        tokio::task::spawn_local(fanout::subscriber(args.target, joined, Rc::clone(&shared)));
+        let (joined, addr) = p.await??;
+        let remote = nodes.len() > 1 && addr != args.addr;
+        tokio::task::spawn_local(fanout::subscriber(
+            args.target,
+            joined,
+            Rc::clone(&shared),
+            remote,
+        ));
     }
     let connect_secs = t0.elapsed().as_secs_f64();
     let publisher = conn::open(
@@ -167,6 +196,9 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let mut rounds = Vec::new();
     let mut error = None;
     for i in 0..args.warmup_rounds + args.rounds {
+        if i == args.warmup_rounds {
+            shared.sample_latency(true);
+        }
         let r = publisher
             .round(&shared, messages, args.window, limit, args.server_pid)
             .await?;
@@ -224,7 +256,12 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             (rates[m - 1] + rates[m]) / 2.0
         }
     });
+    let latency = shared.latency_percentiles();
     Ok(Report {
+        nodes: nodes.len(),
+        latency_p50_us: latency.map(|l| l.0),
+        latency_p99_us: latency.map(|l| l.1),
+        latency_samples: latency.map_or(0, |l| l.2),
         target: args.target,
         subscribers: args.subscribers,
         messages_per_round: messages,
@@ -243,10 +280,15 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
 fn print_text(r: &Report) {
     match r.median_deliveries_per_sec {
         Some(m) => println!(
-            "{:?} x{}: median {m:.0} deliveries/s over {} rounds{}",
+            "{:?} x{} on {} node(s): median {m:.0} deliveries/s over {} rounds{}{}",
             r.target,
             r.subscribers,
+            r.nodes,
             r.rounds.len(),
+            match (r.latency_p50_us, r.latency_p99_us) {
+                (Some(a), Some(b)) => format!(", cross-node latency p50 {a} us p99 {b} us"),
+                _ => String::new(),
+            },
             r.error
                 .as_deref()
                 .map(|e| format!(" (error: {e})"))
