@@ -863,6 +863,36 @@ mod contract {
         eprintln!("a dead node's entry left after {took:?} (refresh {refresh:?})");
     }
 
+    /// Counts stay exact at 10 000 entries in Redis, and a list stays capped.
+    #[tokio::test]
+    async fn redis_counts_at_ten_thousand() {
+        let redis = RedisServer::start().await;
+        let store = redis_store(&redis.url, Duration::from_secs(5), Duration::from_secs(10));
+        let ch = ChannelName::new("big").unwrap();
+        let mut keys = Vec::new();
+        for i in 0..10_000 {
+            let e = entry(&format!("m{i:05}"), Some(&format!("u{}", i % 2500)));
+            keys.push(store.join(ch.clone(), e).await.unwrap());
+        }
+        // The writer puts the joins into Redis in order; wait until all are there.
+        let deadline = Instant::now() + WAIT * 2;
+        let counts = loop {
+            let c = store.counts(vec![ch.clone()]).await.unwrap()[0];
+            if c.clients == 10_000 || Instant::now() > deadline {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!((counts.clients, counts.users), (10_000, 2500));
+        let t = Instant::now();
+        let l = store.list(ch.clone(), 100).await.unwrap();
+        let took = t.elapsed();
+        assert_eq!((l.entries.len(), l.truncated), (100, true));
+        assert_eq!(l.entries[0].client.as_str(), "m00000");
+        eprintln!("Redis presence list of 10 000 members: {took:?}");
+        drop(keys);
+    }
+
     #[tokio::test]
     async fn memory_store() {
         let grace = Duration::from_millis(200);

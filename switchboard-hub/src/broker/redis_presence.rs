@@ -291,22 +291,28 @@ impl Inner {
         limit: usize,
     ) -> Result<PresenceList, BrokerError> {
         let [e, _, _, l, u, a] = self.keys(channel);
-        let stop = i64::try_from(limit).unwrap_or(i64::MAX).saturating_sub(1);
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("HLEN")
+            .arg(&e)
+            .cmd("HLEN")
+            .arg(&u)
+            .cmd("GET")
+            .arg(&a);
+        // ZRANGE 0 -1 would be everything: a count-only read asks for no ids at all.
         let (clients, users, anonymous, ids): (usize, usize, Option<usize>, Vec<String>) =
-            ::redis::pipe()
-                .cmd("HLEN")
-                .arg(&e)
-                .cmd("HLEN")
-                .arg(&u)
-                .cmd("GET")
-                .arg(&a)
-                .cmd("ZRANGE")
-                .arg(&l)
-                .arg(0)
-                .arg(stop)
-                .query_async(conn)
-                .await
-                .map_err(|err| self.unavailable(err))?;
+            if limit == 0 {
+                let (c, us, an): (usize, usize, Option<usize>) = pipe
+                    .query_async(conn)
+                    .await
+                    .map_err(|err| self.unavailable(err))?;
+                (c, us, an, Vec::new())
+            } else {
+                let stop = i64::try_from(limit).unwrap_or(i64::MAX) - 1;
+                pipe.cmd("ZRANGE").arg(&l).arg(0).arg(stop);
+                pipe.query_async(conn)
+                    .await
+                    .map_err(|err| self.unavailable(err))?
+            };
         let entries = if limit == 0 || ids.is_empty() {
             Vec::new()
         } else {
