@@ -17,7 +17,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { CHROMIUM_ARGS, Hub, Reporter, parseArgs, requireInterop, sleep, strictlyIncreasing, until } from "./lib.mjs";
+import { CHROMIUM_ARGS, Hub, Reporter, openChatPage, parseArgs, requireInterop, sleep, strictlyIncreasing, until } from "./lib.mjs";
 
 const { chromium } = requireInterop("playwright-core");
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -38,21 +38,7 @@ if (!base.startsWith("http://127.0.0.1:") && !base.startsWith("http://[::1]:")) 
 
 const consoleLines = [];
 
-async function openChat(context, { channel, transport, nick }) {
-  const page = await context.newPage();
-  page.on("console", (m) => consoleLines.push(`[${nick}] console.${m.type()}: ${m.text()}`));
-  page.on("pageerror", (e) => consoleLines.push(`[${nick}] pageerror: ${e.message}`));
-  const q = new URLSearchParams({ channel, transport, nick });
-  await page.goto(`${base}/?${q}`, { timeout: WAIT });
-  await page.waitForFunction(
-    (t) => window.__switchboard && window.__switchboard.client.state === "open" && window.__switchboard.client.transport === t,
-    transport,
-    { timeout: WAIT },
-  );
-  page.nick = nick;
-  page.transport = transport;
-  return page;
-}
+const openChat = (context, opts) => openChatPage(context, base, opts, consoleLines, WAIT);
 
 /** Types `text` into #message and clicks #send, as a user would. */
 async function say(page, text) {

@@ -129,3 +129,24 @@ export const CHROMIUM_ARGS = [
   "--disable-sync",
   "--no-proxy-server",
 ];
+
+/**
+ * Opens the chat page (web/index.html) of the hub at `base` on `channel` over `transport`
+ * as `nick`, and waits until its client is open on that transport. Console lines and page
+ * errors go to `consoleLines`.
+ */
+export async function openChatPage(context, base, { channel, transport, nick }, consoleLines, timeout = 15000) {
+  const page = await context.newPage();
+  page.on("console", (m) => consoleLines.push(`[${nick}] console.${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => consoleLines.push(`[${nick}] pageerror: ${e.message}`));
+  const q = new URLSearchParams({ channel, transport, nick });
+  await page.goto(`${base}/?${q}`, { timeout });
+  await page.waitForFunction(
+    (t) => window.__switchboard && window.__switchboard.client.state === "open" && window.__switchboard.client.transport === t,
+    transport,
+    { timeout },
+  );
+  page.nick = nick;
+  page.transport = transport;
+  return page;
+}

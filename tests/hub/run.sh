@@ -9,6 +9,9 @@
 #                   other keeps sending and it gets exactly what it missed; REST publishes
 #                   reach every transport; history, `since`, paging; the long-poll gap; the
 #                   seeds' bare `new WebSocket()` / `new EventSource()` page
+#   presence.mjs    headless Chromium: three chat pages in one room on WebSocket, SSE and long
+#                   polling each see the other two online; REST and /ws presence agree;
+#                   closed pages leave on the others, once each
 #   slow_check.mjs  a subscriber that reads nothing (slow_subscriber.py, tiny receive
 #                   buffer) under lag_policy "disconnect" and "resume": the others are not
 #                   slowed, it is counted in /metrics and dropped or resumed per policy
@@ -121,6 +124,12 @@ if [[ $ready == 1 ]]; then
 messages_per_second = 1000.0
 burst = 1000'; then
     check "hub e2e (chromium)" 400 node "$HERE/e2e.mjs" --url "$HUB_URL"
+  fi
+
+  # Presence: a short grace period, so that a closed page is seen leaving quickly.
+  if hub presence '[presence]
+grace_ms = 1500'; then
+    check "hub presence (chromium)" 200 node "$HERE/presence.mjs" --url "$HUB_URL" --grace-ms 1500
   fi
 
   # The defaults, as a first-time user starts it: no arguments at all serves the chat on

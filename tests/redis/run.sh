@@ -10,6 +10,10 @@
 #                  without persistence, a hub node SIGKILLed) and a checker over every
 #                  subscriber's log: every acknowledged publish exactly once and in order, or
 #                  an explicit reset
+#   presence       tests/hub/presence.mjs on three nodes (refresh_secs = 2): three chat pages
+#                  on three transports and three nodes each see the other two, REST and /ws
+#                  agree on every node, closed pages leave everywhere; a SIGKILLed node's page
+#                  disappears from the others within the TTL (2.5 x refresh = 5 s)
 #   browser.mjs    headless Chromium: the chat page behind nginx (node A, node B as backup)
 #                  moves to B when A is killed and resumes with no loss and no duplicate
 #
@@ -78,7 +82,41 @@ if [[ ! -d "$INTEROP/node_modules/ws" || ! -d "$INTEROP/node_modules/playwright-
   fi
 fi
 
+# presence_nodes: one redis-server and three `serve --redis` nodes (short presence refresh),
+# then tests/hub/presence.mjs across them, killing the third node with SIGKILL at the end.
+presence_nodes() {
+  local tmp rport rpid ports=() pids=() urls="" i pid
+  tmp="$(mktemp -d)"
+  rport="$(free_port)"
+  redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no </dev/null >"$LOGDIR/presence-redis.log" 2>&1 &
+  rpid=$!
+  if ! wait_for_port "$rport" 20 "$rpid"; then
+    say "FAIL redis presence: redis-server did not start (log $LOGDIR/presence-redis.log)"
+    kill "$rpid" 2>/dev/null; rm -rf "$tmp"; return
+  fi
+  printf '[presence]\ngrace_ms = 1500\nrefresh_secs = 2\n' >"$tmp/hub.toml"
+  for i in 0 1 2; do
+    ports[i]="$(free_port)"
+    "$SWITCHBOARD_BIN" serve --listen "127.0.0.1:${ports[i]}" --config "$tmp/hub.toml" --redis "redis://127.0.0.1:$rport" \
+      </dev/null >"$LOGDIR/presence-node$i.log" 2>&1 &
+    pids[i]=$!
+    urls+="${urls:+,}http://127.0.0.1:${ports[i]}"
+  done
+  local up=1
+  for i in 0 1 2; do
+    wait_for_port "${ports[i]}" 20 "${pids[i]}" || { say "FAIL redis presence: node $i did not start (log $LOGDIR/presence-node$i.log)"; up=0; }
+  done
+  if [[ $up == 1 ]]; then
+    check presence 200 node "$ROOT/tests/hub/presence.mjs" --url "$urls" --grace-ms 1500 \
+      --kill-pid "${pids[2]}" --kill-url "http://127.0.0.1:${ports[2]}" --ttl-ms 5000 --label "redis presence (3 nodes)"
+  fi
+  for pid in "${pids[@]}" "$rpid"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${pids[@]}" "$rpid"; do wait "$pid" 2>/dev/null; done
+  rm -rf "$tmp"
+}
+
 if [[ $ready == 1 ]]; then
+  presence_nodes
   check multinode 150 node "$HERE/multinode.mjs" --bin "$SWITCHBOARD_BIN" --logs "$LOGDIR/multinode"
   check browser 90 node "$HERE/browser.mjs" --bin "$SWITCHBOARD_BIN" --logs "$LOGDIR/browser" --nginx "$NGINX"
 fi
