@@ -13,11 +13,10 @@
 //   plain     a page with only the seeds' bare `new WebSocket()` / `new EventSource()`
 //             chats with the hub's page
 // Prints one PASS/FAIL line per check; exits 1 if any failed.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { CHROMIUM_ARGS, Hub, Reporter, openChatPage, parseArgs, requireInterop, sleep, strictlyIncreasing, until } from "./lib.mjs";
+import { Hub, Reporter, openChatPage, runInChromium, parseArgs, requireInterop, sleep, strictlyIncreasing, until } from "./lib.mjs";
 
 const { chromium } = requireInterop("playwright-core");
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -331,12 +330,11 @@ async function plainSection(context) {
 
 // ---------------------------------------------------------------------------------
 
-const profile = mkdtempSync(path.join(tmpdir(), "switchboard-hub-e2e-"));
-let context;
-try {
+const frame = { chromium, executablePath: args.chromium, profilePrefix: "switchboard-hub-e2e-", reporter: r, consoleLines };
+const only = args.sections ? args.sections.split(",") : ["chat", "resume", "rest", "plain"];
+await runInChromium(frame, async () => {
   const health = await hub.request("GET", "/healthz");
   r.report(health.json?.status === "ok", "hub is up (/healthz)", health.text);
-  const only = args.sections ? args.sections.split(",") : ["chat", "resume", "rest", "plain"];
   if (only.includes("resume")) {
     try {
       await hub.connections();
@@ -345,22 +343,10 @@ try {
       throw e;
     }
   }
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: args.chromium ?? "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60000,
-  });
+}, async (context) => {
   r.report(true, "chromium started", context.browser()?.version() ?? "persistent context");
   if (only.includes("chat")) for (const t of TRANSPORTS) await section(`chat over ${t}`, () => chatOver(context, t));
   if (only.includes("resume")) for (const t of TRANSPORTS) await section(`reconnect over ${t}`, () => resumeOver(context, t));
   if (only.includes("rest")) await section("REST", () => restSection(context));
   if (only.includes("plain")) await section("plain page", () => plainSection(context));
-} catch (e) {
-  r.report(false, "browser run", String(e.message ?? e).split("\n")[0]);
-} finally {
-  if (context) await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-}
-if (r.failed) for (const l of consoleLines.slice(-40)) console.log(`    | ${l}`);
-process.exit(r.failed ? 1 : 0);
+});

@@ -3,7 +3,9 @@
 // The npm packages (`ws`, `playwright-core`) are the ones tests/interop/setup.sh installs
 // into tests/interop/node_modules: one install serves both suites, so they are loaded
 // through a require rooted there rather than from a node_modules of our own.
+import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -149,4 +151,32 @@ export async function openChatPage(context, base, { channel, transport, nick }, 
   page.nick = nick;
   page.transport = transport;
   return page;
+}
+
+/**
+ * The frame of a browser check program: runs `before()`, starts headless Chromium with a
+ * fresh profile, runs `body(context)`; an exception becomes a FAIL line; then closes the
+ * browser, removes the profile, prints the last console lines if anything failed and exits
+ * (1 on any failure).
+ */
+export async function runInChromium({ chromium, executablePath, profilePrefix, reporter, consoleLines }, before, body) {
+  const profile = mkdtempSync(path.join(tmpdir(), profilePrefix));
+  let context;
+  try {
+    await before();
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: executablePath ?? "/usr/bin/chromium",
+      headless: true,
+      args: CHROMIUM_ARGS,
+      timeout: 60000,
+    });
+    await body(context);
+  } catch (e) {
+    reporter.report(false, "browser run", String(e.message ?? e).split("\n")[0]);
+  } finally {
+    if (context) await context.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  }
+  if (reporter.failed) for (const l of consoleLines.slice(-40)) console.log(`    | ${l}`);
+  process.exit(reporter.failed ? 1 : 0);
 }

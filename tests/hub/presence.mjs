@@ -12,10 +12,7 @@
 // the process PID (that node) is killed with SIGKILL, and the page must disappear from the
 // other pages within --ttl-ms.
 // Prints one PASS/FAIL line per check; exits 1 if any failed.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { CHROMIUM_ARGS, Hub, Reporter, openChatPage, parseArgs, requireInterop, until } from "./lib.mjs";
+import { Hub, Reporter, openChatPage, runInChromium, parseArgs, requireInterop, until } from "./lib.mjs";
 
 const { chromium } = requireInterop("playwright-core");
 const WebSocket = requireInterop("ws");
@@ -164,26 +161,13 @@ async function killNode(context) {
   await stay.close();
 }
 
-const profile = mkdtempSync(path.join(tmpdir(), "switchboard-hub-presence-"));
-let context;
-try {
+const frame = { chromium, executablePath: args.chromium, profilePrefix: "switchboard-hub-presence-", reporter: r, consoleLines };
+await runInChromium(frame, async () => {
   for (const [i, h] of hubs.entries()) {
     const health = await h.request("GET", "/healthz");
     r.report(health.json?.status === "ok", `node${i} is up (/healthz)`, health.text);
   }
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: args.chromium ?? "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 60000,
-  });
+}, async (context) => {
   await run(context);
   if (args["kill-pid"]) await killNode(context);
-} catch (e) {
-  r.report(false, "browser run", String(e.message ?? e).split("\n")[0]);
-} finally {
-  if (context) await context.close().catch(() => {});
-  rmSync(profile, { recursive: true, force: true });
-}
-if (r.failed) for (const l of consoleLines.slice(-40)) console.log(`    | ${l}`);
-process.exit(r.failed ? 1 : 0);
+});
