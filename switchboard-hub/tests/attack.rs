@@ -711,3 +711,70 @@ async fn cors_preflight_and_headers_for_allowed_origins_only_on_every_http_trans
         .contains("access-control-allow-origin: https://app.example"));
     drop(sse.next_sse_block());
 }
+
+async fn backlog_hub(messages: usize) -> common::Running {
+    let mut config = no_rate_limit();
+    config.history.max_messages = messages;
+    config.limits.queue_size = 256;
+    let hub = start(config).await;
+    let channel = switchboard_hub::core::ChannelName::new("c").unwrap();
+    for i in 0..messages {
+        hub.hub
+            .publish(
+                &channel,
+                switchboard_hub::core::Payload::text(&format!("m{i}")),
+                Transport::Rest,
+            )
+            .await
+            .unwrap();
+    }
+    hub
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_larger_than_the_queue_is_paced_by_the_reader_on_every_transport() {
+    const N: usize = 5000;
+    let hub = backlog_hub(N).await;
+    // /ws with since 0.
+    let (mut ws, _) = switchboard::connect(&format!("ws://{}/ws", hub.addr))
+        .await
+        .unwrap();
+    ws.send(switchboard::Message::Text(
+        r#"{"op":"subscribe","channel":"c","since":0}"#.into(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(ws_text(&mut ws).await.unwrap()["op"], "subscribed");
+    for id in 1..=N as u64 {
+        let m = ws_text(&mut ws).await.expect("dropped during the replay");
+        assert_eq!(m["id"].as_u64(), Some(id));
+    }
+    // The chat room.
+    let (mut chat, _) = switchboard::connect(&format!("ws://{}/ws/c?since=0", hub.addr))
+        .await
+        .unwrap();
+    for i in 0..N {
+        match tokio::time::timeout(WAIT, chat.recv()).await.unwrap() {
+            Some(Ok(switchboard::Message::Text(t))) => assert_eq!(t.as_str(), format!("m{i}")),
+            other => panic!("chat room replay ended at {i}: {other:?}"),
+        }
+    }
+    // SSE.
+    let mut sse = common::HttpStream::open(hub.addr, "GET", "/sse/c?since=0", &[], b"").await;
+    let mut seen = 0;
+    while seen < N {
+        let block = tokio::time::timeout(WAIT, sse.next_event())
+            .await
+            .unwrap()
+            .expect("SSE stream ended during the replay");
+        if block.data.is_some() {
+            assert_eq!(block.data.as_deref(), Some(format!("m{seen}").as_str()));
+            seen += 1;
+        }
+    }
+    assert!(
+        !String::from_utf8(request(hub.addr, "GET", "/metrics", &[], b"").await.body)
+            .unwrap()
+            .contains("switchboard_slow_disconnects_total 1")
+    );
+}

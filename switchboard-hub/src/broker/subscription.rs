@@ -246,6 +246,14 @@ impl Subscription {
         Cursor::new(self.epoch, self.last)
     }
 
+    /// Live messages this subscription has not read yet. Past the ring's capacity (the
+    /// broker's `queue_size`, rounded up to a power of two) its next read reports
+    /// [`Delivery::Lagged`]; a transport waiting on a slow client can notice that without
+    /// reading.
+    pub fn live_unread(&self) -> usize {
+        self.rx.len()
+    }
+
     /// Waits for the next delivery; `None` after [`Delivery::Closed`].
     ///
     /// Cancel-safe: dropping the future loses nothing, so it can sit in a `select!`.

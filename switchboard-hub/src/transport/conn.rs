@@ -41,6 +41,8 @@ struct Inner {
     /// The connection's place under the server's connection caps, freed with the last
     /// handle (an upgraded WebSocket outlives the HTTP exchange that started it).
     permit: Mutex<Option<ConnectionPermit>>,
+    /// Set when a queue to this client was found full (see `outbox::lagged`).
+    backpressure: std::sync::atomic::AtomicBool,
 }
 
 /// What a connection is used for, once a transport has said so.
@@ -73,6 +75,7 @@ impl ConnectionControl {
             registry: Arc::downgrade(registry),
             label: Mutex::new(Label::default()),
             permit: Mutex::new(None),
+            backpressure: std::sync::atomic::AtomicBool::new(false),
         });
         lock(&registry.map).insert(id, Arc::downgrade(&inner));
         Self { inner }
@@ -82,6 +85,16 @@ impl ConnectionControl {
     pub(crate) fn holding(self, permit: ConnectionPermit) -> Self {
         *lock(&self.inner.permit) = Some(permit);
         self
+    }
+
+    /// Records that a queue to this client was full.
+    pub(crate) fn note_backpressure(&self) {
+        self.inner.backpressure.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a queue to this client was full since the last call.
+    pub(crate) fn take_backpressure(&self) -> bool {
+        self.inner.backpressure.swap(false, Ordering::Relaxed)
     }
 
     /// The connection's number, unique in this process.

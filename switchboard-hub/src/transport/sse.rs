@@ -231,8 +231,16 @@ impl Forwarder {
                 Step::Skip => continue,
                 Step::End => return,
             };
-            let control = Some(&self.control);
-            if !super::outbox::push(&self.state, &self.tx, chunk, control, &mut self.closing).await
+            let (state, control) = (&self.state, &self.control);
+            if !super::outbox::push_for(
+                state,
+                &self.tx,
+                chunk,
+                control,
+                &mut self.closing,
+                &mut self.sub,
+            )
+            .await
             {
                 return;
             }
@@ -309,23 +317,13 @@ impl Forwarder {
                 let _ = self.tx.try_send(event);
                 Step::End
             }
+            // Live messages overtook the subscription; it continues from history by itself,
+            // unless the policy drops a slow client.
             Delivery::Lagged { .. } => {
-                // The subscription's cursor still points before the gap: replay it.
-                let cursor = self.sub.cursor();
-                match self
-                    .state
-                    .hub
-                    .subscribe(self.sub.channel(), Some(cursor))
-                    .await
-                {
-                    Ok(sub) => {
-                        self.sub = sub;
-                        Step::Skip
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "SSE resume after lag failed");
-                        Step::End
-                    }
+                if super::outbox::lagged(&self.state, Some(&self.control)) {
+                    Step::Skip
+                } else {
+                    Step::End
                 }
             }
         }

@@ -152,24 +152,17 @@ pub(crate) async fn forward(
                 }
                 return;
             }
-            // This task itself fell behind (it was not scheduled for a while): the outbox
-            // was not full, so the client is not to blame. Replay from history.
+            // Live messages overtook the subscription; it continues from history by itself,
+            // unless the policy drops a slow client.
             Delivery::Lagged { .. } => {
-                let cursor = sub.cursor();
-                match state.hub.subscribe(sub.channel(), Some(cursor)).await {
-                    Ok(again) => {
-                        sub = again;
-                        continue;
-                    }
-                    Err(_) => {
-                        control.kill();
-                        return;
-                    }
+                if super::outbox::lagged(&state, Some(&control)) {
+                    continue;
                 }
+                return;
             }
         };
         let out = Outbound { tag, frame };
-        if !super::outbox::push(&state, &tx, out, Some(&control), &mut closing).await {
+        if !super::outbox::push_for(&state, &tx, out, &control, &mut closing, &mut sub).await {
             return;
         }
     }
