@@ -893,6 +893,49 @@ mod contract {
         drop(keys);
     }
 
+    /// A node that shuts down lets its clients leave at once on the other nodes, without
+    /// waiting for the grace period (10 s here) or the expiry.
+    #[tokio::test]
+    async fn redis_a_node_shutting_down_lets_its_clients_leave_at_once() {
+        let redis = RedisServer::start().await;
+        let node = |url: &str| {
+            let mut c = config();
+            c.presence.grace_ms = 10_000;
+            c.broker.kind = switchboard_hub::config::BrokerKind::Redis;
+            c.broker.url = url.to_owned();
+            c
+        };
+        let start_node = |config: HubConfig| async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = switchboard_hub::HubServer::connect(config).await.unwrap();
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(server.serve(listener, async move {
+                let _ = rx.await;
+            }));
+            (addr, tx, task)
+        };
+        let (a, stop_a, task_a) = start_node(node(&redis.url)).await;
+        let (b, _stop_b, _task_b) = start_node(node(&redis.url)).await;
+        let (mut watcher, _) = member(b, "bye", "w", "w").await;
+        let (_leaver, snap) = member(a, "bye", "x", "x").await;
+        assert_eq!(snap["clients"], 2, "{snap}");
+        assert_eq!(recv_op(&mut watcher, &["join"]).await["client"], "x");
+        let t = Instant::now();
+        stop_a.send(()).unwrap();
+        let leave = recv_op(&mut watcher, &["join", "leave"]).await;
+        assert_eq!(
+            (leave["op"].as_str(), leave["client"].as_str()),
+            (Some("leave"), Some("x"))
+        );
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        tokio::time::timeout(WAIT, task_a)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn memory_store() {
         let grace = Duration::from_millis(200);

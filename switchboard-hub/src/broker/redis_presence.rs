@@ -531,7 +531,14 @@ impl PresenceStore for RedisPresence {
     ) -> BoxFuture<'_, Result<SessionKey, BrokerError>> {
         Box::pin(async move {
             self.inner.ready().await?;
-            Ok(self.inner.local.join_now(&channel, entry))
+            let key = self.inner.local.join_now(&channel, entry);
+            // Answer once the join is in Redis, so that a snapshot the caller reads next
+            // (its own `presence` frame) already lists it.
+            let (tx, rx) = oneshot::channel();
+            if self.inner.local.flush(tx) {
+                let _ = tokio::time::timeout(COMMAND_TIMEOUT * 2, rx).await;
+            }
+            Ok(key)
         })
     }
 
