@@ -1,58 +1,11 @@
 //! [`HubConfig`]: every setting of `switchboard serve`, loadable from TOML.
 //!
+//! The example below is `switchboard.example.toml` at the top of the repository, included
+//! here as it is; a test checks that it parses and equals [`HubConfig::default`], so the
+//! defaults it shows are the code's.
+//!
 //! ```toml
-//! listen = "127.0.0.1:8080"
-//! lag_policy = "disconnect"          # or "resume"
-//! allowed_origins = ["https://app.example"]   # [] = same origin only, ["*"] = any
-//! allowed_hosts = []                 # names the hub is reached by ([] = IP/localhost only)
-//! admin_api = false                  # /api/admin/connections and /api/admin/disconnect
-//!
-//! [history]
-//! max_messages = 1000                # per channel; 0 = no history
-//! max_age_secs = 3600                # 0 = no age limit
-//!
-//! [limits]
-//! max_message_bytes = 65536
-//! queue_size = 1024                  # messages a subscriber may fall behind before it lags
-//! max_channels = 10000
-//! poll_timeout_secs = 25             # longest a long poll waits (clients may ask for less)
-//! poll_max_messages = 100
-//! history_page_max = 1000
-//! sse_heartbeat_secs = 15
-//! max_subscriptions = 100            # per /ws connection
-//! write_timeout_secs = 10            # a write that makes no progress this long drops the client
-//! body_timeout_secs = 30             # longest a request body may take to arrive
-//! max_connections = 0                # 0 = the open-file limit minus headroom
-//! max_connections_per_ip = 1000
-//! listen_backlog = 4096              # the kernel caps it at net.core.somaxconn
-//! max_json_depth = 64                # nesting of arrays and objects in a payload
-//!
-//! [rate_limit]                       # per connection (WebSocket) or per client IP (REST)
-//! messages_per_second = 20.0         # 0 = off
-//! burst = 40
-//! per_ip_messages_per_second = 200.0 # WebSocket frames per client IP, all connections
-//! per_ip_burst = 1000
-//!
-//! [auth]                             # optional: HMAC-SHA256 JWTs
-//! jwt_secret = "change me: at least 16 random bytes"
-//!
-//! [presence]                         # who is in a channel (docs/protocol.md, "Presence")
-//! enabled = true                     # for channels no rule matches
-//! events = true                      # join/leave events, for subscribers who ask
-//! grace_ms = 5000                    # a client that comes back within this did not leave
-//! max_info_bytes = 256               # the client's own info (a nick), as compact JSON
-//! max_list = 100                     # most entries one answer lists; counts are always exact
-//! refresh_secs = 10                  # Redis broker: TTL refresh; a dead node's entries go after 2.5x
-//!
-//! [[presence.rules]]                 # the first rule whose pattern matches wins
-//! pattern = "ticker-*"               # exact name, prefix*, or *
-//! events = false                     # unset fields keep the values above
-//!
-//! [broker]                           # where channels live (README "Several nodes: Redis")
-//! kind = "memory"                    # or "redis": channels shared by every node on one Redis
-//! url = "redis://127.0.0.1:6379"     # kind = "redis" (serve --redis / SWITCHBOARD_REDIS_URL)
-//! key_prefix = "switchboard:"        # keys are PREFIX{channel}:seq|epoch|log
-//! check_interval_ms = 5000           # each channel's position is checked against Redis this often
+#![doc = include_str!("../../switchboard.example.toml")]
 //! ```
 
 use std::net::SocketAddr;
@@ -68,7 +21,9 @@ use crate::hub::HubOptions;
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HubConfig {
-    /// Where to listen. Default `127.0.0.1:8080`.
+    /// Where to listen. Default `127.0.0.1:8080`. In TOML also `"localhost:8080"`,
+    /// `":8080"` (loopback) or `"[::1]:8080"`, as [`parse_listen`] reads them.
+    #[serde(deserialize_with = "deserialize_listen")]
     pub listen: SocketAddr,
     /// Per-channel history.
     pub history: HistoryConfig,
@@ -83,6 +38,8 @@ pub struct HubConfig {
     pub rate_limit: RateLimitConfig,
     /// Token auth; absent means open access.
     pub auth: Option<AuthConfig>,
+    /// Serve https:// and wss:// with this certificate and key; absent means plain HTTP.
+    pub tls: Option<TlsConfig>,
     /// Reverse proxies (addresses or CIDR ranges, e.g. `127.0.0.1`) whose `X-Forwarded-For`
     /// names the client: rate limits and connection caps then count the client's address,
     /// not the proxy's. Empty (the default): the TCP peer is the client.
@@ -341,6 +298,16 @@ pub struct AuthConfig {
     pub jwt_secret: String,
 }
 
+/// A PEM certificate chain and its private key.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, PEM.
+    pub cert: std::path::PathBuf,
+    /// Its private key, PEM.
+    pub key: std::path::PathBuf,
+}
+
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never log the secret.
@@ -358,6 +325,7 @@ impl Default for HubConfig {
             allowed_origins: Vec::new(),
             rate_limit: RateLimitConfig::default(),
             auth: None,
+            tls: None,
             trust_proxy: Vec::new(),
             trust_proxy_header: ProxyHeader::default(),
             allowed_hosts: Vec::new(),
@@ -422,8 +390,9 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The TOML is malformed or holds unknown keys or bad values.
+    // Not a `#[source]`: the message already holds it, and error chains would print it twice.
     #[error("invalid config: {0}")]
-    Parse(#[from] toml::de::Error),
+    Parse(toml::de::Error),
     /// A value is out of range or makes no sense.
     #[error("invalid config: {key} {problem}")]
     Invalid {
@@ -432,6 +401,57 @@ pub enum ConfigError {
         /// What is wrong with its value.
         problem: String,
     },
+    /// One of the above, in a file.
+    #[error("{path}: {error}")]
+    InFile {
+        /// The file.
+        path: String,
+        /// What is wrong in it.
+        error: Box<ConfigError>,
+    },
+}
+
+impl From<toml::de::Error> for ConfigError {
+    fn from(e: toml::de::Error) -> Self {
+        ConfigError::Parse(e)
+    }
+}
+
+/// Reads a listen address as people write it: `127.0.0.1:8080`, `[::1]:8080`,
+/// `localhost:8080` (resolved; IPv4 first) or `:8080` (a port alone: loopback, the safe
+/// default, not every interface; say `0.0.0.0:8080` for that).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let port_of = |port: &str| {
+        port.parse::<u16>()
+            .map_err(|_| format!("{text:?}: the port must be a number from 0 to 65535"))
+    };
+    if let Some(port) = text.strip_prefix(':') {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port_of(port)?)));
+    }
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!(
+            "{text:?}: expected HOST:PORT, e.g. 127.0.0.1:8080, localhost:8080, :8080 or [::1]:8080"
+        ));
+    };
+    let port = port_of(port)?;
+    let addrs: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("{text:?}: cannot resolve {host}: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?}: {host} has no address"))
+}
+
+fn deserialize_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
 }
 
 impl HubConfig {
@@ -448,7 +468,10 @@ impl HubConfig {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(&text)
+        Self::from_toml(&text).map_err(|error| ConfigError::InFile {
+            path: path.display().to_string(),
+            error: Box::new(error),
+        })
     }
 
     /// Checks ranges serde cannot express, so that a value that makes no sense is refused
@@ -640,37 +663,56 @@ mod tests {
     }
 
     #[test]
-    fn the_documented_example_parses() {
-        let doc = include_str!("config.rs");
-        let example: String = doc
+    fn the_example_file_is_the_defaults() {
+        let example = include_str!("../../switchboard.example.toml");
+        assert_eq!(HubConfig::from_toml(example).unwrap(), HubConfig::default());
+    }
+
+    #[test]
+    fn the_commented_out_settings_of_the_example_parse_too() {
+        // Uncomment every `# key = value` line: the optional sections must be valid as shown.
+        let example = include_str!("../../switchboard.example.toml");
+        let uncommented: String = example
             .lines()
-            .skip_while(|l| !l.starts_with("//! ```toml"))
-            .skip(1)
-            .take_while(|l| !l.starts_with("//! ```"))
-            .map(|l| l.trim_start_matches("//!").trim_start())
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.contains(" = ") || rest.starts_with('[') => rest,
+                _ => l,
+            })
             .collect::<Vec<_>>()
             .join("\n");
-        let c = HubConfig::from_toml(&example).unwrap();
-        assert_eq!(c.lag_policy, LagPolicy::Disconnect);
-        assert_eq!(c.allowed_origins, ["https://app.example"]);
-        assert!(c.auth.unwrap().jwt_secret.starts_with("change me"));
-        assert_eq!(c.limits.sse_heartbeat_secs, 15);
-        let ticker = crate::core::ChannelName::new("ticker-eur").unwrap();
-        let chat = crate::core::ChannelName::new("chat").unwrap();
+        let c = HubConfig::from_toml(&uncommented).unwrap();
+        assert!(c.auth.is_some() && c.tls.is_some(), "{c:?}");
+    }
+
+    #[test]
+    fn listen_addresses_as_people_write_them() {
+        let v4 = |p| SocketAddr::from(([127, 0, 0, 1], p));
+        assert_eq!(parse_listen("127.0.0.1:9000").unwrap(), v4(9000));
+        assert_eq!(parse_listen(":9000").unwrap(), v4(9000));
+        assert_eq!(parse_listen("localhost:9000").unwrap().port(), 9000);
+        assert!(parse_listen("localhost:9000").unwrap().ip().is_loopback());
         assert_eq!(
-            c.presence.policy(&ticker),
-            PresencePolicy {
-                enabled: true,
-                events: false
-            }
+            parse_listen("[::1]:9000").unwrap(),
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 9000))
         );
-        assert_eq!(
-            c.presence.policy(&chat),
-            PresencePolicy {
-                enabled: true,
-                events: true
-            }
-        );
+        assert!(parse_listen("9000").is_err());
+        assert!(parse_listen(":99999").is_err());
+        let c = HubConfig::from_toml("listen = \":9000\"").unwrap();
+        assert_eq!(c.listen, v4(9000));
+    }
+
+    #[test]
+    fn file_errors_name_the_file_and_say_it_once() {
+        let dir = std::env::temp_dir().join(format!("sb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hub.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let error = HubConfig::load(&path).unwrap_err();
+        let text = error.to_string();
+        assert!(text.starts_with(&path.display().to_string()), "{text}");
+        assert_eq!(text.matches("unknown field").count(), 1, "{text}");
+        assert!(std::error::Error::source(&error).is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

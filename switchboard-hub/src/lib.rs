@@ -68,6 +68,6 @@ pub use broker::{
     MemoryBrokerConfig, MemoryPresence, PresenceGuard, PresenceSettings, PresenceStore,
     Subscription,
 };
-pub use config::{ConfigError, HubConfig, LagPolicy};
+pub use config::{parse_listen, ConfigError, HubConfig, LagPolicy};
 pub use hub::{Hub, HubOptions, PublishError, Published, SubscribeError};
 pub use server::{bind, HubServer};

@@ -53,6 +53,8 @@ pub struct HubServer {
     config: HubConfig,
     closing_tx: watch::Sender<bool>,
     registry: Arc<Registry>,
+    #[cfg(feature = "tls")]
+    tls: Option<switchboard::tls::TlsAcceptor>,
 }
 
 impl HubServer {
@@ -84,7 +86,17 @@ impl HubServer {
             config,
             closing_tx: watch::channel(false).0,
             registry: Arc::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serves https:// and wss:// through `acceptor` (see
+    /// `switchboard::tls::acceptor_from_pem`) instead of plain HTTP (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, acceptor: switchboard::tls::TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
     }
 
     /// The hub.
@@ -171,6 +183,20 @@ impl HubServer {
             };
             let control = ConnectionControl::new(peer, Some(alive_tx.clone()), &self.registry)
                 .holding(permit);
+            #[cfg(feature = "tls")]
+            if let Some(acceptor) = &self.tls {
+                let (acceptor, router, closing) =
+                    (acceptor.clone(), router.clone(), closing.clone());
+                tokio::spawn(async move {
+                    // The handshake counts against the time a client has for its head.
+                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => serve_connection(tls, peer, router, control, closing).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+                continue;
+            }
             tokio::spawn(serve_connection(
                 tcp,
                 peer,
@@ -234,13 +260,15 @@ async fn refuse_connection(hub: Hub, tcp: TcpStream, peer: SocketAddr, over: Lim
     let _ = tokio::time::timeout(REFUSAL_HEADER_TIMEOUT * 2, conn).await;
 }
 
-async fn serve_connection(
-    tcp: tokio::net::TcpStream,
+async fn serve_connection<I>(
+    tcp: I,
     peer: SocketAddr,
     router: Router,
     control: ConnectionControl,
     mut closing: watch::Receiver<bool>,
-) {
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
         let control = control.clone();
         tower::service_fn(move |req: hyper::Request<Incoming>| {
