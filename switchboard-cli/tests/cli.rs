@@ -71,3 +71,32 @@ fn bad_header_argument_is_reported() {
     assert_ne!(code, 0);
     assert!(err.contains("Name: value"), "{err}");
 }
+
+/// Offers `protocols` to `url`; answers the one the server selected.
+async fn selected(url: &str, protocols: &[&str]) -> Option<String> {
+    let (ws, _) = switchboard::Client::builder()
+        .protocols(protocols.iter().map(|p| p.to_string()))
+        .connect(url)
+        .await
+        .unwrap();
+    ws.protocol().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn echo_selects_the_first_offered_subprotocol_unless_restricted() {
+    let any = EchoServer::start(&[]);
+    assert_eq!(
+        selected(&any.url(), &["chat", "superchat"])
+            .await
+            .as_deref(),
+        Some("chat")
+    );
+    assert_eq!(selected(&any.url(), &[]).await, None);
+    let only = EchoServer::start(&["--subprotocol", "superchat", "--subprotocol", "v2"]);
+    assert_eq!(
+        selected(&only.url(), &["chat", "v2", "superchat"])
+            .await
+            .as_deref(),
+        Some("superchat")
+    );
+}

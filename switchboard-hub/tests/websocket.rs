@@ -405,3 +405,31 @@ async fn slow_websocket_subscriber_is_dropped() {
     );
     drop(slow);
 }
+
+#[tokio::test]
+async fn subprotocols_are_selected_as_browsers_expect() {
+    let hub = start(HubConfig::default()).await;
+    let offer = |path: &str, protocols: &[&str]| {
+        let url = format!("ws://{}{path}", hub.addr);
+        let protocols: Vec<String> = protocols.iter().map(|p| p.to_string()).collect();
+        async move {
+            switchboard::Client::builder()
+                .protocols(protocols)
+                .connect(&url)
+                .await
+                .map(|(ws, _)| ws.protocol().map(str::to_owned))
+        }
+    };
+    // `/ws` speaks its own protocol by name, and clients that offer none.
+    assert_eq!(
+        offer("/ws", &["x", "switchboard.v1"]).await.unwrap(),
+        Some("switchboard.v1".to_owned())
+    );
+    assert_eq!(offer("/ws", &[]).await.unwrap(), None);
+    // The chat room takes whatever a page offers first: it is plain text either way.
+    assert_eq!(
+        offer("/ws/room", &["chat", "other"]).await.unwrap(),
+        Some("chat".to_owned())
+    );
+    assert_eq!(offer("/ws/room", &[]).await.unwrap(), None);
+}

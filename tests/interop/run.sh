@@ -94,6 +94,11 @@ if start switchboard-echo "$ECHO_PORT" "$SWITCHBOARD_BIN" echo --listen "127.0.0
   check "python websockets client" "$PY" "$HERE/python/client_check.py" --url "ws://127.0.0.1:$ECHO_PORT" \
     --compression off --expect-deflate 0
   check "chromium" node "$HERE/browser/browser_check.mjs" --ws-port "$ECHO_PORT" --expect-deflate "$EXPECT"
+  # Offered subprotocols: both fail the handshake if the server selects none.
+  check "node ws client" node "$HERE/node/client_check.mjs" --url "ws://127.0.0.1:$ECHO_PORT" \
+    --offer-deflate 0 --expect-deflate 0 --protocols chat,superchat --label "node ws client (subprotocols)"
+  check "chromium" node "$HERE/browser/browser_check.mjs" --ws-port "$ECHO_PORT" --expect-deflate "$EXPECT" \
+    --protocols chat,superchat --label "chromium -> switchboard echo (subprotocols)"
 fi
 
 PLAIN_PORT="$(free_port)"

@@ -29,6 +29,11 @@ pub(crate) struct Args {
     /// this process may run on, which `taskset` limits).
     #[arg(long, value_name = "N")]
     threads: Option<NonZeroUsize>,
+    /// Speak only this subprotocol (repeatable; most preferred first). Default: select the
+    /// first one the client offers, as Node's `ws` server does (browsers refuse a server
+    /// that selects none of those they offered).
+    #[arg(long, value_name = "PROTOCOL")]
+    subprotocol: Vec<String>,
     /// Do not negotiate permessage-deflate (RFC 7692).
     #[arg(long)]
     no_compression: bool,
@@ -101,6 +106,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let route = Route::new(|ws, _info| echo(ws))
         .config(config)
+        .protocols(args.subprotocol.clone())
+        .first_offered_protocol(true)
         .origins(origins);
     let mut router = Router::new()
         .fallback(route)

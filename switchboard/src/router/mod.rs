@@ -96,6 +96,7 @@ pub struct Route {
     handler: Box<Handler>,
     config: WebSocketConfig,
     protocols: Vec<String>,
+    first_offered: bool,
     origins: OriginPolicy,
     authenticate: Option<Box<Authenticate>>,
 }
@@ -122,6 +123,7 @@ impl Route {
             handler: Box::new(move |ws, info| Box::pin(handler(ws, info))),
             config: WebSocketConfig::default(),
             protocols: Vec::new(),
+            first_offered: false,
             origins: OriginPolicy::any(),
             authenticate: None,
         }
@@ -161,6 +163,15 @@ impl Route {
     /// preference decides, RFC 6455 §4.2.2).
     pub fn protocols(mut self, protocols: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// With no [`Route::protocols`] set, select the first subprotocol the client offers, as
+    /// Node's `ws` server does: browsers and `ws` clients fail the handshake when they offer
+    /// protocols and the server selects none. For endpoints that speak the same whatever
+    /// the name, such as an echo server. Default off.
+    pub fn first_offered_protocol(mut self, on: bool) -> Self {
+        self.first_offered = on;
         self
     }
 
@@ -518,7 +529,14 @@ impl Router {
                 return refused(stream, peer, &rejection).await;
             }
         }
-        let (response, pending) = negotiate(&offer, &route.config, &route.protocols).split();
+        let first_offered;
+        let protocols = if route.first_offered && route.protocols.is_empty() {
+            first_offered = offer.protocols().first().cloned().into_iter().collect();
+            &first_offered
+        } else {
+            &route.protocols
+        };
+        let (response, pending) = negotiate(&offer, &route.config, protocols).split();
         answer(&mut stream, &response).await.ok()?;
         let mut ws = pending.into_websocket_with_buffer(stream, rest);
         ws.close_on(&self.going_away);

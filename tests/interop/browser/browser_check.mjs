@@ -1,6 +1,6 @@
 // Headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core) against an echo server.
 //
-// usage: node browser_check.mjs --ws-port PORT --expect-deflate 0|1 [--chromium /usr/bin/chromium] [--label TEXT]
+// usage: node browser_check.mjs --ws-port PORT --expect-deflate 0|1 [--protocols a,b] [--chromium /usr/bin/chromium] [--label TEXT]
 //
 // Serves echo.html from a throw-away HTTP server on 127.0.0.1 (so the page has a
 // real http:// Origin), opens it in a fresh Chromium profile, and reports the
@@ -18,6 +18,7 @@ const arg = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] 
 const wsPort = arg("--ws-port");
 const expectDeflate = arg("--expect-deflate", "1");
 const executablePath = arg("--chromium", "/usr/bin/chromium");
+const protocols = arg("--protocols", "");
 const label = arg("--label", "chromium -> switchboard echo");
 let failed = 0;
 function report(ok, what, detail = "") {
@@ -62,7 +63,7 @@ try {
   const consoleLines = [];
   tab.on("console", (m) => consoleLines.push(`console.${m.type()}: ${m.text()}`));
   tab.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
-  await tab.goto(`http://127.0.0.1:${httpPort}/echo.html?ws=${wsPort}&deflate=${expectDeflate}`);
+  await tab.goto(`http://127.0.0.1:${httpPort}/echo.html?ws=${wsPort}&deflate=${expectDeflate}&protocols=${encodeURIComponent(protocols)}`);
   await tab.waitForFunction(() => window.__done === true, null, { timeout: 60000 });
   const results = await tab.evaluate(() => window.__results);
   if (!results.length) report(false, "the page ran no checks");

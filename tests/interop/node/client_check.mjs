@@ -1,6 +1,8 @@
 // Node `ws` client against an echo server (`switchboard echo`).
 //
-// usage: node client_check.mjs --url ws://127.0.0.1:PORT --offer-deflate 0|1 --expect-deflate 0|1 [--label TEXT]
+// usage: node client_check.mjs --url ws://127.0.0.1:PORT --offer-deflate 0|1 --expect-deflate 0|1 [--protocols a,b] [--label TEXT]
+//
+// With --protocols, offers those subprotocols and checks that the first is selected.
 //
 // One connection; checks text, binary and large message echo, then a close
 // with code 4000 and a reason that must come back in the server's close frame.
@@ -15,6 +17,7 @@ const args = Object.fromEntries(
 const url = args.url;
 const offerDeflate = args["offer-deflate"] === "1";
 const expectDeflate = args["expect-deflate"] === "1";
+const protocols = args.protocols ? args.protocols.split(",") : [];
 const label = args.label ?? `node ws client (perMessageDeflate ${offerDeflate ? "on" : "off"})`;
 let failed = 0;
 
@@ -59,7 +62,7 @@ async function echo(ws, next, payload, binary, what) {
 
 async function main() {
   const options = offerDeflate ? { perMessageDeflate: { threshold: 0 } } : { perMessageDeflate: false };
-  const ws = new WebSocket(url, options);
+  const ws = new WebSocket(url, protocols, options);
   const next = messageQueue(ws);
   const closed = new Promise((resolve) => ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() })));
   ws.on("error", (e) => console.log(`    (ws error: ${e.message})`));
@@ -72,6 +75,9 @@ async function main() {
   } catch (e) {
     report(false, "handshake", e.message);
     return;
+  }
+  if (protocols.length) {
+    report(ws.protocol === protocols[0], `offered ${protocols.join(",")}: the first is selected`, `protocol '${ws.protocol}'`);
   }
   const negotiated = ws.extensions.includes("permessage-deflate");
   report(negotiated === expectDeflate, `permessage-deflate ${expectDeflate ? "negotiated" : "not negotiated"}`,

@@ -61,7 +61,11 @@ pub(crate) async fn handler(
                 let control = super::control_of(&state, &req.extensions);
                 let ip = access::client_ip(&state, &req.headers, &req.extensions);
                 let caller = caller.with_ip(ip);
+                // Plain text whatever the name: take the page's first subprotocol, since a
+                // browser that offered some fails the handshake if none is selected.
+                let first = upgrade.requested_protocols().first().cloned();
                 upgrade
+                    .protocols(first)
                     .config(super::socket_config(&state))
                     .on_upgrade(move |ws| run(state, caller, channel, sub, room, control, ws))
             }

@@ -56,6 +56,10 @@ use crate::transport::params::Params;
 use crate::transport::presence::{self, Identity, Shape};
 use crate::transport::AppState;
 
+/// The subprotocol name of this JSON protocol: `new WebSocket(url, "switchboard.v1")`.
+/// Clients that offer no subprotocol are served the same.
+pub(crate) const PROTOCOL: &str = "switchboard.v1";
+
 /// Consecutive refused frames after which a flooding client is disconnected.
 const MAX_REFUSED_IN_A_ROW: u32 = 100;
 
@@ -89,6 +93,7 @@ pub(crate) async fn handler(
     let control = super::control_of(&state, req.extensions());
     let caller = caller.with_ip(access::client_ip(&state, req.headers(), req.extensions()));
     upgrade
+        .protocols([PROTOCOL])
         .config(super::socket_config(&state))
         .on_upgrade(move |ws| run(state, caller, client, control, ws))
 }
