@@ -176,6 +176,227 @@ pub fn client_config<P: AsRef<Path>>(
     client_config_with_roots(roots)
 }
 
+/// Like [`client_config`], and each certificate in the files is also pinned: a server that
+/// presents exactly that certificate is trusted even where the chain rules would refuse it.
+/// That is what a self-signed test certificate needs (`openssl req -x509 -newkey rsa:2048
+/// -nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost` makes a CA certificate,
+/// which webpki refuses as a server's own: `CaUsedAsEndEntity`). The server name must still
+/// match the pinned certificate; its dates are not checked, since the user chose it.
+pub fn client_config_pinning<P: AsRef<Path>>(
+    ca_or_server_cert_files: impl IntoIterator<Item = P>,
+) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = webpki_roots();
+    let mut pinned = Vec::new();
+    for path in ca_or_server_cert_files {
+        for cert in load_certificates(path.as_ref())? {
+            // A certificate webpki cannot use as a trust anchor can still be pinned.
+            let _ = roots.add(cert.clone());
+            pinned.push(cert);
+        }
+    }
+    let inner =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| TlsError::Config(rustls::Error::General(e.to_string())))?;
+    let verifier = verify::Pinning { pinned, inner };
+    Ok(with_verifier(Arc::new(verifier)))
+}
+
+/// A client configuration that accepts any server certificate (`connect --insecure`): the
+/// connection is encrypted but the server is not authenticated, so anyone on the path can
+/// read it. For tests against a server whose certificate is at hand, use
+/// [`client_config_pinning`] instead. The handshake signatures are still checked.
+pub fn insecure_client_config() -> Arc<ClientConfig> {
+    with_verifier(Arc::new(verify::AnyCertificate(provider())))
+}
+
+fn with_verifier(
+    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
+) -> Arc<ClientConfig> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_HTTP_11.to_vec()];
+    Arc::new(config)
+}
+
+/// Why a TLS connection failed, in words that say what to do, for the error chain of a
+/// failed `wss://` connect; `None` if no TLS error is in it.
+pub fn explain(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let inner = e
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+            .or_else(|| e.downcast_ref::<rustls::Error>());
+        if let Some(tls) = inner {
+            return Some(explain_rustls(tls));
+        }
+        next = e.source();
+    }
+    None
+}
+
+fn explain_rustls(error: &rustls::Error) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    let why = match error {
+        E::InvalidMessage(_) | E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } => {
+            return format!(
+                "the server does not speak TLS (is it ws:// rather than wss://?) ({error})"
+            )
+        }
+        E::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => "the server's certificate is not signed by a CA this client trusts: \
+                 pass that CA, or for a self-signed certificate the certificate itself, with --ca FILE",
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "the server's certificate is not for the host name in the URL: connect with a name \
+                 the certificate lists (its subjectAltName)"
+            }
+            C::Expired | C::ExpiredContext { .. } => "the server's certificate has expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "the server's certificate is not valid yet (check the clocks)"
+            }
+            C::Revoked => "the server's certificate has been revoked",
+            C::BadSignature => "the server's certificate has a bad signature",
+            C::Other(other) if other.to_string().contains("CaUsedAsEndEntity") => {
+                "the server presents a CA certificate as its own (a self-signed certificate made \
+                 with `openssl req -x509`): pass exactly that certificate with --ca FILE"
+            }
+            _ => "the server's certificate was refused",
+        },
+        E::AlertReceived(_) => "the server refused the TLS handshake",
+        E::NoApplicationProtocol => "the server and this client share no ALPN protocol",
+        _ => "the TLS handshake failed",
+    };
+    format!("{why} ({error}); --insecure skips the check, for tests only")
+}
+
+mod verify {
+    //! The two certificate verifiers behind `connect --ca` (pinning) and `--insecure`.
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, Error, SignatureScheme};
+    use std::sync::Arc;
+
+    /// The webpki rules, or exactly one of the pinned certificates.
+    #[derive(Debug)]
+    pub(super) struct Pinning {
+        pub(super) pinned: Vec<CertificateDer<'static>>,
+        pub(super) inner: Arc<WebPkiServerVerifier>,
+    }
+
+    impl ServerCertVerifier for Pinning {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp_response: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, Error> {
+            match self.inner.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ) {
+                Ok(verified) => Ok(verified),
+                Err(refused) => {
+                    if !self
+                        .pinned
+                        .iter()
+                        .any(|p| p.as_ref() == end_entity.as_ref())
+                    {
+                        return Err(refused);
+                    }
+                    let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+                    rustls::client::verify_server_name(&parsed, server_name)?;
+                    Ok(ServerCertVerified::assertion())
+                }
+            }
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    }
+
+    /// Any certificate; the handshake signatures are still checked against it.
+    #[derive(Debug)]
+    pub(super) struct AnyCertificate(pub(super) Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+}
+
 /// The configuration [`crate::connect`] uses for `wss://` unless told otherwise: the
 /// webpki roots, built once.
 pub fn default_client_config() -> Arc<ClientConfig> {

@@ -33,10 +33,15 @@ pub(crate) struct Args {
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
     max_message_size: usize,
-    /// For wss://: also trust the CA certificates in this PEM file (repeatable); the
+    /// For wss://: also trust the certificates in this PEM file (repeatable): a CA, or the
+    /// server's own self-signed certificate, which is then accepted exactly as given. The
     /// webpki roots are always trusted.
     #[arg(long = "ca", value_name = "FILE")]
     ca: Vec<std::path::PathBuf>,
+    /// For wss://: accept any server certificate (encrypted, but not authenticated: for
+    /// tests only; prefer --ca with the server's certificate).
+    #[arg(long, short = 'k', conflicts_with = "ca")]
+    insecure: bool,
     /// Connect through this HTTP proxy (CONNECT), e.g. http://user:pass@proxy:3128. By
     /// default HTTPS_PROXY (wss://), HTTP_PROXY (ws://), ALL_PROXY and NO_PROXY are used.
     #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
@@ -60,7 +65,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => builder.proxy_from_env(!args.no_proxy),
     };
     if !args.ca.is_empty() {
-        builder = builder.tls_config(switchboard::tls::client_config(&args.ca)?);
+        builder = builder.tls_config(switchboard::tls::client_config_pinning(&args.ca)?);
+    }
+    if args.insecure {
+        eprintln!(
+            "warning: --insecure: the server's certificate is not checked; anyone on the path \
+             can read and change this connection"
+        );
+        builder = builder.tls_config(switchboard::tls::insecure_client_config());
     }
     for header in &args.headers {
         let (name, value) = header
@@ -82,7 +94,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::FAILURE);
         }
-        Err(error) => return Err(error).with_context(|| format!("cannot connect to {}", args.url)),
+        Err(error) => {
+            // The library keeps the I/O error whole; a TLS failure is inside it.
+            if let Some(why) = error
+                .io_error()
+                .and_then(|io| switchboard::tls::explain(io))
+            {
+                eprintln!("error: cannot connect to {}: {why}", args.url);
+                return Ok(ExitCode::FAILURE);
+            }
+            return Err(error).with_context(|| format!("cannot connect to {}", args.url));
+        }
     };
     eprintln!(
         "connected: {} (subprotocol: {}, compression: {})",
