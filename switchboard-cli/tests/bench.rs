@@ -133,3 +133,19 @@ fn nothing_listening_fails_with_one_line() {
     );
     assert!(stderr.to_lowercase().contains("refused"), "{stderr}");
 }
+
+#[test]
+fn bench_against_a_broadcast_endpoint_fails_clearly_instead_of_panicking() {
+    // The hub's chat room sends every client's messages to all of them: not an echo.
+    let hub = support::HubProcess::start(&[]);
+    let url = format!("ws://{}/ws/chat", hub.addr);
+    let output = support::run(
+        support::switchboard(&["bench", &url, "-c", "4", "--warmup", "0", "--duration", "2"]),
+        "",
+        LIMIT,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("not an echo server"), "{stderr}");
+}

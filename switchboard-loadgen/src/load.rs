@@ -229,6 +229,15 @@ pub enum LoadError {
     /// Options that cannot work, e.g. zero connections.
     #[error("bad options: {0}")]
     Options(&'static str),
+    /// The server answered with something other than the echo of what was sent (more
+    /// messages than were sent, a malformed frame): the figures would mean nothing.
+    #[error("connection {index}: {source}")]
+    NotAnEcho {
+        /// Which connection (0-based) noticed first.
+        index: usize,
+        /// What it saw.
+        source: std::io::Error,
+    },
 }
 
 /// Runs the benchmark described by `opts` on the current thread and returns its report.
@@ -299,7 +308,8 @@ async fn run_local(opts: &Options) -> Result<Report, LoadError> {
     let mut tasks = tokio::task::JoinSet::new();
     for (index, stream) in streams.into_iter().enumerate() {
         let frame = wire::client_frame(opts.kind, &payload, mask_for(index));
-        tasks.spawn_local(Driver::new(stream, &frame, opts.in_flight, shared.clone()));
+        let driver = Driver::new(stream, &frame, opts.in_flight, shared.clone());
+        tasks.spawn_local(async move { driver.await.map_err(|e| (index, e)) });
     }
 
     let progress = opts.progress && std::io::stderr().is_terminal();
@@ -335,10 +345,16 @@ async fn run_local(opts: &Options) -> Result<Report, LoadError> {
     }
 
     let mut failed = 0;
+    let mut not_an_echo = None;
     let drained = tokio::time::timeout(opts.setup_timeout, async {
         while let Some(result) = tasks.join_next().await {
-            if !matches!(result, Ok(Ok(()))) {
-                failed += 1;
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err((index, e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    not_an_echo.get_or_insert((index, e));
+                    failed += 1;
+                }
+                _ => failed += 1,
             }
         }
     })
@@ -346,6 +362,9 @@ async fn run_local(opts: &Options) -> Result<Report, LoadError> {
     if drained.is_err() {
         failed += tasks.len();
         tasks.abort_all();
+    }
+    if let Some((index, source)) = not_an_echo {
+        return Err(LoadError::NotAnEcho { index, source });
     }
 
     let histogram = shared.histogram.borrow();
@@ -473,7 +492,7 @@ pub async fn open(
     loop {
         if let Some((echo, used)) = wire::parse_whole_message(&buf).map_err(invalid)? {
             if echo != payload || used != buf.len() {
-                return Err(invalid("the first echo differs from the message sent"));
+                return Err(invalid("the first echo differs from the message sent: the server is not an echo server"));
             }
             return Ok(stream);
         }
@@ -560,8 +579,17 @@ impl Driver {
     }
 
     /// Accounts for `done` echoes that just ended, queueing as many new messages unless the
-    /// run is draining.
-    fn on_echoes(&mut self, done: u32) {
+    /// run is draining. More echoes than messages on the wire is not an echo server.
+    fn on_echoes(&mut self, done: u32) -> std::io::Result<()> {
+        // `queued` frames are not (wholly) written yet, so no echo of them can be back.
+        let on_wire = self.sent_at.len() - self.queued;
+        if done as usize > on_wire {
+            return Err(invalid(format!(
+                "the server sent {done} messages while {on_wire} were awaiting their echo: it \
+                 is not an echo server (a broadcast or chat endpoint, such as the hub's \
+                 /ws/CHANNEL, sends every client's messages to all of them)"
+            )));
+        }
         let now = Instant::now();
         let shared = &*self.shared;
         let mut phase = shared.phase.get();
@@ -586,6 +614,7 @@ impl Driver {
                 self.sent_at.push_back(now);
             }
         }
+        Ok(())
     }
 }
 
@@ -612,7 +641,11 @@ impl Future for Driver {
                         return Poll::Ready(Err(eof("mid-run")));
                     }
                     match this.parser.feed(filled) {
-                        Ok(done) => this.on_echoes(done),
+                        Ok(done) => {
+                            if let Err(e) = this.on_echoes(done) {
+                                return Poll::Ready(Err(e));
+                            }
+                        }
                         Err(WireError::Closed) => {
                             return Poll::Ready(Err(eof("with a close frame")))
                         }

@@ -404,4 +404,69 @@ mod tests {
         assert!(std::str::from_utf8(&payload(PayloadKind::Binary, 20)).is_err());
         assert!(std::str::from_utf8(&payload(PayloadKind::Text, 20)).is_ok());
     }
+
+    /// A server frame: `opcode`, FIN, optionally masked (a raw TCP echo returns ours).
+    fn frame(opcode: u8, fin: bool, len: usize, masked: bool) -> Vec<u8> {
+        let mut f = masked_frame(opcode, &vec![0x5a; len], [3, 1, 4, 1]);
+        if !fin {
+            f[0] &= 0x7f;
+        }
+        if !masked {
+            let key_at = f.len() - len - 4;
+            f[1] &= 0x7f;
+            f.drain(key_at..key_at + 4);
+        }
+        f
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_counts_exactly_the_data_messages_however_the_stream_is_split(
+            frames in proptest::collection::vec(
+                (0usize..4, proptest::bool::ANY, proptest::prop_oneof![0usize..130, 60_000usize..70_000], proptest::bool::ANY),
+                0..12,
+            ),
+            cuts in proptest::collection::vec(1usize..5000, 1..20),
+        ) {
+            let mut stream = Vec::new();
+            let mut want = 0u32;
+            for (kind, fin, len, masked) in frames {
+                // Control frames are short and final, as RFC 6455 §5.5 requires.
+                let (opcode, fin, len) = match kind {
+                    0 => (0x1, fin, len),
+                    1 => (0x2, fin, len),
+                    2 => (0x0, fin, len),
+                    _ => (0x9, true, len % 126),
+                };
+                want += u32::from(fin && opcode <= 0x2);
+                stream.extend(frame(opcode, fin, len, masked));
+            }
+            let mut parser = EchoParser::new();
+            let mut got = 0;
+            let mut rest = &stream[..];
+            for cut in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (chunk, tail) = rest.split_at((*cut).min(rest.len()));
+                got += parser.feed(chunk).unwrap();
+                rest = tail;
+            }
+            proptest::prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn parser_never_panics_on_arbitrary_bytes(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2000),
+            cut in 1usize..64,
+        ) {
+            let mut parser = EchoParser::new();
+            for chunk in bytes.chunks(cut) {
+                if parser.feed(chunk).is_err() {
+                    break;
+                }
+            }
+            let _ = parse_whole_message(&bytes);
+        }
+    }
 }

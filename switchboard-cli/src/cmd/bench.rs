@@ -111,6 +111,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         print!("{}", summary(&report));
     }
+    if report.failed_connections > 0 {
+        // The figures above undercount: say so in the exit status too, for scripts.
+        eprintln!(
+            "error: {} of {} connections failed or were cut off by the server during the run",
+            report.failed_connections, report.connections
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
