@@ -48,8 +48,8 @@ die() { echo "bench/redis: ERROR: $*" >&2; exit 1; }
 note() { echo "bench/redis: $*" >&2; }
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-SWITCHBOARD_BIN="$TARGET_DIR/release/switchboard"
-CLIENT_BIN="$TARGET_DIR/release/bench-fanout"
+# SWITCHBOARD_BIN comes from scripts/test-settings.sh (overridable from the environment).
+CLIENT_BIN="${CLIENT_BIN:-$TARGET_DIR/release/bench-fanout}"
 OUT="${OUT:-$HERE/results/$(date -u +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
@@ -59,7 +59,8 @@ RESULTS="$OUT/results.jsonl"
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || die "node and npm are required"
 if [[ $BUILD == 1 ]]; then
   note "cargo build --release (switchboard, bench-fanout)"
-  cargo build --release -p switchboard-cli --bin switchboard -p switchboard-bench --bin bench-fanout \
+  { cargo build --release -p switchboard-cli --bin switchboard \
+      && cargo build --release -p switchboard-bench --no-default-features --bin bench-fanout; } \
     </dev/null >"$OUT/build.log" 2>&1 || { tail -n 30 "$OUT/build.log" >&2; die "build failed (log $OUT/build.log)"; }
 fi
 [[ -x "$SWITCHBOARD_BIN" && -x "$CLIENT_BIN" ]] || die "missing $SWITCHBOARD_BIN or $CLIENT_BIN"
