@@ -513,3 +513,23 @@ async fn rest_requests_are_counted_as_connections() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_origin_is_named_with_the_flag_that_allows_it() {
+    let (_s, app) = default_server();
+    let req = Request::post("/api/channels/c/messages")
+        .header(header::ORIGIN, "https://other.example")
+        .header(header::HOST, "127.0.0.1:8080")
+        .body(Body::from("x"))
+        .unwrap();
+    let (status, _, body) = send(&app, req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "origin_not_allowed");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("https://other.example"), "{message}");
+    assert!(
+        message.contains("--allow-origin https://other.example"),
+        "{message}"
+    );
+    assert!(message.contains("allowed_origins"), "{message}");
+}

@@ -159,11 +159,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Prints `closed: CODE REASON` to stderr; returns whether the close was clean.
+/// Prints `closed: CODE REASON` (or `closed: CODE`, no trailing space, without a reason) to
+/// stderr; returns whether the close was clean.
 fn report_close<S>(ws: &switchboard::WebSocket<S>) -> bool {
     match ws.close_info() {
         Some(info) => {
-            eprintln!("closed: {} {}", info.code, info.reason);
+            if info.reason.is_empty() {
+                eprintln!("closed: {}", info.code);
+            } else {
+                eprintln!("closed: {} {}", info.code, info.reason);
+            }
             info.clean
         }
         None => false,

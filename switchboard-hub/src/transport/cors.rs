@@ -47,8 +47,23 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         Ok(OriginVerdict::Same | OriginVerdict::Absent) => None,
         Err(refusal) => {
             state.hub.metrics().record_rejected();
+            let sent = |name| {
+                req.headers()
+                    .get(name)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .unwrap_or_default()
+            };
+            // At info: an operator wondering why a page cannot connect looks here first.
+            tracing::info!(
+                origin = %sent(header::ORIGIN),
+                host = %sent(header::HOST),
+                path = %req.uri().path(),
+                "refused a browser request: {refusal:?} not allowed (--allow-origin / allowed_origins)"
+            );
             return match refusal {
-                OriginRefusal::Origin => ApiError::OriginNotAllowed,
+                OriginRefusal::Origin => ApiError::OriginNotAllowed {
+                    origin: sent(header::ORIGIN),
+                },
                 OriginRefusal::Host => ApiError::HostNotAllowed,
             }
             .into_response();

@@ -49,8 +49,14 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     /// The request's `Origin` is not allowed.
-    #[error("origin not allowed")]
-    OriginNotAllowed,
+    #[error(
+        "origin {origin} is not allowed: start the hub with --allow-origin {origin} \
+         (or allowed_origins = [\"{origin}\"] in the config file)"
+    )]
+    OriginNotAllowed {
+        /// The refused `Origin`, as sent.
+        origin: String,
+    },
     /// The request's `Host` is not one of `allowed_hosts`.
     #[error("host not allowed")]
     HostNotAllowed,
@@ -126,9 +132,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::OriginNotAllowed | ApiError::HostNotAllowed => {
-                StatusCode::FORBIDDEN
-            }
+            ApiError::Forbidden(_)
+            | ApiError::OriginNotAllowed { .. }
+            | ApiError::HostNotAllowed => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooManyChannels { .. }
             | ApiError::Unavailable(_)
@@ -152,7 +158,7 @@ impl ApiError {
             ApiError::TooLarge { .. } => "message_too_large",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::OriginNotAllowed => "origin_not_allowed",
+            ApiError::OriginNotAllowed { .. } => "origin_not_allowed",
             ApiError::HostNotAllowed => "host_not_allowed",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::TooManyChannels { .. } => "too_many_channels",
@@ -253,7 +259,13 @@ mod tests {
             ),
             (ApiError::TooLarge { limit: 1 }, 413, "message_too_large"),
             (ApiError::Unauthorized("x".into()), 401, "unauthorized"),
-            (ApiError::OriginNotAllowed, 403, "origin_not_allowed"),
+            (
+                ApiError::OriginNotAllowed {
+                    origin: "https://evil.example".into(),
+                },
+                403,
+                "origin_not_allowed",
+            ),
             (
                 ApiError::RateLimited {
                     retry_after: Duration::from_millis(1),
