@@ -778,3 +778,68 @@ async fn a_replay_larger_than_the_queue_is_paced_by_the_reader_on_every_transpor
             .contains("switchboard_slow_disconnects_total 1")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_delivers_every_acknowledged_message_before_1001() {
+    const SUBS: usize = 200;
+    let mut hub = start(no_rate_limit()).await;
+    let mut subs = Vec::new();
+    for _ in 0..SUBS {
+        let (mut ws, _) = switchboard::connect(&format!("ws://{}/ws", hub.addr))
+            .await
+            .unwrap();
+        ws.send(switchboard::Message::Text(
+            r#"{"op":"subscribe","channel":"c"}"#.into(),
+        ))
+        .await
+        .unwrap();
+        assert_eq!(ws_text(&mut ws).await.unwrap()["op"], "subscribed");
+        subs.push(ws);
+    }
+    let mut last = 0;
+    for i in 0..20 {
+        last = common::publish(hub.addr, "c", &format!("m{i}")).await["id"]
+            .as_u64()
+            .unwrap();
+    }
+    // The last publish was acknowledged: now the signal.
+    hub.stop.take().unwrap().send(()).unwrap();
+    let mut complete = 0;
+    for mut ws in subs {
+        let mut max_id = 0;
+        while let Some(m) = ws_text(&mut ws).await {
+            max_id = max_id.max(m["id"].as_u64().unwrap_or(0));
+        }
+        assert_eq!(ws.close_info().map(|c| c.code.0), Some(1001));
+        complete += usize::from(max_id == last);
+    }
+    assert_eq!(
+        complete, SUBS,
+        "subscribers that got the last message before 1001"
+    );
+}
+
+#[tokio::test]
+async fn a_chat_client_closed_for_its_rate_still_gets_the_echoes_of_what_was_accepted() {
+    let config =
+        HubConfig::from_toml("[rate_limit]\nmessages_per_second = 0.01\nburst = 5\n").unwrap();
+    let hub = start(config).await;
+    let (mut ws, _) = switchboard::connect(&format!("ws://{}/ws/room", hub.addr))
+        .await
+        .unwrap();
+    for i in 0..8 {
+        ws.send(switchboard::Message::Text(format!("t{i}").into()))
+            .await
+            .unwrap();
+    }
+    let mut echoes = Vec::new();
+    loop {
+        match tokio::time::timeout(WAIT, ws.recv()).await.unwrap() {
+            Some(Ok(switchboard::Message::Text(t))) => echoes.push(t.as_str().to_owned()),
+            None | Some(Err(_)) => break,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(echoes, ["t0", "t1", "t2", "t3", "t4"]);
+    assert_eq!(ws.close_info().map(|c| c.code.0), Some(1008));
+}

@@ -242,8 +242,10 @@ mod tests {
         }
         assert!(l.try_take(u32::MAX, t).is_err());
         assert!(l.tracked() <= 100_000);
+        // A scan per new key (the old design) would take hours here; O(1) takes well under
+        // a second in release, a few seconds in a debug build on a loaded machine.
         assert!(
-            started.elapsed() < Duration::from_secs(5),
+            started.elapsed() < Duration::from_secs(60),
             "{:?}",
             started.elapsed()
         );

@@ -43,6 +43,9 @@ struct Inner {
     permit: Mutex<Option<ConnectionPermit>>,
     /// Set when a queue to this client was found full (see `outbox::lagged`).
     backpressure: std::sync::atomic::AtomicBool,
+    /// Turned on when the connection is about to close politely: forwarders then hand over
+    /// what their subscriptions already hold, and stop.
+    finish: watch::Sender<bool>,
 }
 
 /// What a connection is used for, once a transport has said so.
@@ -76,6 +79,7 @@ impl ConnectionControl {
             label: Mutex::new(Label::default()),
             permit: Mutex::new(None),
             backpressure: std::sync::atomic::AtomicBool::new(false),
+            finish: watch::channel(false).0,
         });
         lock(&registry.map).insert(id, Arc::downgrade(&inner));
         Self { inner }
@@ -85,6 +89,17 @@ impl ConnectionControl {
     pub(crate) fn holding(self, permit: ConnectionPermit) -> Self {
         *lock(&self.inner.permit) = Some(permit);
         self
+    }
+
+    /// Asks the connection's forwarders to deliver what is already published, then stop.
+    pub(crate) fn finish(&self) {
+        self.inner.finish.send_replace(true);
+    }
+
+    /// Completes once [`ConnectionControl::finish`] was called.
+    pub(crate) async fn finishing(&self) {
+        let mut rx = self.inner.finish.subscribe();
+        let _ = rx.wait_for(|f| *f).await;
     }
 
     /// Records that a queue to this client was full.

@@ -57,6 +57,9 @@ use crate::metrics::{ConnectionGuard, Transport};
 
 const PING: Bytes = Bytes::from_static(b": ping\n\n");
 
+/// How long a stream may take to hand over what was published before a shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Sent when the client's token expires, just before the stream ends (a browser's
 /// `EventSource` would otherwise retry with the same, now refused, URL unknowingly).
 const EXPIRED: &[u8] = b"event: expired\ndata: {\"reason\":\"token expired\"}\n\n";
@@ -200,7 +203,22 @@ impl Forwarder {
                     None => return,
                 },
                 _ = self.tx.closed() => return,
-                _ = super::closing(&mut self.closing) => return,
+                _ = super::closing(&mut self.closing) => {
+                    // Deliver what was published before the shutdown, then end the stream.
+                    while let Some(d) = self.sub.try_next() {
+                        match self.render(d).await {
+                            Step::Send(chunk) => {
+                                let sent = self.tx.send(chunk);
+                                if tokio::time::timeout(DRAIN_TIMEOUT, sent).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Step::Skip => {}
+                            Step::End => return,
+                        }
+                    }
+                    return;
+                }
                 // Without the hub's own server the socket cannot be dropped from here;
                 // ending the stream is the next best thing.
                 _ = self.control.killed() => return,

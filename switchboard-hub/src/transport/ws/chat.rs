@@ -186,10 +186,21 @@ async fn run(
             }
         }
     };
-    forwarder.abort();
     if let Some(task) = presence_forwarder {
         task.abort();
     }
+    // A polite close (shutdown, rate limit) first delivers what was published before it,
+    // the client's own accepted messages included.
+    let end = match end {
+        End::Shutdown | End::Policy(_) => {
+            match super::drain(&mut exits, &mut ws, &control, &mut rx, |_| true).await {
+                Ok(()) => end,
+                Err(e) => e,
+            }
+        }
+        other => other,
+    };
+    forwarder.abort();
     let goodbye = matches!(end, End::Gone) && presence::said_goodbye(&ws);
     presence::release_all(room.guard, goodbye);
     super::finish(&state, &mut ws, end).await;

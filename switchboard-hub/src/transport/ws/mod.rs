@@ -80,13 +80,32 @@ pub(crate) async fn forward(
         Encoding::Plain => Transport::ChatRoom,
     };
     let mut closing = state.closing.clone();
+    let mut stop = state.closing.clone();
+    // Once the connection is closing politely (server shutdown, a policy close), deliver
+    // what the subscription already holds — every message acknowledged before — then stop.
+    let mut draining = false;
     loop {
-        let delivery = tokio::select! {
-            d = sub.next() => match d {
+        let delivery = if draining {
+            match sub.try_next() {
                 Some(d) => d,
                 None => return,
-            },
-            _ = tx.closed() => return,
+            }
+        } else {
+            tokio::select! {
+                d = sub.next() => match d {
+                    Some(d) => d,
+                    None => return,
+                },
+                _ = tx.closed() => return,
+                () = super::closing(&mut stop) => {
+                    draining = true;
+                    continue;
+                }
+                () = control.finishing() => {
+                    draining = true;
+                    continue;
+                }
+            }
         };
         let frame = match delivery {
             Delivery::Message(msg) => {
@@ -162,8 +181,36 @@ pub(crate) async fn forward(
             }
         };
         let out = Outbound { tag, frame };
+        if draining {
+            // Bounded: the connection drains for at most CLOSE_TIMEOUT.
+            match tokio::time::timeout(CLOSE_TIMEOUT, tx.send(out)).await {
+                Ok(Ok(())) => continue,
+                _ => return,
+            }
+        }
         if !super::outbox::push_for(&state, &tx, out, &control, &mut closing, &mut sub).await {
             return;
+        }
+    }
+}
+
+/// Before a polite close (shutdown 1001, a policy close): asks the forwarders to hand over
+/// what is already published and writes it all, for at most [`CLOSE_TIMEOUT`], so that every
+/// message acknowledged before the close reaches the client before the close frame. `rx`
+/// must have no other sender left than the forwarders'.
+pub(crate) async fn drain(
+    exits: &mut Exits,
+    ws: &mut WebSocket,
+    control: &ConnectionControl,
+    rx: &mut mpsc::Receiver<Outbound>,
+    is_live: impl Fn(u64) -> bool + Copy,
+) -> Result<(), End> {
+    control.finish();
+    let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(out)) => exits.write_batch(ws, out, rx, is_live).await?,
+            Ok(None) | Err(_) => return Ok(()),
         }
     }
 }

@@ -207,6 +207,22 @@ async fn run(
         holds.into_iter().filter_map(|mut h| h.guard.take()),
         goodbye,
     );
+    // A polite close first delivers what was published before it (every acknowledged
+    // message), from every subscription.
+    let end = match end {
+        End::Shutdown | End::Policy(_) => {
+            drop(std::mem::replace(&mut s.tx, mpsc::channel(1).0));
+            let live = &s.live;
+            let drained = super::drain(&mut s.exits, &mut s.ws, &s.control, &mut rx, |t| {
+                live.contains(&t)
+            });
+            match drained.await {
+                Ok(()) => end,
+                Err(e) => e,
+            }
+        }
+        other => other,
+    };
     super::finish(&s.state, &mut s.ws, end).await;
 }
 
