@@ -17,7 +17,8 @@
 #             wstest fuzzingserver; cases from scripts/test-settings.sh; results compared with
 #             tests/autobahn/expected-{server,client}.json
 #   interop   tests/interop/run.sh: Node ws, Python websockets, headless Chromium, `switchboard connect`;
-#             then tests/nginx/run.sh (real nginx in front) and tests/tls/run.sh (wss://, test CA)
+#             then tests/nginx/run.sh (real nginx in front), tests/tls/run.sh (wss://, test CA)
+#             and tests/h2/run.sh (WebSocket over HTTP/2: Python h2 client, Chromium, the hub)
 #   hub       tests/hub/run.sh: `switchboard serve` end to end in headless Chromium (chat over
 #             WebSocket/SSE/long polling, server-side kill and resume, REST, the seeds' plain
 #             page) and slow subscribers under both lag policies (uses the interop setup);
@@ -285,9 +286,9 @@ if wanted hub; then
   gated_suites redis tests/redis/run.sh
 fi
 if wanted interop; then
-  # A real nginx in front of `switchboard echo` (the seeds' config), and wss:// with a
-  # test CA, Chromium included.
-  gated_suites nginx/tls tests/nginx/run.sh tests/tls/run.sh
+  # A real nginx in front of `switchboard echo` (the seeds' config), wss:// with a test
+  # CA, Chromium included, and WebSocket over HTTP/2 (RFC 8441).
+  gated_suites nginx/tls/h2 tests/nginx/run.sh tests/tls/run.sh tests/h2/run.sh
 fi
 
 # Setup was requested on its own (--only setup): report it too.

@@ -75,6 +75,18 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_nanos: AtomicU64,
+    /// By HTTP version ([`version_index`]): client connections, requests, WebSockets.
+    http_connections: [AtomicU64; 2],
+    http_requests: [AtomicU64; 2],
+    websockets: [AtomicU64; 2],
+}
+
+/// The HTTP versions the metrics tell apart, as label values.
+const VERSIONS: [&str; 2] = ["1.1", "2"];
+
+/// 0 for HTTP/1.x, 1 for HTTP/2.
+fn version_index(version: http::Version) -> usize {
+    usize::from(version == http::Version::HTTP_2)
 }
 
 impl Metrics {
@@ -144,6 +156,27 @@ impl Metrics {
     /// Counts a subscriber disconnected for being too slow.
     pub fn record_slow_disconnect(&self) {
         self.slow_disconnects.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a client connection over `version` (HTTP/2 when TLS picked `h2`).
+    pub fn record_http_connection(&self, version: http::Version) {
+        self.http_connections[version_index(version)].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a request over `version`: every REST call, SSE stream, long poll, page and
+    /// WebSocket handshake.
+    pub fn record_http_request(&self, version: http::Version) {
+        self.http_requests[version_index(version)].fetch_add(1, Relaxed);
+    }
+
+    /// Counts a WebSocket accepted over `version` (HTTP/2: an RFC 8441 stream).
+    pub fn record_websocket(&self, version: http::Version) {
+        self.websockets[version_index(version)].fetch_add(1, Relaxed);
+    }
+
+    /// WebSockets accepted so far over `version`.
+    pub fn websockets(&self, version: http::Version) -> u64 {
+        self.websockets[version_index(version)].load(Relaxed)
     }
 
     /// Counts a request refused (auth, origin, rate or size limit).
@@ -273,6 +306,32 @@ impl Metrics {
             "Requests refused by auth, origin, rate or size limits.",
             self.rejected.load(Relaxed),
         );
+        for (name, help, values) in [
+            (
+                "switchboard_http_connections_total",
+                "Client connections by HTTP version.",
+                &self.http_connections,
+            ),
+            (
+                "switchboard_http_requests_total",
+                "Requests by HTTP version.",
+                &self.http_requests,
+            ),
+            (
+                "switchboard_websockets_total",
+                "WebSockets accepted by HTTP version (2: RFC 8441 streams).",
+                &self.websockets,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (version, value) in VERSIONS.iter().zip(values) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{version=\"{version}\"}} {}",
+                    value.load(Relaxed)
+                );
+            }
+        }
         let name = "switchboard_fanout_latency_seconds";
         let _ = writeln!(out, "# HELP {name} Time from publish to hand-off to a client connection.\n# TYPE {name} histogram");
         let mut cumulative = 0;

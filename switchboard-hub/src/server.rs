@@ -3,6 +3,13 @@
 //! The accept loop is ours rather than `axum::serve` for two reasons: every request gets a
 //! [`ConnectionControl`] so that a transport can drop a client that stopped reading (see
 //! `transport::conn`), and shutdown can both drain politely and bound how long it waits.
+//!
+//! With [`HubServer::with_tls`] it serves `https://`, and speaks HTTP/2 to clients that pick
+//! `h2` over ALPN (every browser): REST, SSE, long polls, the page and WebSockets (RFC 8441
+//! extended CONNECT, advertised because every WebSocket route takes CONNECT) then share one
+//! connection, so a page's many `EventSource`s no longer run into the six-connections
+//! limit of HTTP/1.1. [`HubServer::http2`] turns it off. Plain-text HTTP/2 (h2c) is not
+//! offered: plain connections are HTTP/1.1 only, which is what a proxy in front speaks.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,17 +20,22 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use switchboard::http2::Http2Config;
 use switchboard::security::{ConnectionLimiter, LimitExceeded};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt as _;
 
 use crate::config::HubConfig;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::transport::{ApiError, ConnectionControl, Registry};
+use http::Version;
 
 /// How long shutdown waits for open connections after asking them to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -53,8 +65,8 @@ pub struct HubServer {
     config: HubConfig,
     closing_tx: watch::Sender<bool>,
     registry: Arc<Registry>,
-    #[cfg(feature = "tls")]
-    tls: Option<switchboard::tls::TlsAcceptor>,
+    tls: Option<TlsAcceptor>,
+    http2: Http2Config,
 }
 
 impl HubServer {
@@ -86,17 +98,56 @@ impl HubServer {
             config,
             closing_tx: watch::channel(false).0,
             registry: Arc::default(),
-            #[cfg(feature = "tls")]
             tls: None,
+            http2: Http2Config::default(),
         }
     }
 
-    /// Serves https:// and wss:// through `acceptor` (see
-    /// `switchboard::tls::acceptor_from_pem`) instead of plain HTTP (feature `tls`).
-    #[cfg(feature = "tls")]
-    pub fn with_tls(mut self, acceptor: switchboard::tls::TlsAcceptor) -> Self {
+    /// Serves `https://` with this TLS acceptor; its ALPN names are set here from the
+    /// HTTP/2 setting (`h2` and `http/1.1`, or `http/1.1` alone).
+    pub fn with_tls(mut self, acceptor: TlsAcceptor) -> Self {
         self.tls = Some(acceptor);
+        self.offer_alpn();
         self
+    }
+
+    /// HTTP/2 over TLS: on by default, with the library's window and stream sizes
+    /// ([`Http2Config`]); [`Http2Config::disabled`] is the kill switch (`--no-http2`).
+    pub fn http2(mut self, config: Http2Config) -> Self {
+        self.http2 = config;
+        self.offer_alpn();
+        self
+    }
+
+    fn offer_alpn(&mut self) {
+        if let Some(acceptor) = &self.tls {
+            let mut config = (**acceptor.config()).clone();
+            config.alpn_protocols = self.http2.alpn_protocols();
+            self.tls = Some(TlsAcceptor::from(Arc::new(config)));
+        }
+    }
+
+    /// The HTTP server for one connection: HTTP/1.1 with upgrades, or HTTP/2 with the
+    /// extended CONNECT and the library's flow-control sizes.
+    fn http_builder(&self, h2: bool) -> auto::Builder<TokioExecutor> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .initial_stream_window_size(self.http2.stream_window_bytes())
+            .initial_connection_window_size(self.http2.connection_window_bytes())
+            .max_concurrent_streams(self.http2.max_streams())
+            .max_send_buf_size(self.http2.send_buffer_bytes());
+        if h2 {
+            builder.http2_only()
+        } else {
+            builder.http1_only()
+        }
     }
 
     /// The hub.
@@ -119,7 +170,7 @@ impl HubServer {
         )
     }
 
-    /// Serves HTTP/1.1 on `listener` until `shutdown` completes; then stops accepting, asks
+    /// Serves HTTP/1.1 (and with [`HubServer::with_tls`], HTTPS with HTTP/2) on `listener` until `shutdown` completes; then stops accepting, asks
     /// streams and WebSockets to finish (SSE streams end, WebSockets close with 1001 "going
     /// away", long polls answer), and waits up to 10 s for them.
     pub async fn serve(
@@ -183,27 +234,40 @@ impl HubServer {
             };
             let control = ConnectionControl::new(peer, Some(alive_tx.clone()), &self.registry)
                 .holding(permit);
-            #[cfg(feature = "tls")]
-            if let Some(acceptor) = &self.tls {
-                let (acceptor, router, closing) =
-                    (acceptor.clone(), router.clone(), closing.clone());
-                tokio::spawn(async move {
-                    // The handshake counts against the time a client has for its head.
-                    match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => serve_connection(tls, peer, router, control, closing).await,
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-                continue;
-            }
-            tokio::spawn(serve_connection(
-                tcp,
+            let conn = Conn {
                 peer,
-                router.clone(),
+                router: router.clone(),
                 control,
-                closing.clone(),
-            ));
+                closing: closing.clone(),
+                metrics: Arc::clone(self.hub.metrics()),
+            };
+            match &self.tls {
+                None => {
+                    let http1 = self.http_builder(false);
+                    tokio::spawn(conn.serve(TokioIo::new(tcp), http1, Version::HTTP_11));
+                }
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    let (h1, h2) = (self.http_builder(false), self.http_builder(true));
+                    tokio::spawn(async move {
+                        let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp))
+                            .await
+                        {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%peer, %error, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
+                        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                            conn.serve(TokioIo::new(tls), h2, Version::HTTP_2).await
+                        } else {
+                            conn.serve(TokioIo::new(tls), h1, Version::HTTP_11).await
+                        }
+                    });
+                }
+            }
         }
         tracing::info!("shutting down: closing streams and connections");
         self.closing_tx.send_replace(true);
@@ -260,46 +324,62 @@ async fn refuse_connection(hub: Hub, tcp: TcpStream, peer: SocketAddr, over: Lim
     let _ = tokio::time::timeout(REFUSAL_HEADER_TIMEOUT * 2, conn).await;
 }
 
-async fn serve_connection<I>(
-    tcp: I,
+/// What one connection's task needs.
+struct Conn {
     peer: SocketAddr,
     router: Router,
     control: ConnectionControl,
-    mut closing: watch::Receiver<bool>,
-) where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let service = {
-        let control = control.clone();
-        tower::service_fn(move |req: hyper::Request<Incoming>| {
-            let mut req = req.map(Body::new);
-            req.extensions_mut().insert(control.clone());
-            req.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(req)
-        })
-    };
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
-        .with_upgrades();
-    let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(e) = result {
-                tracing::trace!(%peer, error = %e, "connection ended with an error");
+    closing: watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
+}
+
+impl Conn {
+    /// Serves HTTP (`version`, which `builder` is limited to) on `io` until the client
+    /// goes, the connection is killed, or shutdown; then finishes politely (HTTP/2:
+    /// GOAWAY, after which the open streams end on the closing signal: WebSockets with
+    /// 1001).
+    async fn serve<I>(self, io: I, builder: auto::Builder<TokioExecutor>, version: Version)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let Conn {
+            peer,
+            router,
+            control,
+            mut closing,
+            metrics,
+        } = self;
+        tracing::debug!(%peer, ?version, "connection");
+        metrics.record_http_connection(version);
+        let service = {
+            let control = control.clone();
+            tower::service_fn(move |req: hyper::Request<Incoming>| {
+                metrics.record_http_request(req.version());
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(control.clone());
+                req.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(req)
+            })
+        };
+        let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+        let mut conn = std::pin::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::trace!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
             }
-            return;
+            _ = control.killed() => {
+                tracing::debug!(%peer, "connection killed");
+                return;
+            }
+            _ = crate::transport::closing(&mut closing) => {}
         }
-        _ = control.killed() => {
-            tracing::debug!(%peer, "connection killed");
-            return;
+        conn.as_mut().graceful_shutdown();
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = control.killed() => {}
         }
-        _ = crate::transport::closing(&mut closing) => {}
-    }
-    conn.as_mut().graceful_shutdown();
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = control.killed() => {}
     }
 }

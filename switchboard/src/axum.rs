@@ -43,7 +43,9 @@ use hyper_util::rt::TokioIo;
 use std::fmt;
 use std::future::Future;
 use switchboard_protocol::deflate::DeflateConfig;
-use switchboard_protocol::handshake::{validate_request, ClientOffer, Rejection};
+use switchboard_protocol::handshake::{
+    validate_connect_request, validate_request, ClientOffer, Rejection,
+};
 
 /// The WebSocket an axum handler gets from [`WebSocketUpgrade::on_upgrade`].
 pub type WebSocket = UpgradedWebSocket;
@@ -198,10 +200,16 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let head =
             upgrade::head_from_parts(&parts.method, &parts.uri, parts.version, &parts.headers);
-        if !is_upgrade_request(&head) {
-            return Err(WebSocketUpgradeRejection::not_upgrade());
-        }
-        let offer = validate_request(&head).map_err(WebSocketUpgradeRejection::from)?;
+        let offer = match extended_connect(parts) {
+            // HTTP/2 (feature `http2`): an RFC 8441 extended CONNECT, answered 200 after
+            // the same negotiation. The route must take CONNECT as well as GET.
+            Some(protocol) => validate_connect_request(&head, protocol.as_deref())
+                .map_err(WebSocketUpgradeRejection::from)?,
+            None if !is_upgrade_request(&head) => {
+                return Err(WebSocketUpgradeRejection::not_upgrade())
+            }
+            None => validate_request(&head).map_err(WebSocketUpgradeRejection::from)?,
+        };
         let on_upgrade = parts
             .extensions
             .remove::<OnUpgrade>()
@@ -215,6 +223,22 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
             on_failed: None,
         })
     }
+}
+
+/// For an HTTP/2 `CONNECT`: its `:protocol`, if any (`Some(None)`: a CONNECT without one,
+/// which the validator refuses). `None` for everything else, HTTP/1.1 included.
+fn extended_connect(parts: &Parts) -> Option<Option<String>> {
+    if parts.version != http::Version::HTTP_2 || parts.method != http::Method::CONNECT {
+        return None;
+    }
+    #[cfg(feature = "http2")]
+    let protocol = parts
+        .extensions
+        .get::<hyper::ext::Protocol>()
+        .map(|p| p.as_str().to_owned());
+    #[cfg(not(feature = "http2"))]
+    let protocol = None;
+    Some(protocol)
 }
 
 /// Why [`WebSocketUpgrade`] refused a request; it answers with its HTTP response.

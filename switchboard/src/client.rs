@@ -58,6 +58,9 @@ pub struct Client {
     /// The TLS configuration for `wss://`; the webpki roots when `None`.
     #[cfg(feature = "tls")]
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Whether `wss://` goes over HTTP/2 (RFC 8441), and its settings.
+    #[cfg(feature = "http2")]
+    http2: (crate::http2::Http2Mode, crate::http2::Http2Config),
 }
 
 /// How a [`Client`] reaches servers.
@@ -137,6 +140,22 @@ impl ClientBuilder {
     #[cfg(feature = "tls")]
     pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
         self.client.tls = Some(config);
+        self
+    }
+
+    /// Opens WebSockets over HTTP/2 (RFC 8441 extended CONNECT): never (the default),
+    /// automatically when the server offers it with a fallback to HTTP/1.1, or always
+    /// (feature `http2`; see [`Http2Mode`](crate::http2::Http2Mode)).
+    #[cfg(feature = "http2")]
+    pub fn http2(mut self, mode: crate::http2::Http2Mode) -> Self {
+        self.client.http2.0 = mode;
+        self
+    }
+
+    /// The windows and buffers of the client's h2 connections (feature `http2`).
+    #[cfg(feature = "http2")]
+    pub fn http2_config(mut self, config: crate::http2::Http2Config) -> Self {
+        self.client.http2.1 = config;
         self
     }
 
@@ -224,33 +243,132 @@ impl Client {
             )));
         }
         let work = async {
-            let (host, port) = (handshake.host(), handshake.port());
-            let proxy = match &self.proxy {
-                ProxyChoice::Direct => None,
-                ProxyChoice::FromEnv => Proxy::from_env(handshake.is_secure(), host)?,
-                ProxyChoice::Fixed(proxy) => Some(proxy.clone()),
-            };
-            let tcp = match proxy {
-                Some(proxy) => proxy.tunnel(host, port).await?,
-                None => TcpStream::connect((host, port)).await?,
-            };
-            // Small frames should leave at once: coalescing is done by `feed`/`flush`.
-            tcp.set_nodelay(true)?;
+            let tcp = self.open_tcp(&handshake).await?;
             #[cfg(feature = "tls")]
             if handshake.is_secure() {
                 let config = self
                     .tls
                     .clone()
                     .unwrap_or_else(crate::tls::default_client_config);
-                let tls = crate::tls::connect(tcp, host, config).await?;
+                #[cfg(feature = "http2")]
+                if self.http2.0 != crate::http2::Http2Mode::Never {
+                    return self.connect_tls_h2(tcp, config, handshake).await;
+                }
+                let tls = crate::tls::connect(tcp, handshake.host(), config).await?;
                 return self
                     .run_handshake(MaybeTlsStream::Rustls(Box::new(tls)), handshake)
                     .await;
+            }
+            #[cfg(feature = "http2")]
+            if self.http2.0 == crate::http2::Http2Mode::Force {
+                // ws:// with HTTP/2 forced: h2 with prior knowledge (h2c).
+                let peer = tcp.peer_addr().ok();
+                return self
+                    .open_h2(MaybeTlsStream::Plain(tcp), &handshake, peer)
+                    .await?
+                    .ok_or_else(no_extended_connect);
             }
             self.run_handshake(MaybeTlsStream::Plain(tcp), handshake)
                 .await
         };
         self.with_timeout(work).await
+    }
+
+    /// The TCP connection to the handshake's host, directly or through the proxy.
+    async fn open_tcp(&self, handshake: &ClientHandshake) -> Result<TcpStream, Error> {
+        let (host, port) = (handshake.host(), handshake.port());
+        let proxy = match &self.proxy {
+            ProxyChoice::Direct => None,
+            ProxyChoice::FromEnv => Proxy::from_env(handshake.is_secure(), host)?,
+            ProxyChoice::Fixed(proxy) => Some(proxy.clone()),
+        };
+        let tcp = match proxy {
+            Some(proxy) => proxy.tunnel(host, port).await?,
+            None => TcpStream::connect((host, port)).await?,
+        };
+        // Small frames should leave at once: coalescing is done by `feed`/`flush`.
+        tcp.set_nodelay(true)?;
+        Ok(tcp)
+    }
+
+    /// `wss://` offering `h2` over ALPN: an RFC 8441 stream when the server picks h2 and
+    /// allows extended CONNECT; otherwise (in `Auto` mode) the HTTP/1.1 upgrade, on a
+    /// fresh connection if this one already speaks h2.
+    #[cfg(feature = "http2")]
+    async fn connect_tls_h2(
+        &self,
+        tcp: TcpStream,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        handshake: ClientHandshake,
+    ) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
+        use crate::http2::Http2Mode;
+        let force = self.http2.0 == Http2Mode::Force;
+        let mut offer = (*config).clone();
+        // Forced h2 offers http/1.1 too, so that a server without h2 says so by its choice
+        // (and gets a clear error here) rather than by a TLS alert.
+        offer.alpn_protocols = crate::http2::alpn(true);
+        let tls = crate::tls::connect(tcp, handshake.host(), std::sync::Arc::new(offer)).await?;
+        if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            if force {
+                return Err(Error::io(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the server did not pick h2 over ALPN (HTTP/2 was forced)",
+                )));
+            }
+            return self
+                .run_handshake(MaybeTlsStream::Rustls(Box::new(tls)), handshake)
+                .await;
+        }
+        let peer = tls.get_ref().0.peer_addr().ok();
+        if let Some(connected) = self
+            .open_h2(MaybeTlsStream::Rustls(Box::new(tls)), &handshake, peer)
+            .await?
+        {
+            return Ok(connected);
+        }
+        if force {
+            return Err(no_extended_connect());
+        }
+        tracing::debug!("the server speaks h2 without extended CONNECT; falling back to HTTP/1.1");
+        let tcp = self.open_tcp(&handshake).await?;
+        let tls = crate::tls::connect(tcp, handshake.host(), config).await?;
+        self.run_handshake(MaybeTlsStream::Rustls(Box::new(tls)), handshake)
+            .await
+    }
+
+    /// The extended CONNECT on a new h2 connection over `io`; `None` when the server does
+    /// not advertise `SETTINGS_ENABLE_CONNECT_PROTOCOL`.
+    #[cfg(feature = "http2")]
+    async fn open_h2(
+        &self,
+        io: MaybeTlsStream,
+        handshake: &ClientHandshake,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<Option<(WebSocket<MaybeTlsStream>, http::Response<()>)>, Error> {
+        use crate::http2::{connect_h2, H2Connected};
+        let connected = connect_h2(
+            io,
+            handshake,
+            &self.http2.1,
+            self.config.handshake_timeout,
+            peer,
+        )
+        .await?;
+        let H2Connected::WebSocket(stream, response) = connected else {
+            return Ok(None);
+        };
+        let status = Some(response.status());
+        let answer = match handshake.validate_connect(&response) {
+            Ok(answer) => answer,
+            Err(error) => return Err(Error::handshake(error, status, Some(response))),
+        };
+        self.finish(
+            MaybeTlsStream::H2(stream),
+            answer,
+            response,
+            BytesMut::new(),
+        )
+        .map(Some)
     }
 
     /// Runs the client handshake for `url` on a stream you opened yourself (a TLS stream,
@@ -333,6 +451,21 @@ impl Client {
             Ok(answer) => answer,
             Err(error) => return Err(Error::handshake(error, status, Some(response))),
         };
+        // Frames the server sent right behind its 101 belong to the connection.
+        buf.advance(consumed);
+        self.finish(stream, answer, response, buf)
+    }
+
+    /// The connection the server agreed to, over `stream`, the same whichever HTTP
+    /// version the handshake ran over; `read` holds bytes already read past the response.
+    fn finish<S>(
+        &self,
+        stream: S,
+        answer: switchboard_protocol::handshake::ServerAnswer,
+        response: http::Response<()>,
+        read: BytesMut,
+    ) -> Result<(WebSocket<S>, http::Response<()>), Error> {
+        let status = Some(response.status());
         let mut conn = Connection::client(self.config.protocol.clone(), rand::random::<[u8; 4]>);
         if let Some(policy) = &self.config.protocol.deflate {
             // RFC 7692 §7: a response that does not fit our offer fails the connection.
@@ -342,11 +475,18 @@ impl Client {
                 Err(error) => return Err(Error::handshake(error, status, Some(response))),
             }
         }
-        // Frames the server sent right behind its 101 belong to the connection.
-        buf.advance(consumed);
         let ws = WebSocket::from_connection(stream, conn, &self.config)
-            .with_read_buffer(buf)
+            .with_read_buffer(read)
             .with_protocol(answer.protocol);
         Ok((ws, response))
     }
+}
+
+/// Forced HTTP/2 against a server that does not allow WebSockets over it.
+#[cfg(feature = "http2")]
+fn no_extended_connect() -> Error {
+    Error::io(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the server does not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL (HTTP/2 was forced)",
+    ))
 }

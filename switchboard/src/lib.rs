@@ -66,6 +66,8 @@ mod websocket;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod backpressure;
+#[cfg(feature = "http2")]
+pub mod http2;
 mod liveness;
 mod negotiate;
 pub mod proxy;

@@ -79,6 +79,18 @@ impl GoingAway {
     pub fn has_fired(&self) -> bool {
         self.inner.fired.load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    /// Completes once [`GoingAway::fire`] has been called (at once if it has been).
+    #[cfg(feature = "http2")]
+    pub(crate) async fn fired(&self) {
+        let notified = self.inner.notify.notified();
+        let mut notified = std::pin::pin!(notified);
+        // Registered before the check, so a fire in between is not missed.
+        notified.as_mut().enable();
+        if !self.has_fired() {
+            notified.await;
+        }
+    }
 }
 
 /// The timers of one connection.

@@ -17,15 +17,31 @@ pub enum MaybeTlsStream {
     /// TLS over TCP (`wss://`).
     #[cfg(feature = "tls")]
     Rustls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    /// An RFC 8441 WebSocket stream on an HTTP/2 connection (feature `http2`,
+    /// [`Http2Mode`](crate::http2::Http2Mode)).
+    #[cfg(feature = "http2")]
+    H2(Box<crate::http2::H2Stream>),
 }
 
 impl MaybeTlsStream {
-    /// The TCP connection underneath.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP connection underneath; `None` for an HTTP/2 stream, whose connection is
+    /// driven by its own task.
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            MaybeTlsStream::Plain(tcp) => tcp,
+            MaybeTlsStream::Plain(tcp) => Some(tcp),
             #[cfg(feature = "tls")]
-            MaybeTlsStream::Rustls(tls) => tls.get_ref().0,
+            MaybeTlsStream::Rustls(tls) => Some(tls.get_ref().0),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::H2(_) => None,
+        }
+    }
+
+    /// The HTTP version the handshake ran over: 1.1, or 2 for an RFC 8441 stream.
+    pub fn http_version(&self) -> http::Version {
+        match self {
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::H2(_) => http::Version::HTTP_2,
+            _ => http::Version::HTTP_11,
         }
     }
 }
@@ -40,6 +56,8 @@ impl AsyncRead for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Rustls(s) => Pin::new(&mut **s).poll_read(cx, buf),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::H2(s) => Pin::new(&mut **s).poll_read(cx, buf),
         }
     }
 }
@@ -54,6 +72,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Rustls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::H2(s) => Pin::new(&mut **s).poll_write(cx, buf),
         }
     }
 
@@ -66,6 +86,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Rustls(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::H2(s) => Pin::new(&mut **s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -74,6 +96,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => s.is_write_vectored(),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Rustls(s) => s.is_write_vectored(),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::H2(s) => s.is_write_vectored(),
         }
     }
 
@@ -82,6 +106,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Rustls(s) => Pin::new(&mut **s).poll_flush(cx),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::H2(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
@@ -90,6 +116,8 @@ impl AsyncWrite for MaybeTlsStream {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             #[cfg(feature = "tls")]
             MaybeTlsStream::Rustls(s) => Pin::new(&mut **s).poll_shutdown(cx),
+            #[cfg(feature = "http2")]
+            MaybeTlsStream::H2(s) => Pin::new(&mut **s).poll_shutdown(cx),
         }
     }
 }

@@ -3,7 +3,8 @@
 #
 #   - Node packages `ws` and `playwright-core` into tests/interop/node_modules
 #     (npm ci from package-lock.json; redone only when the lock file changes);
-#   - Python `websockets` into the venv tests/interop/.venv (requirements.txt);
+#   - Python `websockets` (and `h2`, for tests/h2) into the venv tests/interop/.venv
+#     (requirements.txt);
 #   - Debian's `chromium` (/usr/bin/chromium) via apt when missing (needs root).
 # Fails with a clear message (exit 1) if something cannot be installed.
 set -Eeuo pipefail

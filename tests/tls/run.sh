@@ -40,17 +40,7 @@ if [[ ! -x "$SWITCHBOARD_BIN" ]]; then
 fi
 
 # --- a CA and a server certificate ----------------------------------------------------
-{
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj "/CN=switchboard test CA" -keyout "$DIR/ca.key" -out "$DIR/ca.pem" \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
-    -keyout "$DIR/key.pem" -out "$DIR/server.csr" &&
-  printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature" \
-    "extendedKeyUsage=serverAuth" "subjectAltName=DNS:localhost,IP:127.0.0.1" >"$DIR/server.ext" &&
-  openssl x509 -req -in "$DIR/server.csr" -CA "$DIR/ca.pem" -CAkey "$DIR/ca.key" -CAcreateserial \
-    -days 2 -extfile "$DIR/server.ext" -out "$DIR/cert.pem"
-} >"$DIR/openssl.log" 2>&1 || { fail "openssl could not make the test PKI: $(tail -2 "$DIR/openssl.log")"; finish; }
+"$HERE/make-test-pki.sh" "$DIR" || { fail "openssl could not make the test PKI: $(tail -2 "$DIR/openssl.log")"; finish; }
 
 PORT="$(free_port)"
 "$SWITCHBOARD_BIN" echo --listen "127.0.0.1:$PORT" --tls-cert "$DIR/cert.pem" --tls-key "$DIR/key.pem" \

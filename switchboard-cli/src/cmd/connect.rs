@@ -12,6 +12,7 @@
 
 use anyhow::Context;
 use std::process::ExitCode;
+use switchboard::http2::Http2Mode;
 use switchboard::proxy::Proxy;
 use switchboard::{Client, CloseCode, ErrorKind, Message, WebSocketConfig};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -49,6 +50,13 @@ pub(crate) struct Args {
     /// Connect directly, ignoring the proxy environment variables.
     #[arg(long)]
     no_proxy: bool,
+    /// Open the WebSocket over HTTP/2 (RFC 8441 extended CONNECT) or fail; over ws:// this
+    /// is h2 with prior knowledge. Without it, HTTP/1.1.
+    #[arg(long, conflicts_with = "http2_auto")]
+    http2: bool,
+    /// Use HTTP/2 when the wss:// server offers it, else HTTP/1.1.
+    #[arg(long)]
+    http2_auto: bool,
 }
 
 /// Connects and relays stdin and stdout until the connection closes.
@@ -57,9 +65,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .max_message_size(args.max_message_size)
         .max_frame_size(args.max_message_size)
         .compression(!args.no_compression);
+    let http2 = if args.http2 {
+        Http2Mode::Force
+    } else if args.http2_auto {
+        Http2Mode::Auto
+    } else {
+        Http2Mode::Never
+    };
     let mut builder = Client::builder()
         .config(config)
-        .protocols(args.subprotocols);
+        .protocols(args.subprotocols)
+        .http2(http2);
     builder = match &args.proxy {
         Some(url) => builder.proxy(Proxy::parse(url)?),
         None => builder.proxy_from_env(!args.no_proxy),
@@ -107,10 +123,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     eprintln!(
-        "connected: {} (subprotocol: {}, compression: {})",
+        "connected: {} (subprotocol: {}, compression: {}, {:?})",
         args.url,
         ws.protocol().unwrap_or("none"),
-        if ws.is_compressed() { "on" } else { "off" }
+        if ws.is_compressed() { "on" } else { "off" },
+        ws.get_ref().http_version()
     );
 
     let mut lines = BufReader::new(tokio::io::stdin()).lines();

@@ -15,6 +15,7 @@ use std::net::ToSocketAddrs;
 use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::Duration;
+use switchboard::http2::Http2Config;
 use switchboard::router::{bind_per_thread, Route, Router, ServerWebSocket};
 use switchboard::security::{ConnectionLimiter, OriginPolicy, TrustedProxies};
 use switchboard::WebSocketConfig;
@@ -73,6 +74,9 @@ pub(crate) struct Args {
     /// Close a connection after this many seconds without input (0: never).
     #[arg(long, default_value_t = 0.0, value_name = "SECONDS")]
     idle_timeout: f64,
+    /// With --tls-cert: offer only HTTP/1.1 over ALPN, no HTTP/2 (RFC 8441) WebSockets.
+    #[arg(long)]
+    no_http2: bool,
     /// Seconds a graceful shutdown waits for clients to close.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     shutdown_timeout: f64,
@@ -117,7 +121,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .trusted_proxies(TrustedProxies::new(&args.trust_proxy)?)
         .handshake_timeout(seconds(args.handshake_timeout))
-        .shutdown_timeout(seconds(args.shutdown_timeout).unwrap_or_default());
+        .shutdown_timeout(seconds(args.shutdown_timeout).unwrap_or_default())
+        .http2(Http2Config::default().enabled(!args.no_http2));
     let scheme = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             router = router.tls(switchboard::tls::acceptor_from_pem(cert, key)?);
@@ -130,9 +135,14 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let addr = listeners[0].local_addr()?;
     // `bench/run.sh` waits for "listening on" and the address.
     tracing::info!(
-        "echo server listening on {scheme}://{addr} ({threads} thread{}, compression {})",
+        "echo server listening on {scheme}://{addr} ({threads} thread{}, compression {}){}",
         if threads == 1 { "" } else { "s" },
-        if args.no_compression { "off" } else { "on" }
+        if args.no_compression { "off" } else { "on" },
+        match (scheme, args.no_http2) {
+            ("wss", false) => "; HTTP/2 on (ALPN h2, RFC 8441)",
+            ("wss", true) => "; HTTP/2 off",
+            _ => "",
+        }
     );
     router.serve_threads(listeners, async {
         super::shutdown_signal().await;

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use switchboard::http2::Http2Config;
 use switchboard_hub::config::{AuthConfig, TlsConfig};
 use switchboard_hub::{HubConfig, HubServer};
 
@@ -89,6 +90,10 @@ pub(crate) struct Args {
         requires = "tls_cert"
     )]
     tls_key: Option<PathBuf>,
+    /// With TLS: offer only HTTP/1.1 over ALPN, no HTTP/2 (the kill switch; by default
+    /// clients that pick h2 get HTTP/2 for everything, WebSockets as RFC 8441 streams)
+    #[arg(long, env = "SWITCHBOARD_NO_HTTP2")]
+    no_http2: bool,
     /// Print the effective settings as TOML (secrets hidden) and exit
     #[arg(long)]
     print_config: bool,
@@ -222,8 +227,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     describe(&config, addr, args.config.as_ref());
+    server = server.http2(Http2Config::default().enabled(!args.no_http2));
     if let Some(acceptor) = tls {
         server = server.with_tls(acceptor);
+        tracing::info!(
+            "HTTP/2: {}",
+            if args.no_http2 {
+                "off (--no-http2: ALPN offers http/1.1 only)"
+            } else {
+                "on (ALPN h2 and http/1.1; WebSockets over h2 as RFC 8441 streams)"
+            }
+        );
     }
     server.serve(listener, super::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -161,8 +161,15 @@ pub(crate) fn router(
         .route("/api/channels/{channel}/presence", get(presence::rest))
         .route("/sse/{channel}", get(sse::sse))
         .route("/poll/{channel}", get(poll::poll))
-        .route("/ws", get(ws::protocol::handler))
-        .route("/ws/{channel}", get(ws::chat::handler))
+        // CONNECT as well as GET: an HTTP/2 WebSocket is an extended CONNECT (RFC 8441).
+        .route(
+            "/ws",
+            get(ws::protocol::handler).connect(ws::protocol::handler),
+        )
+        .route(
+            "/ws/{channel}",
+            get(ws::chat::handler).connect(ws::chat::handler),
+        )
         .fallback(rest::not_found);
     let router = if admin {
         router

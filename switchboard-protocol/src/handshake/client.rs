@@ -321,7 +321,49 @@ impl ClientHandshake {
         if accept != Some(accept_key(self.key.as_bytes()).as_bytes()) {
             return Err(HandshakeError::BadAccept);
         }
+        self.agreement(headers)
+    }
 
+    /// The request for an RFC 8441 extended CONNECT over HTTP/2 (§4–5): `CONNECT` of the
+    /// absolute URI (`https`/`http`, the authority, the path and query) with
+    /// `Sec-WebSocket-Version: 13`, the same subprotocol and extension offers and extra
+    /// headers as [`ClientHandshake::request`], and no `Host`, `Upgrade`, `Connection` or
+    /// key. The caller sets `:protocol` to
+    /// [`CONNECT_PROTOCOL`](super::CONNECT_PROTOCOL) the way its HTTP/2 library wants
+    /// (a request extension in `h2` and hyper).
+    pub fn connect_request(&self) -> Request<()> {
+        let mut request = self.request();
+        *request.method_mut() = Method::CONNECT;
+        *request.version_mut() = Version::HTTP_2;
+        let scheme = if self.secure { "https" } else { "http" };
+        let authority = self.host_header.to_str().unwrap_or(&self.host);
+        *request.uri_mut() = Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query(self.target.clone())
+            .build()
+            .unwrap_or_else(|_| Uri::from(self.target.clone()));
+        let headers = request.headers_mut();
+        // §5: HTTP/2 has no connection-specific headers, and the key is not used.
+        for name in [HOST, UPGRADE, CONNECTION, SEC_WEBSOCKET_KEY] {
+            headers.remove(name);
+        }
+        request
+    }
+
+    /// Checks the server's answer to [`ClientHandshake::connect_request`]: a 2xx status
+    /// (RFC 8441 §5), then the same extension and subprotocol rules as
+    /// [`ClientHandshake::validate`]; there is no accept key over HTTP/2.
+    pub fn validate_connect(&self, resp: &Response<()>) -> Result<ServerAnswer, HandshakeError> {
+        if !resp.status().is_success() {
+            return Err(HandshakeError::ConnectRefused(resp.status()));
+        }
+        self.agreement(resp.headers())
+    }
+
+    /// What the server's headers agree to, checked against the offer: the same on
+    /// HTTP/1.1 and HTTP/2.
+    fn agreement(&self, headers: &HeaderMap) -> Result<ServerAnswer, HandshakeError> {
         let extensions = parse_extensions(headers)?;
         if let Some(unoffered) = extensions.iter().find(|e| {
             !self

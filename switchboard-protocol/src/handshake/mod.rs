@@ -58,7 +58,10 @@ pub use client::{ClientHandshake, ServerAnswer};
 pub use headers::{
     accept_key, header_has_token, is_token, parse_extensions, parse_protocols, GUID,
 };
-pub use server::{encode_response, parse_request, validate_request, ClientOffer, Rejection};
+pub use server::{
+    encode_response, parse_request, validate_connect_request, validate_request, ClientOffer,
+    Rejection, CONNECT_PROTOCOL,
+};
 
 use http::{Method, StatusCode};
 use thiserror::Error;
@@ -124,6 +127,10 @@ pub enum HandshakeError {
     /// `Sec-WebSocket-Protocol` is not a comma-separated list of tokens (§4.1 item 10).
     #[error("invalid Sec-WebSocket-Protocol: not a list of tokens")]
     InvalidProtocols,
+    /// An HTTP/2 request that is not an RFC 8441 extended CONNECT with `:protocol =
+    /// websocket` (§4, §5): another method, another `:protocol`, or no `:authority`.
+    #[error("not an extended CONNECT for websocket (RFC 8441)")]
+    NotExtendedConnect,
     /// The application refused the handshake, e.g. 403 for an unwelcome `Origin` (§4.2.2
     /// allows any status). Built by [`Rejection::with_status`].
     #[error("{reason}")]
@@ -145,6 +152,10 @@ pub enum HandshakeError {
     /// HTTP procedures", which for us means giving up).
     #[error("server answered {0} instead of 101 Switching Protocols")]
     NotSwitchingProtocols(StatusCode),
+    /// The server answered an RFC 8441 extended CONNECT with a status other than 2xx
+    /// (§5: success is any 2xx).
+    #[error("server answered {0} to the extended CONNECT")]
+    ConnectRefused(StatusCode),
     /// `Sec-WebSocket-Accept` is missing or does not match the key that was sent (§4.1).
     #[error("Sec-WebSocket-Accept is missing or does not match the key")]
     BadAccept,
@@ -188,6 +199,8 @@ impl HandshakeError {
             | InvalidUri(_)
             | InvalidOffer(_)
             | NotSwitchingProtocols(_)
+            | NotExtendedConnect
+            | ConnectRefused(_)
             | BadAccept
             | UnofferedProtocol(_)
             | MultipleProtocols
@@ -252,5 +265,97 @@ mod tests {
             HandshakeError::NotGet(Method::POST).to_string(),
             "method POST is not GET"
         );
+    }
+}
+
+/// RFC 8441: the extended CONNECT request and its 200, both sides.
+#[cfg(test)]
+mod extended_connect_tests {
+    use super::*;
+    use http::{Request, StatusCode, Version};
+
+    fn handshake() -> ClientHandshake {
+        let uri = "wss://example.com:8443/chat?room=1".parse().unwrap();
+        ClientHandshake::new(&uri, *b"the sample nonce")
+            .unwrap()
+            .protocols(["chat.v2", "chat.v1"])
+            .extensions("permessage-deflate; client_max_window_bits")
+    }
+
+    #[test]
+    fn the_client_request_is_a_connect_without_key_or_upgrade() {
+        let request = handshake().connect_request();
+        assert_eq!(request.method(), http::Method::CONNECT);
+        assert_eq!(request.version(), Version::HTTP_2);
+        assert_eq!(
+            request.uri().to_string(),
+            "https://example.com:8443/chat?room=1"
+        );
+        let headers = request.headers();
+        for absent in ["host", "upgrade", "connection", "sec-websocket-key"] {
+            assert!(!headers.contains_key(absent), "{absent} must not be sent");
+        }
+        assert_eq!(headers["sec-websocket-version"], "13");
+        assert_eq!(headers["sec-websocket-protocol"], "chat.v2, chat.v1");
+    }
+
+    #[test]
+    fn the_server_answers_200_with_the_same_negotiation_and_the_client_accepts_it() {
+        let client = handshake();
+        let offer = validate_connect_request(&client.connect_request(), Some(CONNECT_PROTOCOL))
+            .expect("a valid extended CONNECT");
+        assert!(offer.is_extended_connect());
+        assert_eq!(offer.protocols(), ["chat.v2", "chat.v1"]);
+        assert_eq!(offer.extensions()[0].name, "permessage-deflate");
+        let response = offer.response(
+            offer.select_protocol(&["chat.v1"]),
+            Some("permessage-deflate"),
+        );
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.version(), Version::HTTP_2);
+        assert!(!response.headers().contains_key("sec-websocket-accept"));
+        assert!(!response.headers().contains_key("upgrade"));
+        let answer = client.validate_connect(&response).expect("valid answer");
+        assert_eq!(answer.protocol.as_deref(), Some("chat.v1"));
+        assert_eq!(answer.extensions[0].name, "permessage-deflate");
+        // The HTTP/1.1 rules (101, accept key) do not apply to this response, and vice versa.
+        assert!(client.validate(&response).is_err());
+        let mut refused = response;
+        *refused.status_mut() = StatusCode::FORBIDDEN;
+        assert_eq!(
+            client.validate_connect(&refused),
+            Err(HandshakeError::ConnectRefused(StatusCode::FORBIDDEN))
+        );
+    }
+
+    #[test]
+    fn only_a_websocket_connect_with_version_13_and_an_authority_passes() {
+        let good = handshake().connect_request();
+        let status = |req: &Request<()>, protocol| {
+            validate_connect_request(req, protocol)
+                .map(|_| StatusCode::OK)
+                .unwrap_or_else(|r| r.status())
+        };
+        assert_eq!(status(&good, Some("websocket")), StatusCode::OK);
+        assert_eq!(status(&good, Some("webtransport")), StatusCode::BAD_REQUEST);
+        assert_eq!(status(&good, None), StatusCode::BAD_REQUEST);
+        let mut get = handshake().connect_request();
+        *get.method_mut() = http::Method::GET;
+        assert_eq!(status(&get, Some("websocket")), StatusCode::BAD_REQUEST);
+        let mut no_authority = handshake().connect_request();
+        *no_authority.uri_mut() = "/chat".parse().unwrap();
+        assert_eq!(
+            status(&no_authority, Some("websocket")),
+            StatusCode::BAD_REQUEST
+        );
+        let mut old = handshake().connect_request();
+        old.headers_mut()
+            .insert("sec-websocket-version", "8".parse().unwrap());
+        assert_eq!(
+            status(&old, Some("websocket")),
+            StatusCode::UPGRADE_REQUIRED
+        );
+        // The plain HTTP/1.1 validator does not take an extended CONNECT.
+        assert!(validate_request(&good).is_err());
     }
 }

@@ -116,13 +116,7 @@ fn validate(req: &Request<()>) -> Result<ClientOffer, HandshakeError> {
         return Err(HandshakeError::MissingConnectionUpgrade);
     }
     // §11.3.5: "MUST NOT appear more than once in an HTTP request".
-    match single(headers, "sec-websocket-version")? {
-        Some(b"13") => {}
-        other => {
-            let sent = other.map(|v| String::from_utf8_lossy(v).into_owned());
-            return Err(HandshakeError::UnsupportedVersion(sent));
-        }
-    }
+    check_version(headers)?;
     // §11.3.1: "MUST NOT appear more than once in an HTTP request".
     let key = single(headers, "sec-websocket-key")?.ok_or(HandshakeError::MissingKey)?;
     // §4.1 item 7: "a randomly selected 16-byte value that has been base64-encoded". The
@@ -133,14 +127,74 @@ fn validate(req: &Request<()>) -> Result<ClientOffer, HandshakeError> {
         Ok(16) => {}
         _ => return Err(HandshakeError::InvalidKey),
     }
-    let protocols = parse_protocols(headers)?;
-    let extensions = parse_extensions(headers)?;
+    let (protocols, extensions) = offered(headers)?;
     Ok(ClientOffer {
         // base64 is ASCII.
         key: String::from_utf8_lossy(key).into_owned(),
         protocols,
         extensions,
+        extended_connect: false,
     })
+}
+
+/// The `:protocol` value of an RFC 8441 extended CONNECT that opens a WebSocket (§4).
+pub const CONNECT_PROTOCOL: &str = "websocket";
+
+/// Checks an HTTP/2 request against RFC 8441 §4–5: `CONNECT` with `:protocol` (passed as
+/// `protocol`: HTTP libraries keep the pseudo-header outside the header map) equal to
+/// `websocket`, an `:authority`, and `Sec-WebSocket-Version: 13`. There is no key and no
+/// `Upgrade`/`Connection`: the stream itself is the tunnel (§5).
+///
+/// Subprotocols and extensions are read exactly as for HTTP/1.1, so the same negotiation
+/// answers both; [`ClientOffer::response`] then builds a `200` instead of the `101`.
+#[expect(
+    clippy::result_large_err,
+    reason = "a refusal happens at most once per stream, and carrying the ready response is its point"
+)]
+pub fn validate_connect_request(
+    req: &Request<()>,
+    protocol: Option<&str>,
+) -> Result<ClientOffer, Rejection> {
+    validate_connect(req, protocol).map_err(Rejection::from)
+}
+
+fn validate_connect(
+    req: &Request<()>,
+    protocol: Option<&str>,
+) -> Result<ClientOffer, HandshakeError> {
+    let has_authority = req
+        .uri()
+        .authority()
+        .is_some_and(|a| !a.as_str().is_empty())
+        || req.headers().contains_key(http::header::HOST);
+    if req.method() != Method::CONNECT || protocol != Some(CONNECT_PROTOCOL) || !has_authority {
+        return Err(HandshakeError::NotExtendedConnect);
+    }
+    let headers = req.headers();
+    check_version(headers)?;
+    let (protocols, extensions) = offered(headers)?;
+    Ok(ClientOffer {
+        key: String::new(),
+        protocols,
+        extensions,
+        extended_connect: true,
+    })
+}
+
+/// `Sec-WebSocket-Version: 13`, exactly once (§4.2.1 item 6, §11.3.5).
+fn check_version(headers: &HeaderMap) -> Result<(), HandshakeError> {
+    match single(headers, "sec-websocket-version")? {
+        Some(b"13") => Ok(()),
+        other => {
+            let sent = other.map(|v| String::from_utf8_lossy(v).into_owned());
+            Err(HandshakeError::UnsupportedVersion(sent))
+        }
+    }
+}
+
+/// The subprotocols and extensions a request offers, the same on HTTP/1.1 and HTTP/2.
+fn offered(headers: &HeaderMap) -> Result<(Vec<String>, Vec<Extension>), HandshakeError> {
+    Ok((parse_protocols(headers)?, parse_extensions(headers)?))
 }
 
 /// What a valid upgrade request offers: the key to answer and the client's subprotocols and
@@ -153,10 +207,13 @@ pub struct ClientOffer {
     protocols: Vec<String>,
     /// `Sec-WebSocket-Extensions`, all headers, in order; the deflate module picks from them.
     extensions: Vec<Extension>,
+    /// An RFC 8441 extended CONNECT (HTTP/2): answered with 200, without a key.
+    extended_connect: bool,
 }
 
 impl ClientOffer {
-    /// The `Sec-WebSocket-Key` the client sent.
+    /// The `Sec-WebSocket-Key` the client sent (empty for an extended CONNECT, which has
+    /// none).
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -169,6 +226,12 @@ impl ClientOffer {
     /// The extensions the client offers, in the order it sent them.
     pub fn extensions(&self) -> &[Extension] {
         &self.extensions
+    }
+
+    /// Whether the offer came as an RFC 8441 extended CONNECT over HTTP/2
+    /// ([`validate_connect_request`]).
+    pub fn is_extended_connect(&self) -> bool {
+        self.extended_connect
     }
 
     /// The `Sec-WebSocket-Accept` value that answers [`ClientOffer::key`].
@@ -199,14 +262,25 @@ impl ClientOffer {
     /// than sent, because the client would have to fail the connection on it (§4.1). The
     /// `extensions` value comes from the extension's own negotiation (e.g. the deflate
     /// module); one that is not a valid header value is left out as well.
+    ///
+    /// For an extended CONNECT ([`ClientOffer::is_extended_connect`]) the response is
+    /// `200` over HTTP/2 with only the subprotocol and extensions (RFC 8441 §5).
     pub fn response(&self, protocol: Option<&str>, extensions: Option<&str>) -> Response<()> {
         let mut response = Response::new(());
-        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        *response.version_mut() = Version::HTTP_11;
         let headers = response.headers_mut();
-        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-        headers.insert(SEC_WEBSOCKET_ACCEPT, header_value(self.accept()));
+        if !self.extended_connect {
+            headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+            headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+            headers.insert(SEC_WEBSOCKET_ACCEPT, header_value(self.accept()));
+        }
+        let (status, version) = if self.extended_connect {
+            (StatusCode::OK, Version::HTTP_2)
+        } else {
+            (StatusCode::SWITCHING_PROTOCOLS, Version::HTTP_11)
+        };
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        let headers = response.headers_mut();
         let offered = protocol.filter(|p| self.protocols.iter().any(|offered| offered == p));
         if let Some(value) = offered.and_then(|p| HeaderValue::from_str(p).ok()) {
             headers.insert(SEC_WEBSOCKET_PROTOCOL, value);

@@ -46,10 +46,18 @@
 //! limit 503 or 429; a foreign `Origin` 403; the `authenticate` callback's status; and
 //! otherwise 101 and the route's handler. Every refusal closes the connection.
 //!
+//! With the `http2` feature, a TLS router also speaks HTTP/2 to clients that pick `h2` over
+//! ALPN, browsers included: each WebSocket is then an RFC 8441 extended CONNECT stream on a
+//! shared connection, answered `200` after the same checks and negotiation, and handed to
+//! the same route and handler (see [`crate::http2`]; [`Router::http2`] turns it off).
+//! Refusals there are answered on the stream, which ends; the connection goes on.
+//!
 //! To use every core without a work-stealing scheduler, [`Router::serve_threads`] serves
 //! one router from several threads, each with a current-thread runtime and its own
 //! `SO_REUSEPORT` socket ([`bind_per_thread`]); limits and shutdown span all the threads.
 
+#[cfg(feature = "http2")]
+mod h2;
 mod handshake;
 mod listen;
 mod request;
@@ -113,6 +121,19 @@ impl fmt::Debug for Route {
 }
 
 impl Route {
+    /// The subprotocols to answer `offer` with, the same over HTTP/1.1 and HTTP/2: the
+    /// route's, or with `first_offered` and none configured, the client's first.
+    fn protocols_for(
+        &self,
+        offer: &switchboard_protocol::handshake::ClientOffer,
+    ) -> std::borrow::Cow<'_, [String]> {
+        if self.first_offered && self.protocols.is_empty() {
+            std::borrow::Cow::Owned(offer.protocols().first().cloned().into_iter().collect())
+        } else {
+            std::borrow::Cow::Borrowed(&self.protocols)
+        }
+    }
+
     /// An endpoint that runs `handler` on each accepted connection, in its own task.
     pub fn new<H, F>(handler: H) -> Route
     where
@@ -225,6 +246,8 @@ pub struct Router {
     going_away: GoingAway,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
+    #[cfg(feature = "http2")]
+    http2: crate::http2::Http2Config,
 }
 
 impl fmt::Debug for Router {
@@ -264,6 +287,8 @@ impl Router {
             going_away: GoingAway::new(),
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "http2")]
+            http2: crate::http2::Http2Config::default(),
         }
     }
 
@@ -319,10 +344,36 @@ impl Router {
     }
 
     /// Terminates TLS on every connection (`wss://`); see [`crate::tls::acceptor_from_pem`].
+    ///
+    /// With the `http2` feature the router sets the ALPN names itself: `h2` and
+    /// `http/1.1`, or only `http/1.1` when [`Router::http2`] is off.
     #[cfg(feature = "tls")]
     pub fn tls(mut self, acceptor: tokio_rustls::TlsAcceptor) -> Self {
         self.tls = Some(acceptor);
+        #[cfg(feature = "http2")]
+        self.offer_alpn();
         self
+    }
+
+    /// The HTTP/2 settings of TLS connections (feature `http2`): on by default;
+    /// [`Http2Config::disabled`](crate::http2::Http2Config::disabled) is the kill switch
+    /// that offers only HTTP/1.1. Every route accepts the extended CONNECT, so a router
+    /// that speaks h2 always advertises `SETTINGS_ENABLE_CONNECT_PROTOCOL`.
+    #[cfg(feature = "http2")]
+    pub fn http2(mut self, config: crate::http2::Http2Config) -> Self {
+        self.http2 = config;
+        self.offer_alpn();
+        self
+    }
+
+    /// Rebuilds the TLS acceptor with the ALPN names that match the HTTP/2 setting.
+    #[cfg(feature = "http2")]
+    fn offer_alpn(&mut self) {
+        if let Some(acceptor) = &self.tls {
+            let mut config = (**acceptor.config()).clone();
+            config.alpn_protocols = crate::http2::alpn(self.http2.is_enabled());
+            self.tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
+        }
     }
 
     /// Accepts connections on `listener` forever, each in its own task.
@@ -431,7 +482,7 @@ impl Router {
     ) -> impl Future<Output = ()> + Send + 'static {
         let admit = Box::pin(async move { self.admit(tcp, peer).await });
         async move {
-            if let Some((handler, permit)) = admit.await.map(Accepted::start) {
+            if let Some((handler, permit)) = admit.await.map(Admitted::start) {
                 handler.await;
                 drop(permit);
             }
@@ -439,7 +490,7 @@ impl Router {
     }
 
     /// The connection limits, then the handshake within its timeout.
-    async fn admit(&self, tcp: TcpStream, peer: SocketAddr) -> Option<Accepted> {
+    async fn admit(self: &Arc<Self>, tcp: TcpStream, peer: SocketAddr) -> Option<Admitted> {
         // Small frames should leave at once: coalescing is done by `feed`/`flush`.
         let _ = tcp.set_nodelay(true);
         // A client that is not a proxy is counted before it may send a byte, so one
@@ -474,12 +525,16 @@ impl Router {
 
     /// TLS (when configured), the request head, the checks, the 101.
     async fn handshake(
-        &self,
+        self: &Arc<Self>,
         tcp: TcpStream,
         peer: SocketAddr,
         mut permit: Option<ConnectionPermit>,
-    ) -> Option<Accepted> {
+    ) -> Option<Admitted> {
         let mut stream = self.transport(tcp, peer).await?;
+        #[cfg(feature = "http2")]
+        if stream.alpn_is_h2() {
+            return Some(Admitted::Http2(self.serve_h2(stream, peer), permit));
+        }
         let (mut request, rest) = match read_head(&mut stream, self.max_handshake_size).await {
             Ok(Head::Request(request, rest)) => (*request, rest),
             Ok(Head::Refused(rejection)) => return refused(stream, peer, &rejection).await,
@@ -506,41 +561,16 @@ impl Router {
             Ok(offer) => offer,
             Err(rejection) => return refused(stream, peer, &rejection).await,
         };
-        let client_ip = self.proxies.client_ip(peer.ip(), request.headers());
-        if let (Some(limiter), None) = (&self.limits, &permit) {
-            match limiter.try_acquire(client_ip) {
-                Ok(p) => permit = Some(p),
-                Err(over) => return refused(stream, peer, &over.rejection()).await,
-            }
-        }
-        let origin = request.headers().get(http::header::ORIGIN);
-        if !route.origins.is_allowed_value(origin) {
-            let rejection = Rejection::with_status(StatusCode::FORBIDDEN, "origin not allowed");
-            return refused(stream, peer, &rejection).await;
-        }
-        if let Some(authenticate) = &route.authenticate {
-            let mut view = UpgradeRequest {
-                request: &mut request,
-                peer,
-                client_ip,
-                protocols: offer.protocols(),
-            };
-            if let Err(rejection) = authenticate(&mut view) {
-                return refused(stream, peer, &rejection).await;
-            }
-        }
-        let first_offered;
-        let protocols = if route.first_offered && route.protocols.is_empty() {
-            first_offered = offer.protocols().first().cloned().into_iter().collect();
-            &first_offered
-        } else {
-            &route.protocols
+        let client_ip = match self.vet(route, &mut request, &offer, peer, &mut permit) {
+            Ok(client_ip) => client_ip,
+            Err(rejection) => return refused(stream, peer, &rejection).await,
         };
-        let (response, pending) = negotiate(&offer, &route.config, protocols).split();
+        let (response, pending) =
+            negotiate(&offer, &route.config, &route.protocols_for(&offer)).split();
         answer(&mut stream, &response).await.ok()?;
         let mut ws = pending.into_websocket_with_buffer(stream, rest);
         ws.close_on(&self.going_away);
-        Some(Accepted {
+        Some(Admitted::WebSocket(Accepted {
             ws,
             info: ConnectionInfo {
                 request,
@@ -549,7 +579,45 @@ impl Router {
             },
             route: route.clone(),
             permit,
-        })
+        }))
+    }
+
+    /// The checks after the protocol's, the same over HTTP/1.1 and HTTP/2: the client's
+    /// address through trusted proxies, the connection limits (unless `permit` is already
+    /// held), the `Origin` policy and the route's `authenticate` callback. Gives the
+    /// client's address, or the refusal to send.
+    fn vet(
+        &self,
+        route: &Route,
+        request: &mut http::Request<()>,
+        offer: &switchboard_protocol::handshake::ClientOffer,
+        peer: SocketAddr,
+        permit: &mut Option<ConnectionPermit>,
+    ) -> Result<std::net::IpAddr, Box<Rejection>> {
+        let client_ip = self.proxies.client_ip(peer.ip(), request.headers());
+        if let (Some(limiter), None) = (&self.limits, &permit) {
+            match limiter.try_acquire(client_ip) {
+                Ok(p) => *permit = Some(p),
+                Err(over) => return Err(Box::new(over.rejection())),
+            }
+        }
+        let origin = request.headers().get(http::header::ORIGIN);
+        if !route.origins.is_allowed_value(origin) {
+            return Err(Box::new(Rejection::with_status(
+                StatusCode::FORBIDDEN,
+                "origin not allowed",
+            )));
+        }
+        if let Some(authenticate) = &route.authenticate {
+            let mut view = UpgradeRequest {
+                request,
+                peer,
+                client_ip,
+                protocols: offer.protocols(),
+            };
+            authenticate(&mut view).map_err(Box::new)?;
+        }
+        Ok(client_ip)
     }
 
     /// The stream the handshake runs on: TLS is terminated here when configured.
@@ -569,6 +637,34 @@ impl Router {
     }
 }
 
+/// What a connection's task runs after the handshake.
+#[cfg_attr(
+    feature = "http2",
+    expect(
+        clippy::large_enum_variant,
+        reason = "made once per connection and moved straight into `start`; boxing would cost the HTTP/1.1 path an allocation"
+    )
+)]
+enum Admitted {
+    /// One WebSocket (HTTP/1.1).
+    WebSocket(Accepted),
+    /// An HTTP/2 connection, which serves its WebSocket streams itself, and the
+    /// connection's permit.
+    #[cfg(feature = "http2")]
+    Http2(BoxFuture, Option<ConnectionPermit>),
+}
+
+impl Admitted {
+    /// The future to run for the rest of the connection, and the permit to hold meanwhile.
+    fn start(self) -> (BoxFuture, Option<ConnectionPermit>) {
+        match self {
+            Admitted::WebSocket(accepted) => accepted.start(),
+            #[cfg(feature = "http2")]
+            Admitted::Http2(serve, permit) => (serve, permit),
+        }
+    }
+}
+
 /// A connection that passed the handshake, with what its task needs.
 struct Accepted {
     ws: ServerWebSocket,
@@ -580,7 +676,7 @@ struct Accepted {
 impl Accepted {
     /// The route's handler for this connection, and the permit to hold while it runs.
     fn start(self) -> (BoxFuture, Option<ConnectionPermit>) {
-        tracing::debug!(peer = %self.info.peer, client = %self.info.client_ip, path = self.info.path(), "WebSocket connection accepted");
+        tracing::debug!(peer = %self.info.peer, client = %self.info.client_ip, path = self.info.path(), version = ?self.info.request.version(), "WebSocket connection accepted");
         ((self.route.handler)(self.ws, self.info), self.permit)
     }
 }
@@ -590,7 +686,7 @@ async fn refused(
     stream: ServerStream,
     peer: SocketAddr,
     rejection: &Rejection,
-) -> Option<Accepted> {
+) -> Option<Admitted> {
     tracing::debug!(%peer, status = %rejection.status(), error = %rejection.error, "WebSocket handshake refused");
     refuse(stream, rejection).await;
     None

@@ -8,8 +8,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// The stream under a server [`WebSocket`](crate::WebSocket) from a [`Router`](super::Router):
-/// plain TCP, or TLS when the router terminates it (feature `tls`). One type for both, so
-/// handlers do not depend on how the server is deployed.
+/// plain TCP, TLS when the router terminates it (feature `tls`), or one stream of an
+/// HTTP/2 connection (feature `http2`). One type for all, so handlers do not depend on how
+/// the server is deployed or which HTTP version the client chose.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ServerStream {
@@ -18,22 +19,46 @@ pub enum ServerStream {
     /// TLS terminated here (`wss://`).
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// An RFC 8441 WebSocket stream of an HTTP/2 connection (over TLS).
+    #[cfg(feature = "http2")]
+    H2(Box<crate::http2::H2Stream>),
 }
 
 impl ServerStream {
-    /// The TCP connection underneath.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The TCP connection underneath; `None` for an HTTP/2 stream, whose connection is
+    /// shared with other streams and owned by the router.
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            ServerStream::Plain(tcp) => tcp,
+            ServerStream::Plain(tcp) => Some(tcp),
             #[cfg(feature = "tls")]
-            ServerStream::Tls(tls) => tls.get_ref().0,
+            ServerStream::Tls(tls) => Some(tls.get_ref().0),
+            #[cfg(feature = "http2")]
+            ServerStream::H2(_) => None,
         }
     }
 
     /// The TCP peer's address (a proxy's, behind one: see
     /// [`ConnectionInfo::client_ip`](super::ConnectionInfo::client_ip)).
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.tcp().peer_addr()
+        match self.tcp() {
+            Some(tcp) => tcp.peer_addr(),
+            None => self.h2_peer(),
+        }
+    }
+
+    #[cfg(feature = "http2")]
+    fn h2_peer(&self) -> io::Result<SocketAddr> {
+        match self {
+            ServerStream::H2(h2) => h2
+                .peer_addr()
+                .ok_or_else(|| io::ErrorKind::NotConnected.into()),
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    #[cfg(not(feature = "http2"))]
+    fn h2_peer(&self) -> io::Result<SocketAddr> {
+        Err(io::ErrorKind::NotConnected.into())
     }
 
     /// Whether TLS is terminated here.
@@ -42,6 +67,27 @@ impl ServerStream {
             ServerStream::Plain(_) => false,
             #[cfg(feature = "tls")]
             ServerStream::Tls(_) => true,
+            #[cfg(feature = "http2")]
+            ServerStream::H2(_) => true,
+        }
+    }
+
+    /// The HTTP version the WebSocket's handshake ran over: 1.1, or 2 for an RFC 8441
+    /// stream.
+    pub fn http_version(&self) -> http::Version {
+        match self {
+            #[cfg(feature = "http2")]
+            ServerStream::H2(_) => http::Version::HTTP_2,
+            _ => http::Version::HTTP_11,
+        }
+    }
+
+    /// Whether the client picked `h2` over ALPN on this TLS connection.
+    #[cfg(feature = "http2")]
+    pub(crate) fn alpn_is_h2(&self) -> bool {
+        match self {
+            ServerStream::Tls(tls) => tls.get_ref().1.alpn_protocol() == Some(b"h2"),
+            _ => false,
         }
     }
 }
@@ -56,6 +102,11 @@ macro_rules! delegate {
             }
             #[cfg(feature = "tls")]
             ServerStream::Tls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $call
+            }
+            #[cfg(feature = "http2")]
+            ServerStream::H2($s) => {
                 let $s = Pin::new(&mut **$s);
                 $call
             }
@@ -95,6 +146,8 @@ impl AsyncWrite for ServerStream {
             ServerStream::Plain(s) => s.is_write_vectored(),
             #[cfg(feature = "tls")]
             ServerStream::Tls(s) => s.is_write_vectored(),
+            #[cfg(feature = "http2")]
+            ServerStream::H2(s) => s.is_write_vectored(),
         }
     }
 

@@ -64,10 +64,14 @@ pub(crate) async fn handler(
                 // Plain text whatever the name: take the page's first subprotocol, since a
                 // browser that offered some fails the handshake if none is selected.
                 let first = upgrade.requested_protocols().first().cloned();
+                let version = req.version;
                 upgrade
                     .protocols(first)
                     .config(super::socket_config(&state))
-                    .on_upgrade(move |ws| run(state, caller, channel, sub, room, control, ws))
+                    .on_upgrade(move |ws| {
+                        super::accepted(&state, version);
+                        run(state, caller, channel, sub, room, control, ws)
+                    })
             }
         },
     }

@@ -371,6 +371,13 @@ pub(crate) async fn closing(rx: &mut watch::Receiver<bool>) {
     super::closing(rx).await
 }
 
+/// A WebSocket was accepted over `version`: counted and logged, so that a socket that ran
+/// as an HTTP/2 stream shows as one.
+pub(crate) fn accepted(state: &AppState, version: http::Version) {
+    state.hub.metrics().record_websocket(version);
+    tracing::debug!(?version, "WebSocket accepted");
+}
+
 /// The WebSocket limits for the hub: messages up to the hub's limit plus room for the JSON
 /// envelope of the `/ws` protocol; no compression (so broadcast bytes are shared as is).
 pub(crate) fn socket_config(state: &AppState) -> switchboard::WebSocketConfig {

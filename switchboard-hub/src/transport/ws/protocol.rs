@@ -92,10 +92,14 @@ pub(crate) async fn handler(
     };
     let control = super::control_of(&state, req.extensions());
     let caller = caller.with_ip(access::client_ip(&state, req.headers(), req.extensions()));
+    let version = req.version();
     upgrade
         .protocols([PROTOCOL])
         .config(super::socket_config(&state))
-        .on_upgrade(move |ws| run(state, caller, client, control, ws))
+        .on_upgrade(move |ws| {
+            super::accepted(&state, version);
+            run(state, caller, client, control, ws)
+        })
 }
 
 /// A subscription's place in presence: the session, and the task sending join/leave.
