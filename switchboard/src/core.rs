@@ -428,7 +428,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// Like [`Core::poll_ready`], but under a policy that does not wait, reports
     /// [`Room::Full`] instead of waiting for the peer.
+    #[inline]
     pub(crate) fn poll_room(&mut self, ww: &Waker) -> Poll<Result<Room, Error>> {
+        if self.phase != Phase::Done && !self.is_full() {
+            // Under the high-water mark: nothing to write first (every message asks).
+            return Poll::Ready(Ok(Room::Free));
+        }
         match (self.poll_ready(ww), self.slow_consumer) {
             (Poll::Ready(result), _) => Poll::Ready(result.map(|()| Room::Free)),
             (Poll::Pending, SlowConsumer::Wait) => Poll::Pending,

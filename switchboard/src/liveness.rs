@@ -172,7 +172,25 @@ impl Liveness {
 
     /// Decides what to do now. After [`Verdict::Wait`] and [`Verdict::Ping`], `waker` is
     /// woken at the next deadline (or when the going-away signal fires).
+    #[inline]
     pub(crate) fn poll(&mut self, waker: &Waker) -> Verdict {
+        // The driver asks twice per message; with no timers and the signal already watched
+        // by this waker, the answer is two comparisons and a load, made here inline.
+        if let (None, Some(watch)) = (&self.clock, &self.going_away) {
+            if watch
+                .registered
+                .as_ref()
+                .is_some_and(|w| w.will_wake(waker))
+                && !watch.signal.has_fired()
+            {
+                return Verdict::Wait;
+            }
+        }
+        self.poll_slow(waker)
+    }
+
+    #[inline(never)]
+    fn poll_slow(&mut self, waker: &Waker) -> Verdict {
         if let Some(watch) = &mut self.going_away {
             if !watch
                 .registered
