@@ -19,7 +19,7 @@ ROUNDS=3
 WARMUP=2
 DURATION=5
 IDLE_CONNS=10000
-SERVERS="switchboard tokio-tungstenite tokio-tungstenite-4k fastwebsockets node-ws tcp-echo"
+SERVERS="switchboard lean-mio tokio-tungstenite tokio-tungstenite-4k fastwebsockets node-ws tcp-echo"
 SCENARIOS="20b-10 20b-100 20b-500 1k-500 16k-500 64k-1 1m-1"
 OUT=""
 BUILD=1
@@ -82,6 +82,7 @@ server_cmd() {
         fastwebsockets-hyper) echo "$REL/bench-echo-fastwebsockets --listen 127.0.0.1:$port" ;;
         node-ws) echo "node $BENCH/node/echo.js --listen 127.0.0.1:$port" ;;
         tcp-echo) echo "$REL/bench-echo-tcp --listen 127.0.0.1:$port" ;;
+        lean-mio) echo "$REL/bench-echo-lean --listen 127.0.0.1:$port" ;;
         *) echo "unknown server $2" >&2; return 1 ;;
     esac
 }
