@@ -12,6 +12,8 @@
 #   test      tests/redis/install.sh (Debian redis-server, for the broker contract tests);
 #             cargo test --workspace; cargo test --benches --workspace (only if benches exist)
 #   doc       cargo doc --workspace --no-deps with rustdoc::broken-intra-doc-links denied
+#   fuzz      scripts/fuzz.sh: every cargo-fuzz target for FUZZ_SECONDS (default 15) from the
+#             committed seeds (fuzz/seeds/), failing on any crash or broken oracle
 #   build     cargo build --release -p switchboard-cli -p switchboard --examples --bins
 #   autobahn  wstest fuzzingclient -> `switchboard echo`, and the autobahn_client example ->
 #             wstest fuzzingserver; cases from scripts/test-settings.sh; results compared with
@@ -45,7 +47,7 @@ cd "$ROOT" || exit 2
 # shellcheck source=test-settings.sh
 source "$ROOT/scripts/test-settings.sh"
 
-ALL_PHASES=(setup lint test doc build autobahn interop hub)
+ALL_PHASES=(setup lint test doc fuzz build autobahn interop hub)
 ONLY=""
 UPDATE=()
 while [[ $# -gt 0 ]]; do
@@ -216,6 +218,11 @@ fi
 if wanted doc; then
   step "cargo doc (broken links denied)" env RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D rustdoc::broken-intra-doc-links" \
     cargo doc --workspace --no-deps
+fi
+
+if wanted fuzz; then
+  # A short bounded run per target (the longer run is scripts/fuzz.sh with more seconds).
+  step "fuzz (${FUZZ_SECONDS:-15}s per target)" scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
 fi
 
 # --- release build, Autobahn, interop ----------------------------------------------
