@@ -103,3 +103,19 @@ async fn echo_selects_the_first_offered_subprotocol_unless_restricted() {
         Some("superchat")
     );
 }
+
+#[test]
+fn a_refusal_prints_the_servers_reason_next_to_the_status() {
+    let hub = support::HubProcess::start(&[]);
+    let url = format!("ws://{}/ws/chat", hub.addr);
+    let (code, _, err) = connect(&["-H", "Origin: https://elsewhere.example", &url], "");
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("handshake failed: HTTP 403 Forbidden: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("--allow-origin https://elsewhere.example"),
+        "{err}"
+    );
+}

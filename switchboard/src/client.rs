@@ -18,6 +18,16 @@ use tokio::net::TcpStream;
 /// Reads the response head in pieces this large.
 const HEAD_CHUNK: usize = 1 << 10;
 
+/// The most of a refusal's body kept for [`RefusalBody`], and how long it may take.
+const REFUSAL_BODY_MAX: usize = 4 << 10;
+const REFUSAL_BODY_WAIT: Duration = Duration::from_secs(2);
+
+/// The start of the body of a response that refused the handshake (a 403's reason, say),
+/// in the extensions of [`Error::response`]: at most 4 KiB, read within 2 s, as far as
+/// `Content-Length` says or the server closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusalBody(pub bytes::Bytes);
+
 /// Opens a WebSocket connection to a `ws://` URL with the default [`Client`]; returns the
 /// connection and the server's 101 response.
 ///
@@ -449,7 +459,15 @@ impl Client {
         let status = Some(response.status());
         let answer = match handshake.validate(&response) {
             Ok(answer) => answer,
-            Err(error) => return Err(Error::handshake(error, status, Some(response))),
+            Err(error) => {
+                let mut response = response;
+                if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+                    buf.advance(consumed);
+                    let body = read_refusal_body(&mut stream, buf, &response).await;
+                    response.extensions_mut().insert(RefusalBody(body));
+                }
+                return Err(Error::handshake(error, status, Some(response)));
+            }
         };
         // Frames the server sent right behind its 101 belong to the connection.
         buf.advance(consumed);
@@ -489,4 +507,33 @@ fn no_extended_connect() -> Error {
         io::ErrorKind::Unsupported,
         "the server does not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL (HTTP/2 was forced)",
     ))
+}
+
+/// Reads what the server sends after a refusing head: what `Content-Length` announces (or
+/// until it closes), bounded in size and time. Best effort: a slow or silent server only
+/// shortens it.
+async fn read_refusal_body<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    mut buf: BytesMut,
+    response: &http::Response<()>,
+) -> bytes::Bytes {
+    let want = response
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(REFUSAL_BODY_MAX)
+        .min(REFUSAL_BODY_MAX);
+    let _ = tokio::time::timeout(REFUSAL_BODY_WAIT, async {
+        while buf.len() < want {
+            buf.reserve(want - buf.len());
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    buf.truncate(want);
+    buf.freeze()
 }

@@ -79,7 +79,7 @@ pub mod tls;
 pub mod upgrade;
 
 pub use backpressure::{SlowConsumer, TrySendError};
-pub use client::{connect, Client, ClientBuilder};
+pub use client::{connect, Client, ClientBuilder, RefusalBody};
 pub use config::WebSocketConfig;
 pub use error::{Error, ErrorKind};
 pub use liveness::GoingAway;

@@ -101,11 +101,20 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(connected) => connected,
         Err(error) if error.kind() == ErrorKind::Handshake => {
             match error.status().filter(|s| s.as_u16() != 101) {
-                Some(status) => eprintln!(
-                    "handshake failed: HTTP {} {}",
-                    status.as_u16(),
-                    status.canonical_reason().unwrap_or("")
-                ),
+                Some(status) => {
+                    // The server's own words (a hub answers `{"error":{"message":…}}`).
+                    let body = error
+                        .response()
+                        .and_then(|r| r.extensions().get::<switchboard::RefusalBody>())
+                        .map(|b| String::from_utf8_lossy(&b.0).trim().to_owned())
+                        .filter(|b| !b.is_empty());
+                    eprintln!(
+                        "handshake failed: HTTP {} {}{}",
+                        status.as_u16(),
+                        status.canonical_reason().unwrap_or(""),
+                        body.map(|b| format!(": {b}")).unwrap_or_default()
+                    );
+                }
                 None => eprintln!("{error}"),
             }
             return Ok(ExitCode::FAILURE);
