@@ -282,11 +282,13 @@ pub struct RateLimitConfig {
     pub messages_per_second: f64,
     /// Publishes allowed in a burst.
     pub burst: u32,
-    /// WebSocket frames per second from one client address across all its connections
-    /// (0: no limit), so that opening more connections buys no more rate. Higher than the
-    /// per-connection rate: one address may carry several tabs or users behind NAT.
+    /// WebSocket publishes (`/ws` publish ops and chat-room texts) per second from one
+    /// client address across all its connections (0: no limit), so that opening more
+    /// connections buys no more rate. Higher than the per-connection rate: one address may
+    /// carry several tabs or users behind NAT. Other ops (subscribe, ping, presence) cost
+    /// only the connection's own bucket, so many clients behind one address can all join.
     pub per_ip_messages_per_second: f64,
-    /// WebSocket frames one client address may send in a burst.
+    /// WebSocket publishes one client address may send in a burst.
     pub per_ip_burst: u32,
 }
 
@@ -360,7 +362,7 @@ impl Default for LimitsConfig {
             write_timeout_secs: 10,
             body_timeout_secs: 30,
             max_connections: 0,
-            max_connections_per_ip: 1000,
+            max_connections_per_ip: 20_000,
             listen_backlog: 4096,
             max_json_depth: 64,
         }

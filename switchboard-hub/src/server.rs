@@ -240,6 +240,7 @@ impl HubServer {
                 control,
                 closing: closing.clone(),
                 metrics: Arc::clone(self.hub.metrics()),
+                tls: self.tls.is_some(),
             };
             match &self.tls {
                 None => {
@@ -331,6 +332,9 @@ struct Conn {
     control: ConnectionControl,
     closing: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
+    /// The connection is TLS: its requests were made to an `https://` origin, which the
+    /// Origin check must know on HTTP/1.1 (HTTP/2 carries `:scheme` itself).
+    tls: bool,
 }
 
 impl Conn {
@@ -348,6 +352,7 @@ impl Conn {
             control,
             mut closing,
             metrics,
+            tls,
         } = self;
         tracing::debug!(%peer, ?version, "connection");
         metrics.record_http_connection(version);
@@ -358,6 +363,9 @@ impl Conn {
                 let mut req = req.map(Body::new);
                 req.extensions_mut().insert(control.clone());
                 req.extensions_mut().insert(ConnectInfo(peer));
+                if tls {
+                    req.extensions_mut().insert(crate::transport::OverTls);
+                }
                 router.clone().oneshot(req)
             })
         };

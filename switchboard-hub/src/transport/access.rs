@@ -64,7 +64,7 @@ impl Caller {
         self.claims.as_ref()?.exp
     }
 
-    /// Charges one WebSocket frame to the caller's address.
+    /// Charges one WebSocket publish to the caller's address.
     pub(crate) fn charge_frame(&self, state: &AppState) -> Result<(), ApiError> {
         charge_to(state, &state.ws_ip_rate, self.ip)
     }

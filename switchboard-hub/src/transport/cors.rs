@@ -93,7 +93,8 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
 }
 
 /// The scheme the client reached the hub by: the request's own (HTTP/2 carries it), else
-/// `X-Forwarded-Proto` from a trusted proxy (TLS ends there), else plain `http`.
+/// `https` on a connection the hub itself terminated TLS on, else `X-Forwarded-Proto` from
+/// a trusted proxy (TLS ends there), else plain `http`.
 fn scheme_of(state: &AppState, req: &Request) -> &'static str {
     let named = |s: &str| {
         if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss") {
@@ -104,6 +105,9 @@ fn scheme_of(state: &AppState, req: &Request) -> &'static str {
     };
     if let Some(scheme) = req.uri().scheme_str() {
         return named(scheme);
+    }
+    if req.extensions().get::<super::OverTls>().is_some() {
+        return "https";
     }
     let from_proxy =
         super::access::peer_ip(req.extensions()).is_some_and(|peer| state.proxies.is_trusted(peer));

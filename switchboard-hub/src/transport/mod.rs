@@ -47,6 +47,10 @@ use switchboard::security::TrustedProxies;
 
 pub use conn::ConnectionControl;
 pub(crate) use conn::Registry;
+
+/// A request extension: the connection it came on is TLS that the hub itself terminated.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OverTls;
 pub use error::ApiError;
 
 /// Shared by every handler; cheap to clone.

@@ -233,13 +233,11 @@ async fn run(
 impl Session {
     /// Handles one client frame; `Some` ends the connection.
     async fn handle(&mut self, text: &str) -> Option<End> {
-        let limited = if self.bucket.try_take(Instant::now()).is_err() {
+        // Every frame costs the connection's bucket; only publishes (what fans out) also
+        // cost the address's, so that many clients behind one address (a NAT, a load
+        // generator) can still all subscribe at once.
+        if self.bucket.try_take(Instant::now()).is_err() {
             self.state.hub.metrics().record_rejected();
-            true
-        } else {
-            self.caller.charge_frame(&self.state).is_err()
-        };
-        if limited {
             self.refused_in_a_row += 1;
             if self.refused_in_a_row > MAX_REFUSED_IN_A_ROW {
                 return Some(End::Policy("rate limit exceeded"));
@@ -457,6 +455,7 @@ impl Session {
     async fn publish(&mut self, cmd: &Command<'_>) -> Result<serde_json::Value, ApiError> {
         let channel = Self::channel(cmd)?;
         self.caller.authorize(Action::Publish, &channel)?;
+        self.caller.charge_frame(&self.state)?;
         let payload = match cmd.data {
             Some(raw) => Payload::from_json_with_depth(
                 raw.get().as_bytes(),
