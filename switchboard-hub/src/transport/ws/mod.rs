@@ -35,6 +35,8 @@ use crate::metrics::Transport;
 
 /// How often an idle connection is pinged (keeps proxies from timing it out).
 const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a pinged peer has to answer (any bytes count) before it is cut off.
+const PONG_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a close handshake may take before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -380,6 +382,9 @@ pub(crate) fn accepted(state: &AppState, version: http::Version) {
 
 /// The WebSocket limits for the hub: messages up to the hub's limit plus room for the JSON
 /// envelope of the `/ws` protocol; no compression (so broadcast bytes are shared as is).
+/// A peer silent for [`PING_INTERVAL`] is pinged and has [`PONG_TIMEOUT`] to answer, else
+/// it is cut off (1011): a half-open connection (a dead phone, a pulled cable) ends, and
+/// its presence entry leaves, within about a minute instead of lingering.
 pub(crate) fn socket_config(state: &AppState) -> switchboard::WebSocketConfig {
     let max = state
         .config
@@ -390,4 +395,5 @@ pub(crate) fn socket_config(state: &AppState) -> switchboard::WebSocketConfig {
     switchboard::WebSocketConfig::default()
         .max_message_size(max)
         .max_frame_size(max)
+        .keepalive(Some(PING_INTERVAL), PONG_TIMEOUT)
 }
