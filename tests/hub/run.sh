@@ -122,7 +122,9 @@ if [[ $ready == 1 ]]; then
   if hub e2e 'admin_api = true
 [rate_limit]
 messages_per_second = 1000.0
-burst = 1000'; then
+burst = 1000
+per_ip_messages_per_second = 1000.0
+per_ip_burst = 1000'; then
     check "hub e2e (chromium)" 400 node "$HERE/e2e.mjs" --url "$HUB_URL"
   fi
 
@@ -148,13 +150,15 @@ grace_ms = 1500'; then
     fi
   fi
 
-  # Slow consumers: a small queue so that it fills quickly, no rate limit for the publisher.
+  # Slow consumers: a small queue so that it fills quickly, no rate limit for the publisher
+  # (neither its connection's nor its address's: it publishes 3000 messages at once).
   if hub slow-disconnect 'admin_api = true
 lag_policy = "disconnect"
 [limits]
 queue_size = 32
 [rate_limit]
-messages_per_second = 0.0'; then
+messages_per_second = 0.0
+per_ip_messages_per_second = 0.0'; then
     check "hub slow subscriber (disconnect)" 150 node "$HERE/slow_check.mjs" --url "$HUB_URL" --policy disconnect
   fi
   if hub slow-resume 'admin_api = true
@@ -164,7 +168,8 @@ max_messages = 10000
 [limits]
 queue_size = 32
 [rate_limit]
-messages_per_second = 0.0'; then
+messages_per_second = 0.0
+per_ip_messages_per_second = 0.0'; then
     check "hub slow subscriber (resume)" 150 node "$HERE/slow_check.mjs" --url "$HUB_URL" --policy resume
   fi
 
