@@ -203,6 +203,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
     }
 
+    /// Queues a message encoded once for many connections without waiting and without
+    /// writing: `Ok(false)`, with nothing queued, when more than
+    /// [`WebSocketConfig::write_buffer_high_water`] bytes are queued already. For a fan-out
+    /// loop that takes a batch of frames from a source it must not hold across an await:
+    /// queue while this answers `true`, then [`WebSocket::flush`] once.
+    pub fn try_feed_prepared(&mut self, prepared: &PreparedMessage) -> Result<bool, Error> {
+        if self.core.is_full() {
+            return Ok(false);
+        }
+        self.core.queue_prepared(prepared)?;
+        Ok(true)
+    }
+
     /// [`WebSocket::feed_prepared`], then flush.
     pub async fn send_prepared(&mut self, prepared: &PreparedMessage) -> Result<(), Error> {
         self.feed_prepared(prepared).await?;

@@ -102,6 +102,40 @@ mod client_server {
     }
 
     #[tokio::test]
+    async fn try_feed_prepared_queues_until_the_high_water_mark_then_flush_writes_all() {
+        let server = Server::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let frame = switchboard::PreparedMessage::new(Message::Binary(vec![3u8; 40_000].into()));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let tx = std::sync::Mutex::new(Some(tx));
+        tokio::spawn(server.serve(move |mut ws| {
+            let (frame, tx) = (frame.clone(), tx.lock().unwrap().take());
+            async move {
+                // Nothing is written while queueing: it stops at the high-water mark.
+                let mut queued = 0;
+                while ws.try_feed_prepared(&frame).unwrap() {
+                    queued += 1;
+                    assert!(queued < 10_000, "never reported full");
+                }
+                if let Some(tx) = tx {
+                    let _ = tx.send(queued);
+                }
+                ws.flush().await.unwrap();
+                while ws.recv().await.is_some() {}
+            }
+        }));
+        let (mut ws, _) = switchboard::connect(&format!("ws://{addr}/"))
+            .await
+            .unwrap();
+        let queued = rx.await.unwrap();
+        assert!(queued >= 1, "the first frame always fits");
+        for _ in 0..queued {
+            assert_eq!(ws.recv().await.unwrap().unwrap().len(), 40_000);
+        }
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+    }
+
+    #[tokio::test]
     async fn server_sees_client_close_code_and_reason() {
         let server = Server::bind("127.0.0.1:0").await.unwrap();
         let addr = server.local_addr().unwrap();
