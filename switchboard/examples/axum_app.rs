@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use switchboard::axum::{WebSocket, WebSocketUpgrade};
-use switchboard::Message;
+use switchboard::{Message, WebSocketConfig};
 use tokio::sync::broadcast;
 
 /// What the routes share: the chat room's fan-out and its head count.
@@ -62,21 +62,24 @@ async fn announce(State(app): State<App>, body: String) -> Json<serde_json::Valu
 
 /// `GET /echo`: every text and binary message comes back.
 async fn echo(ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(1 << 20)
-        .compression(true)
-        .on_upgrade(|mut socket: WebSocket| async move {
-            while let Some(Ok(message)) = socket.recv().await {
-                if socket.send(message).await.is_err() {
-                    break;
-                }
+    ws.config(
+        WebSocketConfig::default()
+            .max_message_size(1 << 20)
+            .compression(true),
+    )
+    .on_upgrade(|mut socket: WebSocket| async move {
+        while let Some(Ok(message)) = socket.recv().await {
+            if socket.send(message).await.is_err() {
+                break;
             }
-        })
+        }
+    })
 }
 
 /// `GET /chat`: the seeds' chat room, every text broadcast to every member.
 async fn chat(ws: WebSocketUpgrade, State(app): State<App>) -> Response {
     ws.protocols(["chat.v1"])
-        .max_message_size(16 << 10)
+        .config(WebSocketConfig::default().max_message_size(16 << 10))
         .on_upgrade(move |socket| room_member(socket, app))
 }
 

@@ -5,15 +5,18 @@
 //! ```no_run
 //! use axum::{response::Response, routing::get, Router};
 //! use switchboard::axum::{WebSocket, WebSocketUpgrade};
+//! use switchboard::WebSocketConfig;
 //!
 //! async fn chat(ws: WebSocketUpgrade) -> Response {
-//!     ws.protocols(["chat.v1"]).max_message_size(64 << 10).on_upgrade(|mut socket: WebSocket| async move {
-//!         while let Some(Ok(message)) = socket.recv().await {
-//!             if socket.send(message).await.is_err() {
-//!                 break;
+//!     ws.protocols(["chat.v1"])
+//!         .config(WebSocketConfig::default().max_message_size(64 << 10))
+//!         .on_upgrade(|mut socket: WebSocket| async move {
+//!             while let Some(Ok(message)) = socket.recv().await {
+//!                 if socket.send(message).await.is_err() {
+//!                     break;
+//!                 }
 //!             }
-//!         }
-//!     })
+//!         })
 //! }
 //!
 //! # async fn run() -> std::io::Result<()> {
@@ -42,7 +45,6 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::fmt;
 use std::future::Future;
-use switchboard_protocol::deflate::DeflateConfig;
 use switchboard_protocol::handshake::{
     validate_connect_request, validate_request, ClientOffer, Rejection,
 };
@@ -123,40 +125,11 @@ impl WebSocketUpgrade {
         }
     }
 
-    /// Replaces the whole configuration (limits, compression, timers).
+    /// The configuration the connection gets (limits, compression, timers);
+    /// [`WebSocketConfig::default`] if not set. Its handshake timeout and head size are
+    /// axum's business here: hyper reads the request.
     pub fn config(mut self, config: WebSocketConfig) -> Self {
         self.config = config;
-        self
-    }
-
-    /// The largest accepted message, in bytes (after decompression). Default 64 MiB.
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.config = self.config.max_message_size(bytes);
-        self
-    }
-
-    /// The largest accepted frame payload, in bytes.
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.config = self.config.max_frame_size(bytes);
-        self
-    }
-
-    /// How many unwritten bytes make `send` wait (see
-    /// [`WebSocketConfig::write_buffer_high_water`]).
-    pub fn write_buffer_high_water(mut self, bytes: usize) -> Self {
-        self.config = self.config.write_buffer_high_water(bytes);
-        self
-    }
-
-    /// The permessage-deflate policy; `None` (the default) never negotiates it.
-    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
-        self.config = self.config.deflate(deflate);
-        self
-    }
-
-    /// Accepts permessage-deflate with the default policy when the client offers it.
-    pub fn compression(mut self, on: bool) -> Self {
-        self.config = self.config.compression(on);
         self
     }
 

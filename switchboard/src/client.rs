@@ -9,7 +9,6 @@ use bytes::{Buf, BytesMut};
 use http::{HeaderName, HeaderValue, Uri};
 use std::io;
 use std::time::Duration;
-use switchboard_protocol::deflate::DeflateConfig;
 use switchboard_protocol::handshake::{ClientHandshake, HandshakeError};
 use switchboard_protocol::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -50,10 +49,11 @@ pub async fn connect(url: &str) -> Result<(WebSocket<MaybeTlsStream>, http::Resp
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), switchboard::Error> {
+/// use switchboard::WebSocketConfig;
 /// let (ws, response) = switchboard::Client::builder()
 ///     .protocols(["chat.v2"])
 ///     .header("Authorization", "Bearer s3cret")
-///     .compression(true)
+///     .config(WebSocketConfig::default().compression(true))
 ///     .connect("ws://127.0.0.1:9001/chat")
 ///     .await?;
 /// assert_eq!(ws.protocol(), Some("chat.v2"));
@@ -120,7 +120,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Replaces the whole configuration.
+    /// The configuration connections get (limits, compression to offer, timers; the
+    /// handshake timeout bounds TCP, TLS and the handshake together);
+    /// [`WebSocketConfig::default`] if not set.
     pub fn config(mut self, config: WebSocketConfig) -> Self {
         self.client.config = config;
         self
@@ -166,30 +168,6 @@ impl ClientBuilder {
     #[cfg(feature = "http2")]
     pub fn http2_config(mut self, config: crate::http2::Http2Config) -> Self {
         self.client.http2.1 = config;
-        self
-    }
-
-    /// The largest accepted message, in bytes.
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.client.config = self.client.config.max_message_size(bytes);
-        self
-    }
-
-    /// The permessage-deflate policy to offer; `None` offers nothing.
-    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
-        self.client.config = self.client.config.deflate(deflate);
-        self
-    }
-
-    /// Offers permessage-deflate with the default policy, or not.
-    pub fn compression(mut self, on: bool) -> Self {
-        self.client.config = self.client.config.compression(on);
-        self
-    }
-
-    /// How long connecting (TCP and handshake) may take; `None`: no limit.
-    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.client.config = self.client.config.handshake_timeout(timeout);
         self
     }
 

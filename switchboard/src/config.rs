@@ -1,15 +1,53 @@
 //! Options for a WebSocket: the protocol limits plus what only an I/O shell has (timers and
-//! the write buffer's high-water mark).
+//! the write buffer's high-water mark). The one settings type of the crate: every entry
+//! point takes it whole, and none has setters of its own for what it holds.
 
 use crate::backpressure::SlowConsumer;
 use std::time::Duration;
 use switchboard_protocol::deflate::DeflateConfig;
 use switchboard_protocol::Config;
 
-/// Options for one WebSocket connection, client or server.
+/// Options for one WebSocket connection, client or server: set once, then given to whichever
+/// entry point makes the connection, each of which takes it with a `config` method:
+/// [`AcceptorBuilder::config`](crate::AcceptorBuilder::config),
+/// [`Route::config`](crate::router::Route::config),
+/// `UpgradeOptions::config` (hyper), `WebSocketUpgrade::config` (axum) and
+/// [`ClientBuilder::config`](crate::ClientBuilder::config). The entry points keep only what is
+/// theirs (request inspection, subprotocols, TLS, URL, proxy).
+///
+/// # Limits and defaults
+///
+/// | setting | default | what happens at the limit |
+/// | --- | --- | --- |
+/// | [`max_message_size`](Self::max_message_size) | 16 MiB | close 1009 (after decompression) |
+/// | [`max_frame_size`](Self::max_frame_size) | 16 MiB | close 1009, before the payload is read |
+/// | [`max_handshake_size`](Self::max_handshake_size) | 8 KiB | server: 431; client: a handshake error |
+/// | [`compression`](Self::compression) / [`deflate`](Self::deflate) | off | permessage-deflate not negotiated |
+/// | [`write_buffer_high_water`](Self::write_buffer_high_water) | 64 KiB | `send` waits ([`slow_consumer`](Self::slow_consumer)) |
+/// | [`close_timeout`](Self::close_timeout) | 5 s | the connection is cut |
+/// | [`handshake_timeout`](Self::handshake_timeout) | 10 s | the connection is dropped, [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) |
+/// | [`keepalive`](Self::keepalive) | no pings; 20 s for the pong | close 1011 |
+/// | [`idle_timeout`](Self::idle_timeout) | none | close 1001 |
+///
+/// The protocol limits live in [`protocol`](Self::protocol) ([`switchboard_protocol::Config`]),
+/// whose documentation is where their defaults are written down.
 ///
 /// ```
+/// use std::time::Duration;
 /// use switchboard::WebSocketConfig;
+///
+/// // The table above, checked.
+/// let defaults = WebSocketConfig::default();
+/// assert_eq!(defaults.protocol.max_message_size, 16 << 20);
+/// assert_eq!(defaults.protocol.max_frame_size, 16 << 20);
+/// assert_eq!(defaults.protocol.max_handshake_size, 8 << 10);
+/// assert!(defaults.protocol.deflate.is_none());
+/// assert_eq!(defaults.write_buffer_high_water, 64 << 10);
+/// assert_eq!(defaults.close_timeout, Duration::from_secs(5));
+/// assert_eq!(defaults.handshake_timeout, Some(Duration::from_secs(10)));
+/// assert_eq!((defaults.ping_interval, defaults.pong_timeout), (None, Duration::from_secs(20)));
+/// assert_eq!(defaults.idle_timeout, None);
+///
 /// let config = WebSocketConfig::default().max_message_size(64 << 20).compression(true);
 /// assert_eq!(config.protocol.max_message_size, 64 << 20);
 /// ```

@@ -50,7 +50,6 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
-use switchboard_protocol::deflate::DeflateConfig;
 use switchboard_protocol::handshake::{validate_request, Rejection};
 
 /// The stream under a WebSocket that hyper handed over after the 101.
@@ -71,7 +70,10 @@ pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
 ///
 /// ```
 /// use switchboard::upgrade::UpgradeOptions;
-/// let options = UpgradeOptions::new().protocols(["chat.v2", "chat.v1"]).max_message_size(1 << 20);
+/// use switchboard::WebSocketConfig;
+/// let options = UpgradeOptions::new()
+///     .protocols(["chat.v2", "chat.v1"])
+///     .config(WebSocketConfig::default().max_message_size(1 << 20));
 /// # let _ = options;
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -86,7 +88,9 @@ impl UpgradeOptions {
         UpgradeOptions::default()
     }
 
-    /// Replaces the whole configuration.
+    /// The configuration connections get (limits, compression, timers);
+    /// [`WebSocketConfig::default`] if not set. Its handshake timeout and head size are
+    /// hyper's business here: hyper reads the request.
     pub fn config(mut self, config: WebSocketConfig) -> Self {
         self.config = config;
         self
@@ -101,30 +105,6 @@ impl UpgradeOptions {
     /// client also offers is chosen (the server's preference decides, RFC 6455 §4.2.2).
     pub fn protocols(mut self, protocols: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.protocols = protocols.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The largest accepted message, in bytes (after decompression).
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.config = self.config.max_message_size(bytes);
-        self
-    }
-
-    /// The largest accepted frame payload, in bytes.
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.config = self.config.max_frame_size(bytes);
-        self
-    }
-
-    /// The permessage-deflate policy; `None` never negotiates it.
-    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
-        self.config = self.config.deflate(deflate);
-        self
-    }
-
-    /// Accepts permessage-deflate with the default policy when offered, or never.
-    pub fn compression(mut self, on: bool) -> Self {
-        self.config = self.config.compression(on);
         self
     }
 }
@@ -276,7 +256,7 @@ mod tests {
         assert!(!response.headers().contains_key("sec-websocket-extensions"));
         let (response, _) = upgrade(
             &mut request(&offer),
-            &UpgradeOptions::new().compression(true),
+            &UpgradeOptions::new().config(WebSocketConfig::default().compression(true)),
         )
         .unwrap();
         let value = response.headers()["sec-websocket-extensions"]

@@ -16,8 +16,11 @@ const INFLATED: usize = 1 << 30;
 
 async fn echo_server() -> SocketAddr {
     let acceptor = Acceptor::builder()
-        .deflate(Some(DeflateConfig::default()))
-        .max_message_size(LIMIT)
+        .config(
+            switchboard::WebSocketConfig::default()
+                .deflate(Some(DeflateConfig::default()))
+                .max_message_size(LIMIT),
+        )
         .build();
     let server = Server::bind("127.0.0.1:0")
         .await
@@ -106,7 +109,7 @@ async fn a_gigabyte_bomb_is_refused_with_1009_and_others_are_served() {
 
     // A well-behaved client, connected before the bomb and used while it goes off.
     let (mut bystander, _) = Client::builder()
-        .compression(true)
+        .config(switchboard::WebSocketConfig::default().compression(true))
         .connect(&format!("ws://{addr}"))
         .await
         .unwrap();

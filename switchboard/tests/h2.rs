@@ -42,7 +42,7 @@ fn router(pki: &Pki) -> Router {
                 echo(ws).await
             })
             .protocols(["echo.v1"])
-            .compression(true),
+            .config(switchboard::WebSocketConfig::default().compression(true)),
         )
         .route("/any", Route::new(|ws, _| echo(ws)))
         .tls(acceptor)
@@ -82,7 +82,7 @@ async fn echo_over_h2_with_the_same_negotiation_as_http11() {
     let url = format!("wss://localhost:{}/echo", addr.port());
     let (mut ws, response) = client(&pki, Http2Mode::Force)
         .protocols(["other", "echo.v1"])
-        .compression(true)
+        .config(switchboard::WebSocketConfig::default().compression(true))
         .connect(&url)
         .await
         .unwrap();

@@ -235,13 +235,13 @@ mod client_server {
     async fn permessage_deflate_is_negotiated_when_both_want_it() {
         let addr = echo_server(
             Acceptor::builder()
-                .deflate(Some(Default::default()))
+                .config(switchboard::WebSocketConfig::default().compression(true))
                 .build(),
         )
         .await;
         let url = format!("ws://{addr}");
         let (mut ws, response) = Client::builder()
-            .compression(true)
+            .config(switchboard::WebSocketConfig::default().compression(true))
             .connect(&url)
             .await
             .unwrap();
@@ -259,7 +259,7 @@ mod client_server {
 
         // Either side without it: no compression, and everything still works.
         let (mut plain, response) = Client::builder()
-            .compression(false)
+            .config(switchboard::WebSocketConfig::default().compression(false))
             .connect(&url)
             .await
             .unwrap();
@@ -269,7 +269,7 @@ mod client_server {
         assert_eq!(plain.recv().await.unwrap().unwrap(), text("x"));
         let no_deflate_server = echo_server(Acceptor::default()).await;
         let (ws, _) = Client::builder()
-            .compression(true)
+            .config(switchboard::WebSocketConfig::default().compression(true))
             .connect(&format!("ws://{no_deflate_server}"))
             .await
             .unwrap();
@@ -447,7 +447,10 @@ mod handshake_rejections {
         let (server_side, mut client_side) = tokio::io::duplex(1024);
         client_side.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
         let acceptor = Acceptor::builder()
-            .handshake_timeout(Some(Duration::from_secs(3)))
+            .config(
+                switchboard::WebSocketConfig::default()
+                    .handshake_timeout(Some(Duration::from_secs(3))),
+            )
             .build();
         let started = tokio::time::Instant::now();
         let err = acceptor.accept(server_side).await.unwrap_err();

@@ -11,7 +11,7 @@ use std::time::Duration;
 use switchboard::protocol::handshake::Rejection;
 use switchboard::router::{Route, Router, ServerWebSocket};
 use switchboard::security::{ConnectionLimiter, OriginPolicy, TrustedProxies};
-use switchboard::{Client, CloseCode, Message};
+use switchboard::{Client, CloseCode, Message, WebSocketConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -126,7 +126,10 @@ async fn a_plain_get_on_a_websocket_path_gets_426_and_the_socket_closes() {
 #[tokio::test]
 async fn routes_have_their_own_options() {
     let router = Router::new()
-        .route("/small", Route::new(|ws, _| echo(ws)).max_message_size(16))
+        .route(
+            "/small",
+            Route::new(|ws, _| echo(ws)).config(WebSocketConfig::default().max_message_size(16)),
+        )
         .route(
             "/proto",
             Route::new(|mut ws, _| async move {
@@ -134,7 +137,10 @@ async fn routes_have_their_own_options() {
             })
             .protocols(["b", "a"]),
         )
-        .route("/zip/*", Route::new(|ws, _| echo(ws)).compression(true));
+        .route(
+            "/zip/*",
+            Route::new(|ws, _| echo(ws)).config(WebSocketConfig::default().compression(true)),
+        );
     let addr = start(router).await;
 
     let (mut ws, _) = switchboard::connect(&format!("ws://{addr}/small"))
@@ -148,7 +154,10 @@ async fn routes_have_their_own_options() {
     let (mut ws, _) = client.connect(&format!("ws://{addr}/proto")).await.unwrap();
     assert_eq!(ws.recv().await.unwrap().unwrap(), Message::from("b"));
 
-    let client = Client::builder().compression(true).build().unwrap();
+    let client = Client::builder()
+        .config(WebSocketConfig::default().compression(true))
+        .build()
+        .unwrap();
     let (ws, _) = client
         .connect(&format!("ws://{addr}/zip/anything"))
         .await
@@ -310,9 +319,11 @@ async fn behind_a_trusted_proxy_the_forwarded_address_counts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_half_open_handshakes_do_not_block_a_normal_client() {
     let timeout = Duration::from_millis(1500);
-    let router = Router::new()
-        .route("/", Route::new(|ws, _| echo(ws)))
-        .handshake_timeout(Some(timeout));
+    let router = Router::new().route(
+        "/",
+        Route::new(|ws, _| echo(ws))
+            .config(WebSocketConfig::default().handshake_timeout(Some(timeout))),
+    );
     let addr = start(router).await;
 
     let mut loris = Vec::with_capacity(1000);

@@ -8,7 +8,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchboard::axum::{WebSocket, WebSocketUpgrade};
-use switchboard::{Client, CloseCode, ErrorKind, Message};
+use switchboard::{Client, CloseCode, ErrorKind, Message, WebSocketConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -35,7 +35,10 @@ fn app() -> Router {
         .route("/health", get(|| async { "ok" }))
         .route(
             "/echo",
-            get(|ws: WebSocketUpgrade| async move { ws.compression(true).on_upgrade(echo) }),
+            get(|ws: WebSocketUpgrade| async move {
+                ws.config(WebSocketConfig::default().compression(true))
+                    .on_upgrade(echo)
+            }),
         )
         .route(
             "/proto",
@@ -52,7 +55,10 @@ fn app() -> Router {
         )
         .route(
             "/small",
-            get(|ws: WebSocketUpgrade| async move { ws.max_message_size(16).on_upgrade(echo) }),
+            get(|ws: WebSocketUpgrade| async move {
+                ws.config(WebSocketConfig::default().max_message_size(16))
+                    .on_upgrade(echo)
+            }),
         )
 }
 
@@ -121,7 +127,10 @@ async fn rest_and_websocket_share_one_port() {
 #[tokio::test]
 async fn permessage_deflate_is_negotiated_when_the_route_allows_it() {
     let addr = serve(app()).await;
-    let client = Client::builder().compression(true).build().unwrap();
+    let client = Client::builder()
+        .config(WebSocketConfig::default().compression(true))
+        .build()
+        .unwrap();
     let (mut ws, response) = client.connect(&format!("ws://{addr}/echo")).await.unwrap();
     assert!(response.headers().contains_key("sec-websocket-extensions"));
     assert!(ws.is_compressed());

@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use std::time::{Duration, Instant};
 use switchboard::http2::Http2Mode;
-use switchboard::{Client, Message};
+use switchboard::{Client, Message, WebSocketConfig};
 use switchboard_loadgen::procstat::{own_cpu_time, process_cpu_time};
 
 /// Options of bench-h2.
@@ -58,7 +58,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         } else {
             Http2Mode::Never
         })
-        .compression(false)
+        .config(WebSocketConfig::default().compression(false))
         .build()?;
     let payload = Message::from(vec![b'x'; args.size]);
     let warm_end = Instant::now() + Duration::from_secs_f64(args.warmup);

@@ -102,7 +102,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             seconds(args.ping_interval),
             seconds(args.pong_timeout).unwrap_or(Duration::from_secs(20)),
         )
-        .idle_timeout(seconds(args.idle_timeout));
+        .idle_timeout(seconds(args.idle_timeout))
+        .handshake_timeout(seconds(args.handshake_timeout));
     let origins = if args.allow_origin.is_empty() {
         OriginPolicy::any()
     } else {
@@ -120,7 +121,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.max_connections_per_ip,
         ))
         .trusted_proxies(TrustedProxies::new(&args.trust_proxy)?)
-        .handshake_timeout(seconds(args.handshake_timeout))
         .shutdown_timeout(seconds(args.shutdown_timeout).unwrap_or_default())
         .http2(Http2Config::default().enabled(!args.no_http2));
     let scheme = match (&args.tls_cert, &args.tls_key) {

@@ -28,7 +28,7 @@ impl Router {
         let router = Arc::clone(self);
         Box::pin(async move {
             let handshake = router.http2.server_builder().handshake::<_, Bytes>(stream);
-            let handshake = match router.handshake_timeout {
+            let handshake = match router.head.timeout {
                 Some(limit) => match tokio::time::timeout(limit, handshake).await {
                     Ok(done) => done,
                     Err(_) => {
@@ -50,7 +50,7 @@ impl Router {
             let going_away = router.going_away.fired();
             let mut going_away = std::pin::pin!(going_away);
             let mut shutting_down = false;
-            let idle_limit = router.handshake_timeout;
+            let idle_limit = router.head.timeout;
             let idle = tokio::time::sleep(idle_limit.unwrap_or_default());
             let mut idle = std::pin::pin!(idle);
             loop {

@@ -18,8 +18,8 @@ const REFUSAL_DRAIN: u64 = 64 << 10;
 
 /// What reading the head gave.
 pub(crate) enum Head {
-    /// A complete, well-formed head, and the bytes read past it.
-    Request(Box<Request<()>>, BytesMut),
+    /// A complete, well-formed head, its size in bytes, and the bytes read past it.
+    Request(Box<Request<()>>, usize, BytesMut),
     /// A head we refuse (malformed, too large): the response to send.
     Refused(Box<Rejection>),
     /// The client closed the connection before finishing its head.
@@ -36,7 +36,7 @@ pub(crate) async fn read_head<S: AsyncRead + Unpin>(
         match parse_request(&buf, max) {
             Ok(Some((request, consumed))) => {
                 buf.advance(consumed);
-                return Ok(Head::Request(Box::new(request), buf));
+                return Ok(Head::Request(Box::new(request), consumed, buf));
             }
             Ok(None) => {}
             Err(rejection) => return Ok(Head::Refused(Box::new(rejection))),

@@ -6,6 +6,7 @@
 //! use switchboard::router::{Route, Router};
 //! use switchboard::security::{ConnectionLimiter, OriginPolicy};
 //! use switchboard::protocol::handshake::Rejection;
+//! use switchboard::WebSocketConfig;
 //! use http::StatusCode;
 //!
 //! # async fn run() -> Result<(), switchboard::Error> {
@@ -24,7 +25,7 @@
 //!             # let _ = (ws, user);
 //!         })
 //!         .protocols(["chat.v1"])
-//!         .max_message_size(64 << 10)
+//!         .config(WebSocketConfig::default().max_message_size(64 << 10))
 //!         .origins(OriginPolicy::allow(["https://example.com"]))
 //!         .authenticate(|req| match req.query_param("token").as_deref() {
 //!             Some("s3cret") => {
@@ -83,8 +84,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_protocol::deflate::DeflateConfig;
-use switchboard_protocol::handshake::{validate_request, Rejection};
+use switchboard_protocol::handshake::{validate_request, HandshakeError, Rejection};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -150,33 +150,15 @@ impl Route {
         }
     }
 
-    /// Replaces the whole connection configuration (limits, compression, timers).
+    /// The configuration this endpoint's connections get (limits, compression, timers);
+    /// [`WebSocketConfig::default`] if not set.
+    ///
+    /// Its handshake timeout and head size hold too, though the route is only known once
+    /// the head is read: the router reads heads up to the largest of its routes'
+    /// `max_handshake_size` and waits up to the longest `handshake_timeout` (TLS included),
+    /// then holds each request to its own route's (431, or the connection dropped).
     pub fn config(mut self, config: WebSocketConfig) -> Self {
         self.config = config;
-        self
-    }
-
-    /// The largest accepted message, in bytes (after decompression).
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.config = self.config.max_message_size(bytes);
-        self
-    }
-
-    /// The largest accepted frame payload, in bytes.
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.config = self.config.max_frame_size(bytes);
-        self
-    }
-
-    /// The permessage-deflate policy; `None` (the default) never negotiates it.
-    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
-        self.config = self.config.deflate(deflate);
-        self
-    }
-
-    /// Accepts permessage-deflate with the default policy when offered.
-    pub fn compression(mut self, on: bool) -> Self {
-        self.config = self.config.compression(on);
         self
     }
 
@@ -214,6 +196,32 @@ impl Route {
     }
 }
 
+/// The handshake limits that hold before the route is known.
+#[derive(Debug, Clone, Copy)]
+struct HeadLimits {
+    /// From accepting TCP to the 101 (TLS and, on HTTP/2, the preface included).
+    timeout: Option<Duration>,
+    /// The largest request head read.
+    max_size: usize,
+}
+
+impl HeadLimits {
+    fn of(config: &WebSocketConfig) -> Self {
+        HeadLimits {
+            timeout: config.handshake_timeout,
+            max_size: config.protocol.max_handshake_size,
+        }
+    }
+
+    /// What lets through everything either does (`None` is no limit, the loosest).
+    fn loosest(a: Self, b: Self) -> Self {
+        HeadLimits {
+            timeout: a.timeout.zip(b.timeout).map(|(a, b)| a.max(b)),
+            max_size: a.max_size.max(b.max_size),
+        }
+    }
+}
+
 /// Which requests a route takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pattern {
@@ -239,8 +247,8 @@ pub struct Router {
     fallback: Option<Arc<Route>>,
     limits: Option<ConnectionLimiter>,
     proxies: TrustedProxies,
-    handshake_timeout: Option<Duration>,
-    max_handshake_size: usize,
+    /// What holds before the route is known: the loosest of the routes' handshake limits.
+    head: HeadLimits,
     shutdown_timeout: Duration,
     /// Fired at shutdown: every connection closes with 1001 Going Away.
     going_away: GoingAway,
@@ -260,7 +268,7 @@ impl fmt::Debug for Router {
             .field("fallback", &self.fallback.is_some())
             .field("limits", &self.limits)
             .field("proxies", &self.proxies)
-            .field("handshake_timeout", &self.handshake_timeout)
+            .field("head", &self.head)
             .finish_non_exhaustive()
     }
 }
@@ -272,17 +280,16 @@ impl Default for Router {
 }
 
 impl Router {
-    /// A router with no routes (every path gets 404), a 10 s handshake timeout, a 10 s
-    /// shutdown timeout, no connection limits and no trusted proxies.
+    /// A router with no routes (every path gets 404, with the handshake limits of
+    /// [`WebSocketConfig::default`]), a 10 s shutdown timeout, no connection limits and no
+    /// trusted proxies.
     pub fn new() -> Self {
-        let defaults = WebSocketConfig::default();
         Router {
             routes: Vec::new(),
             fallback: None,
             limits: None,
             proxies: TrustedProxies::default(),
-            handshake_timeout: defaults.handshake_timeout,
-            max_handshake_size: defaults.protocol.max_handshake_size,
+            head: HeadLimits::of(&WebSocketConfig::default()),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             going_away: GoingAway::new(),
             #[cfg(feature = "tls")]
@@ -298,13 +305,26 @@ impl Router {
     /// the path.
     pub fn route(mut self, path: &str, route: Route) -> Self {
         self.routes.push((Pattern::parse(path), Arc::new(route)));
+        self.head = self.head_limits();
         self
     }
 
     /// Serves `route` for every path no other route takes (instead of 404).
     pub fn fallback(mut self, route: Route) -> Self {
         self.fallback = Some(Arc::new(route));
+        self.head = self.head_limits();
         self
+    }
+
+    /// The loosest handshake limits of the routes (the defaults with none).
+    fn head_limits(&self) -> HeadLimits {
+        self.routes
+            .iter()
+            .map(|(_, route)| route)
+            .chain(&self.fallback)
+            .map(|route| HeadLimits::of(&route.config))
+            .reduce(HeadLimits::loosest)
+            .unwrap_or_else(|| HeadLimits::of(&WebSocketConfig::default()))
     }
 
     /// Caps connections in total and per client address (see [`ConnectionLimiter`]).
@@ -322,24 +342,10 @@ impl Router {
         self
     }
 
-    /// How long a client has from connecting to a complete request head (TLS handshake
-    /// included); then the connection is dropped without an answer. `None`: forever (not
-    /// for a server on the internet: slowloris).
-    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
-
     /// How long a graceful shutdown waits for connections to close before dropping
     /// them. Default 10 s.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
-        self
-    }
-
-    /// The largest request head accepted (431 above it).
-    pub fn max_handshake_size(mut self, bytes: usize) -> Self {
-        self.max_handshake_size = bytes;
         self
     }
 
@@ -510,8 +516,8 @@ impl Router {
                 }
             }
         }
-        let handshake = self.handshake(tcp, peer, permit);
-        match self.handshake_timeout {
+        let handshake = self.handshake(tcp, peer, permit, Instant::now());
+        match self.head.timeout {
             Some(limit) => match tokio::time::timeout_at(Instant::now() + limit, handshake).await {
                 Ok(accepted) => accepted,
                 Err(_) => {
@@ -529,14 +535,16 @@ impl Router {
         tcp: TcpStream,
         peer: SocketAddr,
         mut permit: Option<ConnectionPermit>,
+        started: Instant,
     ) -> Option<Admitted> {
         let mut stream = self.transport(tcp, peer).await?;
         #[cfg(feature = "http2")]
         if stream.alpn_is_h2() {
             return Some(Admitted::Http2(self.serve_h2(stream, peer), permit));
         }
-        let (mut request, rest) = match read_head(&mut stream, self.max_handshake_size).await {
-            Ok(Head::Request(request, rest)) => (*request, rest),
+        let (mut request, head_size, rest) = match read_head(&mut stream, self.head.max_size).await
+        {
+            Ok(Head::Request(request, size, rest)) => (*request, size, rest),
             Ok(Head::Refused(rejection)) => return refused(stream, peer, &rejection).await,
             Ok(Head::Eof) | Err(_) => return None,
         };
@@ -545,6 +553,17 @@ impl Router {
                 Rejection::with_status(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path");
             return refused(stream, peer, &rejection).await;
         };
+        // The route's own limits, now that it is known (the head was read under the
+        // loosest of all routes').
+        let route_timeout = route.config.handshake_timeout;
+        if route_timeout.is_some_and(|limit| started.elapsed() > limit) {
+            tracing::debug!(%peer, "opening handshake timed out");
+            return None;
+        }
+        if head_size > route.config.protocol.max_handshake_size {
+            let rejection = Rejection::from(HandshakeError::HeadersTooLarge);
+            return refused(stream, peer, &rejection).await;
+        }
         if !is_upgrade_request(&request) {
             let mut rejection = Rejection::with_status(
                 StatusCode::UPGRADE_REQUIRED,
@@ -567,7 +586,14 @@ impl Router {
         };
         let (response, pending) =
             negotiate(&offer, &route.config, &route.protocols_for(&offer)).split();
-        answer(&mut stream, &response).await.ok()?;
+        let answered = answer(&mut stream, &response);
+        match route_timeout {
+            Some(limit) => tokio::time::timeout_at(started + limit, answered)
+                .await
+                .ok()?
+                .ok()?,
+            None => answered.await.ok()?,
+        }
         let mut ws = pending.into_websocket_with_buffer(stream, rest);
         ws.close_on(&self.going_away);
         Some(Admitted::WebSocket(Accepted {

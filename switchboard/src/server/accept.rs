@@ -9,7 +9,6 @@ use std::fmt;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_protocol::deflate::DeflateConfig;
 use switchboard_protocol::handshake::{
     encode_response, parse_request, validate_request, ClientOffer, Rejection,
 };
@@ -143,11 +142,11 @@ struct Inner {
 /// Cheap to clone (one reference count), so one acceptor serves every connection.
 ///
 /// ```
-/// use switchboard::{Acceptor, Accept, Reject};
+/// use switchboard::{Acceptor, Accept, Reject, WebSocketConfig};
 /// use http::StatusCode;
 ///
 /// let acceptor = Acceptor::builder()
-///     .max_message_size(1 << 20)
+///     .config(WebSocketConfig::default().max_message_size(1 << 20))
 ///     .protocols(["chat.v2", "chat.v1"])
 ///     .on_request(|req| match req.origin() {
 ///         Some("https://example.com") | None => Ok(Accept::new()),
@@ -193,33 +192,10 @@ impl fmt::Debug for AcceptorBuilder {
 }
 
 impl AcceptorBuilder {
-    /// Replaces the whole configuration.
+    /// The configuration connections get (limits, compression, timers, the handshake
+    /// timeout and head size); [`WebSocketConfig::default`] if not set.
     pub fn config(mut self, config: WebSocketConfig) -> Self {
         self.config = config;
-        self
-    }
-
-    /// The largest accepted message, in bytes (after decompression).
-    pub fn max_message_size(mut self, bytes: usize) -> Self {
-        self.config = self.config.max_message_size(bytes);
-        self
-    }
-
-    /// The largest accepted frame payload, in bytes.
-    pub fn max_frame_size(mut self, bytes: usize) -> Self {
-        self.config = self.config.max_frame_size(bytes);
-        self
-    }
-
-    /// The permessage-deflate policy; `None` never negotiates it.
-    pub fn deflate(mut self, deflate: Option<DeflateConfig>) -> Self {
-        self.config = self.config.deflate(deflate);
-        self
-    }
-
-    /// How long a client has to send its request head; `None`: forever.
-    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.config = self.config.handshake_timeout(timeout);
         self
     }
 
