@@ -13,6 +13,7 @@ use crate::backpressure::SlowConsumer;
 use crate::config::WebSocketConfig;
 use crate::error::Error;
 use crate::liveness::{GoingAway, Liveness, Timers, Verdict};
+use crate::websocket::Received;
 use bytes::BytesMut;
 use std::future::Future;
 use std::io::{self, IoSlice};
@@ -284,6 +285,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         rw: &Waker,
         ww: &Waker,
     ) -> Poll<Option<Result<Message, Error>>> {
+        Poll::Ready(match ready!(self.poll_received::<false>(rw, ww)) {
+            Some(Ok(Received::Message(message))) => Some(Ok(message)),
+            Some(Ok(Received::Ping(_) | Received::Pong(_))) => {
+                unreachable!("control frames are surfaced only when asked for")
+            }
+            Some(Err(error)) => Some(Err(error)),
+            None => None,
+        })
+    }
+
+    /// [`Core::poll_recv`], and with `CONTROL` also the pings (already answered) and pongs
+    /// the peer sends. A const parameter, so the message-only path stays as it was.
+    pub(crate) fn poll_received<const CONTROL: bool>(
+        &mut self,
+        rw: &Waker,
+        ww: &Waker,
+    ) -> Poll<Option<Result<Received, Error>>> {
         loop {
             match self.phase {
                 Phase::Done => return Poll::Ready(None),
@@ -297,8 +315,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
 
             match self.conn.poll_event(&mut self.read_buf) {
-                Ok(Some(Event::Message(message))) => return Poll::Ready(Some(Ok(message))),
+                Ok(Some(Event::Message(message))) => {
+                    return Poll::Ready(Some(Ok(Received::Message(message))))
+                }
                 // The pong is queued by the connection; it goes out before the next read.
+                Ok(Some(Event::Ping(payload))) if CONTROL => {
+                    return Poll::Ready(Some(Ok(Received::Ping(payload))))
+                }
+                Ok(Some(Event::Pong(payload))) if CONTROL => {
+                    return Poll::Ready(Some(Ok(Received::Pong(payload))))
+                }
                 Ok(Some(Event::Ping(_) | Event::Pong(_))) => continue,
                 Ok(Some(Event::Close(_))) => {
                     self.enter_finishing();

@@ -89,7 +89,7 @@ pub use server::{
 };
 pub use split::{WebSocketReader, WebSocketWriter};
 pub use stream::MaybeTlsStream;
-pub use websocket::{Feed, WebSocket};
+pub use websocket::{Feed, Received, WebSocket};
 
 /// The protocol core this crate drives, for lower-level use.
 pub use switchboard_protocol as protocol;

@@ -17,6 +17,18 @@ use switchboard_protocol::{
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 
+/// What [`WebSocket::recv_with_control`] returns: a message, or a control frame the peer sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A text or binary message, as [`WebSocket::recv`] returns it.
+    Message(Message),
+    /// A ping and its payload. The pong is already queued (it goes out with the next read or
+    /// write).
+    Ping(Bytes),
+    /// A pong and its payload: the answer to a [`WebSocket::ping`], or a keepalive.
+    Pong(Bytes),
+}
+
 /// A WebSocket connection over the stream `S` (a `TcpStream`, a TLS stream, a
 /// `tokio::io::DuplexStream`, …), after the opening handshake.
 ///
@@ -167,6 +179,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// time, store copies (`Bytes::copy_from_slice`, `String::from`).
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
         poll_fn(|cx| self.core.poll_recv(cx.waker(), cx.waker())).await
+    }
+
+    /// Like [`recv`](WebSocket::recv), but also returns the pings and pongs the peer sends,
+    /// for tools that show them (a ping's pong is already queued when it is returned).
+    /// Cancel-safe.
+    pub async fn recv_with_control(&mut self) -> Option<Result<Received, Error>> {
+        poll_fn(|cx| self.core.poll_received::<true>(cx.waker(), cx.waker())).await
     }
 
     /// Sends a message and flushes it (and everything queued before it).

@@ -7,7 +7,9 @@ use common::{masked_frame, Peer};
 use http::StatusCode;
 use std::net::SocketAddr;
 use std::time::Duration;
-use switchboard::{Accept, Acceptor, Client, CloseCode, ErrorKind, Message, Reject, Server};
+use switchboard::{
+    Accept, Acceptor, Client, CloseCode, ErrorKind, Message, Received, Reject, Server,
+};
 use switchboard_protocol::{CloseFrame, Event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -72,6 +74,49 @@ mod client_server {
         let info = ws.close_info().unwrap();
         assert!(info.clean);
         assert_eq!(info.code, CloseCode::NORMAL);
+    }
+
+    #[tokio::test]
+    async fn recv_with_control_shows_pings_and_pongs_and_recv_does_not() {
+        let server = Server::bind("127.0.0.1:0").await.unwrap();
+        let addr = server.local_addr().unwrap();
+        // The server pings with "from server", then echoes messages.
+        tokio::spawn(server.serve(|mut ws| async move {
+            ws.ping("from server").await.unwrap();
+            while let Some(Ok(message)) = ws.recv().await {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        }));
+        // A control frame that is not surfaced would leave a `recv_with_control` waiting.
+        let client = async {
+            let (mut ws, _) = switchboard::connect(&format!("ws://{addr}/"))
+                .await
+                .unwrap();
+            assert_eq!(
+                ws.recv_with_control().await.unwrap().unwrap(),
+                Received::Ping("from server".into())
+            );
+            ws.ping("from client").await.unwrap();
+            assert_eq!(
+                ws.recv_with_control().await.unwrap().unwrap(),
+                Received::Pong("from client".into())
+            );
+            // `recv` skips control frames: the pong to this ping never shows, the echo does.
+            ws.ping("unseen").await.unwrap();
+            ws.send("after").await.unwrap();
+            assert_eq!(ws.recv().await.unwrap().unwrap(), text("after"));
+            ws.send("last").await.unwrap();
+            assert_eq!(
+                ws.recv_with_control().await.unwrap().unwrap(),
+                Received::Message(text("last"))
+            );
+            ws.close(CloseCode::NORMAL, "").await.unwrap();
+        };
+        tokio::time::timeout(Duration::from_secs(10), client)
+            .await
+            .expect("a control frame or message did not show up");
     }
 
     #[tokio::test]
