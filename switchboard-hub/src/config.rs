@@ -197,6 +197,12 @@ pub struct HistoryConfig {
     pub max_messages: usize,
     /// Seconds a message is kept (0: no age limit).
     pub max_age_secs: u64,
+    /// Bytes the history of all channels together may hold (each message counts its
+    /// payload's compact JSON plus about 350 bytes of bookkeeping). Past it the oldest
+    /// messages of the whole hub leave history first, whatever their channel, as they do
+    /// at the count and age limits: publishing goes on, and a client resuming from before
+    /// them is told `expired`. In-memory broker only: Redis is capped by its `maxmemory`.
+    pub max_bytes: usize,
 }
 
 /// Sizes, counts and timeouts.
@@ -290,6 +296,14 @@ pub struct RateLimitConfig {
     pub per_ip_messages_per_second: f64,
     /// WebSocket publishes one client address may send in a burst.
     pub per_ip_burst: u32,
+    /// Reads per second from one client address (0: no limit): history pages, long polls,
+    /// SSE streams, chat-room joins and `/ws` subscribe ops, so that one client cannot
+    /// sweep through channel names. Generous, because many clients may share one address
+    /// (NAT, a load generator on loopback) and each of them reads at least once to join.
+    pub per_ip_reads_per_second: f64,
+    /// Reads one client address may make in a burst: 10,000 clients behind one address can
+    /// all subscribe at once.
+    pub per_ip_read_burst: u32,
 }
 
 /// Token auth settings.
@@ -344,6 +358,7 @@ impl Default for HistoryConfig {
         Self {
             max_messages: 1000,
             max_age_secs: 3600,
+            max_bytes: 256 << 20,
         }
     }
 }
@@ -376,6 +391,8 @@ impl Default for RateLimitConfig {
             burst: 100,
             per_ip_messages_per_second: 200.0,
             per_ip_burst: 1000,
+            per_ip_reads_per_second: 1000.0,
+            per_ip_read_burst: 20_000,
         }
     }
 }
@@ -521,6 +538,16 @@ impl HubConfig {
             0,
             10_000_000,
         )?;
+        if self.history.max_messages > 0 {
+            // Below one largest message, a message could be evicted by the message that
+            // follows it before anyone could resume from it.
+            range(
+                "history.max_bytes",
+                self.history.max_bytes,
+                l.max_message_bytes.saturating_mul(2).max(1 << 16),
+                1 << 50,
+            )?;
+        }
         let rate = self.rate_limit.messages_per_second;
         // 0 turns limiting off; anything else must be a rate a token can refill at within
         // a sane time (a 1e-30 rate would ask clients to retry in 1e30 seconds).
@@ -533,20 +560,29 @@ impl HubConfig {
         if rate > 0.0 {
             range("rate_limit.burst", self.rate_limit.burst, 1, 1_000_000_000)?;
         }
-        let per_ip = self.rate_limit.per_ip_messages_per_second;
-        if !(per_ip == 0.0 || (0.001..=1e9).contains(&per_ip)) {
-            return Err(ConfigError::Invalid {
-                key: "rate_limit.per_ip_messages_per_second",
-                problem: format!("must be 0 (off) or between 0.001 and 1e9 (is {per_ip})"),
-            });
-        }
-        if per_ip > 0.0 {
-            range(
+        for (rate_key, rate, burst_key, burst) in [
+            (
+                "rate_limit.per_ip_messages_per_second",
+                self.rate_limit.per_ip_messages_per_second,
                 "rate_limit.per_ip_burst",
                 self.rate_limit.per_ip_burst,
-                1,
-                1_000_000_000,
-            )?;
+            ),
+            (
+                "rate_limit.per_ip_reads_per_second",
+                self.rate_limit.per_ip_reads_per_second,
+                "rate_limit.per_ip_read_burst",
+                self.rate_limit.per_ip_read_burst,
+            ),
+        ] {
+            if !(rate == 0.0 || (0.001..=1e9).contains(&rate)) {
+                return Err(ConfigError::Invalid {
+                    key: rate_key,
+                    problem: format!("must be 0 (off) or between 0.001 and 1e9 (is {rate})"),
+                });
+            }
+            if rate > 0.0 {
+                range(burst_key, burst, 1, 1_000_000_000)?;
+            }
         }
         let p = &self.presence;
         range("presence.max_list", p.max_list, 1, 100_000)?;
@@ -627,6 +663,7 @@ impl HubConfig {
             history: self.history_limits(),
             queue_size: self.limits.queue_size,
             max_channels: self.limits.max_channels,
+            history_max_bytes: self.history.max_bytes,
         }
     }
 
@@ -782,6 +819,15 @@ mod tests {
                 "rate_limit.messages_per_second",
             ),
             ("[rate_limit]\nburst = 0", "rate_limit.burst"),
+            (
+                "[rate_limit]\nper_ip_reads_per_second = 1e-9",
+                "rate_limit.per_ip_reads_per_second",
+            ),
+            (
+                "[rate_limit]\nper_ip_read_burst = 0",
+                "rate_limit.per_ip_read_burst",
+            ),
+            ("[history]\nmax_bytes = 1000", "history.max_bytes"),
             ("[limits]\nqueue_size = 0", "limits.queue_size"),
             ("[limits]\nqueue_size = 100000000", "limits.queue_size"),
             ("[limits]\nmax_channels = 0", "limits.max_channels"),

@@ -63,6 +63,7 @@ async fn pair(kind: Kind, max_messages: usize, queue_size: usize) -> Pair {
                 history: limits(max_messages),
                 queue_size,
                 max_channels: 100,
+                ..MemoryBrokerConfig::default()
             }));
             Pair {
                 a: Hub::new(broker.clone(), HubOptions::default()),

@@ -11,6 +11,7 @@
 //! `n + 1 - first`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -135,6 +136,19 @@ pub fn age(now: SystemTime, then: SystemTime) -> Duration {
     now.duration_since(then).unwrap_or_default()
 }
 
+/// What one retained message costs beyond its payload: the message itself, its `Arc`
+/// counts and its slot in the history queue.
+pub const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>()
+    + 2 * std::mem::size_of::<usize>()
+    + std::mem::size_of::<usize>();
+
+/// What a retained message is counted as against a history byte budget: its payload's
+/// compact JSON plus [`MESSAGE_OVERHEAD`]. (The wire forms a transport encodes when it
+/// sends the message are not counted: they are shared with its subscribers.)
+pub fn retained_cost(message: &Message) -> usize {
+    message.data().len() + MESSAGE_OVERHEAD
+}
+
 /// The bounded history of one channel lifetime.
 #[derive(Debug)]
 pub struct History {
@@ -143,6 +157,18 @@ pub struct History {
     limits: HistoryLimits,
     entries: VecDeque<Arc<Message>>,
     last: MessageId,
+    /// [`retained_cost`] of `entries`.
+    bytes: usize,
+    /// Shared by every history under one budget: the sum of their `bytes`.
+    meter: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        if let Some(meter) = &self.meter {
+            meter.fetch_sub(self.bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 impl History {
@@ -154,7 +180,47 @@ impl History {
             limits,
             entries: VecDeque::new(),
             last: MessageId::ZERO,
+            bytes: 0,
+            meter: None,
         }
+    }
+
+    /// The same, adding what it retains to `meter` (the bytes of every history under one
+    /// budget) and taking it off again as messages leave.
+    pub fn metered(
+        channel: ChannelName,
+        epoch: Epoch,
+        limits: HistoryLimits,
+        meter: Arc<AtomicUsize>,
+    ) -> Self {
+        let mut history = Self::new(channel, epoch, limits);
+        history.meter = Some(meter);
+        history
+    }
+
+    /// [`retained_cost`] of what is retained.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// When the oldest retained message was published.
+    pub fn oldest_at(&self) -> Option<SystemTime> {
+        self.entries.front().map(|m| m.published_at())
+    }
+
+    /// Drops the oldest retained message (a history budget ran out); false if none is.
+    pub fn evict_oldest(&mut self) -> bool {
+        self.pop_front().is_some()
+    }
+
+    fn pop_front(&mut self) -> Option<Arc<Message>> {
+        let m = self.entries.pop_front()?;
+        let cost = retained_cost(&m);
+        self.bytes -= cost;
+        if let Some(meter) = &self.meter {
+            meter.fetch_sub(cost, Ordering::Relaxed);
+        }
+        Some(m)
     }
 
     /// The channel's epoch.
@@ -201,6 +267,11 @@ impl History {
             now,
         ));
         if self.limits.max_messages > 0 {
+            let cost = retained_cost(&msg);
+            self.bytes += cost;
+            if let Some(meter) = &self.meter {
+                meter.fetch_add(cost, Ordering::Relaxed);
+            }
             self.entries.push_back(Arc::clone(&msg));
         }
         self.evict(now);
@@ -210,7 +281,7 @@ impl History {
     /// Drops what is over the count limit or older than the age limit at `now`.
     pub fn evict(&mut self, now: SystemTime) {
         while self.entries.len() > self.limits.max_messages {
-            self.entries.pop_front();
+            self.pop_front();
         }
         if let Some(max_age) = self.limits.max_age {
             while self
@@ -218,7 +289,7 @@ impl History {
                 .front()
                 .is_some_and(|m| age(now, m.published_at()) >= max_age)
             {
-                self.entries.pop_front();
+                self.pop_front();
             }
         }
     }

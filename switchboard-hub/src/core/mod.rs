@@ -12,7 +12,10 @@ mod payload;
 mod presence;
 
 pub use channel::{ChannelName, ChannelNameError, MAX_CHANNEL_NAME_LEN};
-pub use history::{age, resume_rule, History, HistoryLimits, Page, ResetReason, Resume};
+pub use history::{
+    age, resume_rule, retained_cost, History, HistoryLimits, Page, ResetReason, Resume,
+    MESSAGE_OVERHEAD,
+};
 pub use id::{Cursor, CursorError, Epoch, MessageId, MAX_EPOCH};
 pub use message::{sse_event, Message, SseFormat};
 pub use payload::{check_json_shape, Payload, PayloadError, DEFAULT_MAX_DEPTH};

@@ -14,6 +14,7 @@ fn hub(max_messages: usize, queue_size: usize) -> Hub {
             },
             queue_size,
             max_channels: 4,
+            ..MemoryBrokerConfig::default()
         },
         HubOptions {
             max_message_bytes: 32,

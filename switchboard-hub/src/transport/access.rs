@@ -69,6 +69,11 @@ impl Caller {
         charge_to(state, &state.ws_ip_rate, self.ip)
     }
 
+    /// Charges one read (a subscribe) to the caller's address.
+    pub(crate) fn charge_read(&self, state: &AppState) -> Result<(), ApiError> {
+        charge_to(state, &state.read_ip_rate, self.ip)
+    }
+
     /// Checks that this caller may do `action` on `channel`.
     pub(crate) fn authorize(&self, action: Action, channel: &ChannelName) -> Result<(), ApiError> {
         if !self.auth_enabled {
@@ -192,6 +197,11 @@ pub(crate) fn client_ip(
 /// Charges one REST publish to the client's address.
 pub(crate) fn charge(state: &AppState, ip: Option<IpAddr>) -> Result<(), ApiError> {
     charge_to(state, &state.ip_rate, ip)
+}
+
+/// Charges one read (history page, poll, stream, chat-room join) to the client's address.
+pub(crate) fn charge_read(state: &AppState, ip: Option<IpAddr>) -> Result<(), ApiError> {
+    charge_to(state, &state.read_ip_rate, ip)
 }
 
 fn charge_to(

@@ -67,6 +67,8 @@ pub(crate) struct StateInner {
     /// WebSocket frames per client address, across all its connections: opening more
     /// connections buys no more rate.
     pub(crate) ws_ip_rate: KeyedRateLimiter<IpAddr>,
+    /// Reads (history, polls, streams, subscribes) per client address.
+    pub(crate) read_ip_rate: KeyedRateLimiter<IpAddr>,
     /// The proxies whose forwarding header names the client (`trust_proxy`).
     pub(crate) proxies: TrustedProxies,
     /// Turns `true` when the server begins shutting down: long-lived streams end then, so
@@ -106,6 +108,13 @@ impl AppState {
                 RateLimit {
                     per_second: config.rate_limit.per_ip_messages_per_second,
                     burst: config.rate_limit.per_ip_burst,
+                },
+                100_000,
+            ),
+            read_ip_rate: KeyedRateLimiter::new(
+                RateLimit {
+                    per_second: config.rate_limit.per_ip_reads_per_second,
+                    burst: config.rate_limit.per_ip_read_burst,
                 },
                 100_000,
             ),

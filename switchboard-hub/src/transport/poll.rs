@@ -42,6 +42,10 @@ pub(crate) async fn poll(
     let caller = access::admit(&state, req.headers(), query.get("token"))?;
     let channel = params::channel(&channel)?;
     caller.authorize(Action::Subscribe, &channel)?;
+    access::charge_read(
+        &state,
+        access::client_ip(&state, req.headers(), req.extensions()),
+    )?;
     let since = query.cursor("since")?;
     let max_wait = std::time::Duration::from_secs(state.config.limits.poll_timeout_secs);
     let wait = query.seconds("timeout")?.unwrap_or(max_wait).min(max_wait);

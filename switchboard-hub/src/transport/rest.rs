@@ -130,6 +130,10 @@ pub(crate) async fn history(
     let caller = access::admit(&state, req.headers(), query.get("token"))?;
     let channel = params::channel(&channel)?;
     caller.authorize(Action::Subscribe, &channel)?;
+    access::charge_read(
+        &state,
+        access::client_ip(&state, req.headers(), req.extensions()),
+    )?;
     let since = query.cursor("since")?;
     let max = state.config.limits.history_page_max;
     let limit = query.count("limit")?.unwrap_or(100).min(max);

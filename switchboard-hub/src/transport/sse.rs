@@ -74,6 +74,10 @@ pub(crate) async fn sse(
     let caller = access::admit(&state, req.headers(), query.get("token"))?;
     let channel = params::channel(&channel)?;
     caller.authorize(Action::Subscribe, &channel)?;
+    access::charge_read(
+        &state,
+        access::client_ip(&state, req.headers(), req.extensions()),
+    )?;
     // `Last-Event-ID` wins: `?since=` is part of the URL `EventSource` keeps reusing, so it
     // only describes where the *first* connection started.
     let last_event_id = req

@@ -131,7 +131,7 @@ impl HttpStream {
         Self::open_on(tcp, addr, "GET", path, &[], b"").await
     }
 
-    async fn open_on(
+    pub async fn open_on(
         mut tcp: TcpStream,
         addr: SocketAddr,
         method: &str,

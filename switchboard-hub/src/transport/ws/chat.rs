@@ -89,6 +89,10 @@ async fn prepare(
     let caller = access::admit(state, &req.headers, query.get("token"))?;
     let channel = params::channel(channel)?;
     caller.authorize(Action::Subscribe, &channel)?;
+    access::charge_read(
+        state,
+        access::client_ip(state, &req.headers, &req.extensions),
+    )?;
     let since = query.cursor("since")?;
     let identity = Identity::from_query(state, &query)?;
     let wants_events = params::flag(&query, "presence")?;

@@ -233,9 +233,10 @@ async fn run(
 impl Session {
     /// Handles one client frame; `Some` ends the connection.
     async fn handle(&mut self, text: &str) -> Option<End> {
-        // Every frame costs the connection's bucket; only publishes (what fans out) also
-        // cost the address's, so that many clients behind one address (a NAT, a load
-        // generator) can still all subscribe at once.
+        // Every frame costs the connection's bucket; publishes (what fans out) also cost
+        // the address's publish bucket and subscribes its far larger read bucket, so that
+        // many clients behind one address (a NAT, a load generator) can still all
+        // subscribe at once.
         if self.bucket.try_take(Instant::now()).is_err() {
             self.state.hub.metrics().record_rejected();
             self.refused_in_a_row += 1;
@@ -314,6 +315,7 @@ impl Session {
                 message: format!("at most {limit} subscriptions per connection"),
             });
         }
+        self.caller.charge_read(&self.state)?;
         let since = cmd.since;
         let info = cmd
             .info
