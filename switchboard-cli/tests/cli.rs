@@ -119,3 +119,59 @@ fn a_refusal_prints_the_servers_reason_next_to_the_status() {
         "{err}"
     );
 }
+
+#[test]
+fn sigint_in_a_pipe_closes_with_1000_and_waits_for_the_servers_close() {
+    use std::io::BufRead;
+    let server = EchoServer::start(&[]);
+    let mut child = support::switchboard(&["connect", &server.url()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Input stays open: only the signal ends the session.
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"before the signal\n").unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut echoed = String::new();
+    stdout.read_line(&mut echoed).unwrap();
+    assert_eq!(echoed, "before the signal\n");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    let output = exited
+        .recv_timeout(LIMIT)
+        .expect("connect did not exit after SIGINT")
+        .unwrap();
+    drop(stdin);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    // The echo server's answer to our 1000: a clean close handshake.
+    assert!(err.lines().any(|l| l == "closed: 1000"), "{err}");
+    // Nothing but messages on stdout.
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+}
+
+#[test]
+fn slash_commands_and_pongs_in_a_pipe() {
+    let server = EchoServer::start(&[]);
+    let url = server.url();
+    let input = "/ping abc\n//slash\n/nope\n/close 4000 see you\nnever sent\n";
+    let (code, out, err) = connect(&["--slash", "--show-ping", &url], input);
+    assert_eq!(code, 0, "{err}");
+    // Messages only on stdout; the pong, the answer to /nope and the close on stderr.
+    assert_eq!(out, "/slash\n", "{err}");
+    assert!(err.lines().any(|l| l == "pong: abc"), "{err}");
+    assert!(err.contains("error: unknown command /nope"), "{err}");
+    assert!(err.lines().any(|l| l == "closed: 4000 see you"), "{err}");
+
+    // Without --slash, a line starting with / is a message like any other.
+    let (code, out, err) = connect(&[&url], "/ping abc\n");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "/ping abc\n", "{err}");
+}

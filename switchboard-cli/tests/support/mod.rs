@@ -23,6 +23,7 @@ pub(crate) fn switchboard(args: &[&str]) -> Command {
 
 /// Runs `command` to its exit with `input` on stdin (then closed) and stdout and stderr
 /// captured. Past `limit` the process is killed and the test fails.
+#[allow(dead_code)] // The terminal tests run the binary on a pseudo-terminal instead.
 pub(crate) fn run(mut command: Command, input: &str, limit: Duration) -> Output {
     let mut child = command
         .stdin(Stdio::piped())
