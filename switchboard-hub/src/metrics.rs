@@ -105,11 +105,22 @@ impl Metrics {
         self.published[t.index()].fetch_add(1, Relaxed);
     }
 
-    /// Counts a message handed to a client over `t`, and how long it took since publish.
-    pub fn record_delivery(&self, t: Transport, msg: &Message) {
+    /// Counts a message handed to a client over `t`.
+    pub fn record_delivery(&self, t: Transport, _msg: &Message) {
         self.delivered[t.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Observes the fan-out latency of a live message (publish to its subscriber taking it
+    /// from the live ring). Not for history replays: their age is how long the client was
+    /// away, not how fast the hub is.
+    pub fn record_fanout(&self, msg: &Message) {
         let elapsed = crate::core::age(std::time::SystemTime::now(), msg.published_at());
         self.observe_latency(elapsed);
+    }
+
+    /// Fan-out latencies observed so far.
+    pub fn fanout_observations(&self) -> u64 {
+        self.latency_count.load(Relaxed)
     }
 
     /// Counts a subscriber that fell behind and the messages it missed.

@@ -211,3 +211,85 @@ async fn history_has_a_global_byte_budget_that_evicts_the_oldest_first() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The value of the metric line starting with `name` (labels included) in `/metrics`.
+async fn metric(addr: SocketAddr, name: &str) -> f64 {
+    let r = get(addr, "/metrics").await;
+    let text = String::from_utf8(r.body).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_replays_are_not_counted_as_fanout_latency() {
+    let hub = start(HubConfig::default()).await;
+    let addr = hub.addr;
+    for i in 0..5 {
+        publish(addr, "replayed", &format!("m{i}")).await;
+    }
+    // Five messages replayed from history over a long poll and over SSE...
+    let r = get(addr, "/poll/replayed?since=0&timeout=0").await;
+    assert_eq!(r.json()["messages"].as_array().unwrap().len(), 5);
+    let mut sse = HttpStream::open(addr, "GET", "/sse/replayed?since=0", &[], b"").await;
+    sse.next_sse_block().await.expect("the preamble");
+    for _ in 0..5 {
+        sse.next_event().await.expect("a replayed event");
+    }
+    // ...then one live message to the SSE stream.
+    publish(addr, "replayed", "live").await;
+    let live = sse.next_event().await.expect("the live event");
+    assert_eq!(live.data.as_deref(), Some("live"));
+    assert_eq!(
+        metric(addr, "switchboard_messages_out_total{transport=\"sse\"}").await,
+        6.0
+    );
+    assert_eq!(
+        metric(addr, "switchboard_fanout_latency_seconds_count").await,
+        1.0,
+        "replays were observed as fan-out latency"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_connection_gauge_counts_every_rest_request_in_flight() {
+    let hub = start(HubConfig {
+        admin_api: true,
+        ..HubConfig::default()
+    })
+    .await;
+    let addr = hub.addr;
+    let rest_total = "switchboard_connections_total{transport=\"rest\"}";
+    let rest_open = "switchboard_connections{transport=\"rest\"}";
+    let before = metric(addr, rest_total).await;
+    for path in [
+        "/api/channels",
+        "/api/channels/c/messages",
+        "/api/channels/c/presence",
+        "/api/admin/connections",
+    ] {
+        assert_eq!(get(addr, path).await.status, 200, "{path}");
+    }
+    assert_eq!(metric(addr, rest_total).await - before, 4.0);
+    // A publish whose body has not arrived yet is an open REST connection.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut slow,
+        b"POST /api/channels/c/messages HTTP/1.1\r\nhost: hub\r\ncontent-length: 5\r\n\r\nhe",
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    while metric(addr, rest_open).await < 1.0 {
+        assert!(
+            started.elapsed() < WAIT,
+            "the pending publish is not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(slow);
+    while metric(addr, rest_open).await > 0.0 {
+        assert!(started.elapsed() < WAIT, "the gauge did not come down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -352,6 +352,10 @@ impl Subscription {
             Ok(Live::Message(msg)) => {
                 if msg.epoch() == self.epoch && msg.id() == self.last.next() {
                     self.last = msg.id();
+                    // Only live messages: a replay's age is not the hub's latency.
+                    if let Some(m) = &self.metrics {
+                        m.record_fanout(&msg);
+                    }
                     return Some(Delivery::Message(msg));
                 }
                 if msg.epoch() == self.epoch && msg.id() <= self.last {

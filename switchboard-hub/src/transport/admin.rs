@@ -18,6 +18,10 @@ pub(crate) async fn connections(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let _counted = state
+        .hub
+        .metrics()
+        .connection(crate::metrics::Transport::Rest);
     let query = Params::from_uri(req.uri())?;
     access::admit(&state, req.headers(), query.get("token"))?.require_admin()?;
     let list: Vec<_> = state
@@ -38,6 +42,10 @@ pub(crate) async fn disconnect(
     State(state): State<AppState>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let _counted = state
+        .hub
+        .metrics()
+        .connection(crate::metrics::Transport::Rest);
     let query = Params::from_uri(req.uri())?;
     access::admit(&state, req.headers(), query.get("token"))?.require_admin()?;
     let transport = query.get("transport");

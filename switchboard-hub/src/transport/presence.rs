@@ -228,6 +228,10 @@ pub(crate) async fn rest(
     Path(channel): Path<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let _counted = state
+        .hub
+        .metrics()
+        .connection(crate::metrics::Transport::Rest);
     let query = Params::from_uri(req.uri())?;
     let caller = access::admit(&state, req.headers(), query.get("token"))?;
     let channel = params::channel(&channel)?;
