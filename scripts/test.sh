@@ -12,7 +12,7 @@
 #   test      tests/redis/install.sh (Debian redis-server, for the broker contract tests);
 #             cargo test --workspace; cargo test --benches --workspace (only if benches exist)
 #   doc       cargo doc --workspace --no-deps with rustdoc::broken-intra-doc-links denied
-#   fuzz      scripts/fuzz.sh: every cargo-fuzz target for FUZZ_SECONDS (default 15) from the
+#   fuzz      scripts/fuzz.sh: every cargo-fuzz target for FUZZ_SECONDS (default 20) from the
 #             committed seeds (fuzz/seeds/), failing on any crash or broken oracle
 #   build     cargo build --release -p switchboard-cli -p switchboard --examples --bins
 #   autobahn  wstest fuzzingclient -> `switchboard echo`, and the autobahn_client example ->
@@ -222,7 +222,7 @@ fi
 
 if wanted fuzz; then
   # A short bounded run per target (the longer run is scripts/fuzz.sh with more seconds).
-  step "fuzz (${FUZZ_SECONDS:-15}s per target)" scripts/fuzz.sh "${FUZZ_SECONDS:-15}"
+  step "fuzz (${FUZZ_SECONDS:-20}s per target)" scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
 
 # --- release build, Autobahn, interop ----------------------------------------------
