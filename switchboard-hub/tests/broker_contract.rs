@@ -385,6 +385,43 @@ async fn presence_across_hubs(kind: Kind) {
     );
 }
 
+/// Reads of a channel nobody published to store nothing (in Redis at most a key naming
+/// the epoch it will be born with, which expires), and the cursor they hand out stays valid
+/// once the first message arrives: no reset, nothing missed.
+async fn reads_create_nothing(kind: Kind) {
+    let p = pair(kind, 100, 64).await;
+    let c = chan("never-published");
+    let page =
+        p.a.history(&c, Some(Cursor::id_only(MessageId::ZERO)), 10)
+            .await
+            .unwrap();
+    assert!(page.messages.is_empty() && page.reset.is_none());
+    let sub = p.b.subscribe(&c, Some(page.next)).await.unwrap();
+    drop(sub);
+    if let Some(redis) = &p.redis {
+        let keys = redis.command(&["KEYS", "contract:*"]);
+        for part in ["seq", "epoch", "log"] {
+            assert!(
+                !keys.contains(&format!("}}:{part}")),
+                "a read created {part}: {keys}"
+            );
+        }
+        let ttl = redis.command(&["PTTL", "contract:{never-published}:birth"]);
+        let ttl: i64 = ttl.trim().trim_start_matches(':').parse().unwrap();
+        assert!(ttl > 0, "the birth key must expire: {ttl}");
+    } else {
+        assert!(p.a.channels().await.unwrap().is_empty());
+    }
+    publish(&p.b, &c, "first").await;
+    let later = p.a.history(&c, Some(page.next), 10).await.unwrap();
+    assert_eq!(
+        later.reset, None,
+        "the cursor of the first read was not honoured"
+    );
+    assert_eq!(later.messages.len(), 1);
+    assert_eq!(later.epoch, page.epoch);
+}
+
 macro_rules! contract {
     ($kind:ident, $mod:ident) => {
         mod $mod {
@@ -416,6 +453,10 @@ macro_rules! contract {
             #[tokio::test]
             async fn two_instances_see_one_channel() {
                 super::two_instances_see_one_channel(Kind::$kind).await
+            }
+            #[tokio::test]
+            async fn reads_create_nothing() {
+                super::reads_create_nothing(Kind::$kind).await
             }
             #[tokio::test]
             async fn presence_across_hubs() {

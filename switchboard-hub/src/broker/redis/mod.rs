@@ -222,6 +222,12 @@ impl Inner {
         }
     }
 
+    /// How long the epoch a read announced for an unknown channel is kept without another
+    /// read: longer than a subscribed node takes between two position checks.
+    fn birth_ttl_ms(&self) -> u64 {
+        millis(self.config.check_interval * 4 + Duration::from_secs(10))
+    }
+
     fn max_age_ms(&self) -> u64 {
         self.config.history.max_age.map_or(0, millis)
     }
@@ -244,6 +250,7 @@ impl Inner {
             .key(self.key(channel, "seq"))
             .key(self.key(channel, "epoch"))
             .key(self.key(channel, "log"))
+            .key(self.key(channel, "birth"))
             .arg(data.json().as_ref())
             .arg(candidate.get())
             .arg(self.config.history.max_messages)
@@ -289,11 +296,13 @@ impl Inner {
             .key(self.key(channel, "seq"))
             .key(self.key(channel, "epoch"))
             .key(self.key(channel, "log"))
+            .key(self.key(channel, "birth"))
             .arg(after_arg)
             .arg(limit)
             .arg(candidate.get())
             .arg(self.ttl_ms())
-            .arg(self.max_age_ms());
+            .arg(self.max_age_ms())
+            .arg(self.birth_ttl_ms());
         let call = invocation.invoke_async::<Vec<Vec<u8>>>(&mut conn);
         let fields = match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
             Ok(Ok(r)) => r,
