@@ -7,6 +7,31 @@
  *   sb.on("state", (s) => ...);                           // "connecting" | "open" | "closed"
  *   sb.on("transport", (t) => ...);                       // the transport in use
  *   sb.on("reset", ({ channel, reason }) => ...);         // history could not reach back
+ *   sb.on("retry", ({ attempt, delay, reason, unreachable }) => ...); // next try in `delay` ms
+ *   sb.on("error", ({ code, message, status, channel, fatal }) => ...);
+ *   sb.error;                                             // a fatal connection error, or null
+ *   sb.channelError("chat");                              // why a channel cannot be followed, or null
+ *   sb.cursor("chat");                                    // "EPOCH:ID" of the last message seen, or null
+ *   sb.reconnect();                                       // try again now (also after a fatal error)
+ *
+ * States tell the truth about delivery, on every transport: "open" only while messages
+ * can arrive (a WebSocket that is open; every EventSource OPEN, not CONNECTING after an
+ * error; a long poll that last answered); "connecting" while the first connection or a
+ * reconnect is under way (each failed try emits "retry" with the delay before the next);
+ * "closed" after close(), after a fatal error, or when every channel has a channel error.
+ *
+ * Errors. When a transport fails, the client asks REST (GET /api/channels/{channel}/
+ * messages?limit=1) why, because browsers hide the status of a refused WebSocket or
+ * EventSource. Answers that retrying cannot fix are fatal and emitted as "error" with
+ * fatal: true, at connect time, before anything is sent:
+ *   - unauthorized, origin_not_allowed, host_not_allowed: the connection's fault; no more
+ *     reconnects, state "closed", `sb.error` holds it until reconnect() (a new token in the
+ *     page's URL needs a reload);
+ *   - invalid_channel, forbidden: that channel's fault (with `channel`); the others go on,
+ *     `sb.channelError(name)` holds it. Over /ws these come as the subscribe's error frame.
+ * Other errors ("error" events without fatal) are reported and retried. A server that
+ * cannot be reached at all makes `unreachable: true` in "retry", and REST calls reject
+ * with code "unreachable" (never the browser's bare "Failed to fetch").
  *
  * Presence (who is in a channel; docs/protocol.md, "Presence"):
  *
@@ -58,11 +83,23 @@
     this.conn = null;            // the live transport object
     this.closed = false;
     this.timer = null;
+    this.waiting = false;        // a reconnect is scheduled (or its cause is being asked for)
     this.refs = 0;
     this.pending = {};           // ref -> { resolve, reject } for WebSocket publishes
     this.clientId = options.clientId || randomId();
     this.presenceEvery = options.presenceEvery || 2500; // ms between presence reads (long polling)
+    this.error = null;           // a fatal connection error ({code, message, status, fatal}) or null
+    this.retryAt = null;         // when the next connection attempt starts (ms since the epoch), or null
   }
+
+  // Error codes that retrying cannot fix: whose fault they are.
+  var FATAL = {
+    unauthorized: "connection",
+    origin_not_allowed: "connection",
+    host_not_allowed: "connection",
+    forbidden: "channel",
+    invalid_channel: "channel",
+  };
 
   function randomId() {
     var bytes = new Uint8Array(9);
@@ -82,14 +119,14 @@
   Switchboard.prototype.subscribe = function (channel, handler, opts) {
     var ch = this.channels[channel];
     if (!ch) {
-      ch = this.channels[channel] = { handlers: [], epoch: null, id: null, presence: null, info: null };
+      ch = this.channels[channel] = { handlers: [], epoch: null, id: null, presence: null, info: null, error: null };
       if (opts && opts.since != null) setCursor(ch, String(opts.since));
     }
     if (opts && opts.info !== undefined) ch.info = opts.info;
     if (opts && opts.presence && !ch.presence) ch.presence = { members: {}, clients: 0, users: 0, truncated: false };
     ch.handlers.push(handler);
-    if (!this.conn && !this.closed) this._connect();
-    else if (this.conn) this.conn.add(channel);
+    if (this.conn) this.conn.add(channel);
+    else if (!this.closed && !this.error && !this.waiting) this._connect();
     var self = this;
     return function () {
       var i = ch.handlers.indexOf(handler);
@@ -115,7 +152,7 @@
     if (opts && opts.limit) q.set("limit", opts.limit);
     if (opts && opts.since != null) q.set("since", opts.since);
     if (this.token) q.set("token", this.token);
-    return fetch(this.base + "/api/channels/" + encodeURIComponent(channel) + "/messages?" + q)
+    return this._fetch(this.base + "/api/channels/" + encodeURIComponent(channel) + "/messages?" + q, { cache: "no-store" })
       .then(jsonOrThrow);
   };
 
@@ -124,7 +161,7 @@
     var q = new URLSearchParams();
     if (opts && opts.limit) q.set("limit", opts.limit);
     if (this.token) q.set("token", this.token);
-    return fetch(this.base + "/api/channels/" + encodeURIComponent(channel) + "/presence?" + q, { cache: "no-store" })
+    return this._fetch(this.base + "/api/channels/" + encodeURIComponent(channel) + "/presence?" + q, { cache: "no-store" })
       .then(jsonOrThrow);
   };
 
@@ -136,7 +173,21 @@
     return { channel: channel, clients: p.clients, users: p.users, entries: entries, truncated: p.truncated };
   };
 
-  /** Listens for "message", "state", "transport", "reset", "error", "presence", "join", "leave". */
+  /** Why `channel` cannot be followed ({code, message, status, channel, fatal: true}: a bad
+   *  name, or a token without the right), or null. Set at connect time, on every transport. */
+  Switchboard.prototype.channelError = function (channel) {
+    var ch = this.channels[channel];
+    return (ch && ch.error) || null;
+  };
+
+  /** The position after the last message delivered on channel ("EPOCH:ID", or a bare id
+   *  before the epoch is known), or null before any. */
+  Switchboard.prototype.cursor = function (channel) {
+    return this._cursor(channel);
+  };
+
+  /** Listens for "message", "state", "transport", "reset", "retry", "error", "presence",
+   *  "join", "leave". */
   Switchboard.prototype.on = function (event, fn) {
     (this.listeners[event] = this.listeners[event] || []).push(fn);
     return this;
@@ -151,9 +202,16 @@
     this._setState("closed");
   };
 
-  /** Drops the current connection as if the network failed (for tests and demos). */
+  /** Drops the current connection as if the network failed (for tests and demos); while
+   *  waiting to retry, or after a fatal error, tries again at once. */
   Switchboard.prototype.reconnect = function () {
+    if (this.closed) return;
+    // Errors are asked for again: the token or the rights may have changed since.
+    this.error = null;
+    var self = this;
+    Object.keys(this.channels).forEach(function (c) { self.channels[c].error = null; });
     if (this.conn) this.conn.fail("reconnect requested");
+    else this._connect();
   };
 
   // ----- internals -----
@@ -259,8 +317,18 @@
     return params;
   };
 
+  /** The channels a transport should carry: every subscribed one without a channel error. */
+  Switchboard.prototype._live = function () {
+    var chs = this.channels;
+    return Object.keys(chs).filter(function (c) { return !chs[c].error; });
+  };
+
   Switchboard.prototype._connect = function () {
-    if (this.closed) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.waiting = false;
+    this.retryAt = null;
+    if (this.closed || this.conn) return;
     var self = this;
     var name = this.candidates[0];
     this.transport = name;
@@ -272,44 +340,130 @@
     }, this.openTimeout);
     var conn = new (Transports[name])(this, {
       open: function () {
+        if (self.conn !== conn) return;
         opened = true;
         clearTimeout(openTimer);
         self.worked = true;
         self.attempt = 0;
+        self.error = null;
         self._setState("open");
       },
-      down: function (reason) {
+      // The transport is still there but nothing can arrive for now (an EventSource
+      // reconnecting by itself): not "open".
+      interrupted: function () {
+        if (self.conn === conn) self._setState("connecting");
+      },
+      // info: what the server answered, when the transport saw it ({status, code, message}).
+      down: function (reason, info) {
         clearTimeout(openTimer);
         if (self.conn !== conn) return;
         self.conn = null;
         self._failPending(reason);
         if (self.closed) return;
         self._setState("connecting");
-        // Fall back only from a transport that never worked, and only in auto mode.
-        if (!opened && !self.worked && self.candidates.length > 1) {
-          self.candidates.shift();
-          self._emit("error", { transport: name, message: "falling back: " + reason });
-          self.timer = setTimeout(function () { self._connect(); }, 0);
-          return;
-        }
-        var delay = Math.min(self.maxDelay, self.minDelay * Math.pow(2, self.attempt++));
-        delay = delay / 2 + Math.random() * delay / 2; // jitter
-        self.timer = setTimeout(function () { self._connect(); }, delay);
+        self.waiting = true;
+        var cause = info && info.status ? Promise.resolve([info]) : self._diagnose();
+        cause.then(function (found) {
+          if (self.closed || self.conn || !self.waiting) return;
+          var unreachable = false;
+          for (var i = 0; i < found.length; i++) {
+            var e = found[i];
+            if (e.code === "unreachable") { unreachable = true; continue; }
+            var scope = FATAL[e.code];
+            e.fatal = !!scope;
+            e.transport = name;
+            if (scope === "channel" && e.channel != null && self.channels[e.channel]) {
+              self._channelError(e.channel, e);
+            } else if (scope) {
+              self.waiting = false;
+              self.error = e;
+              self._emit("error", e);
+              self._setState("closed");
+              return;
+            } else {
+              self._emit("error", e);
+            }
+          }
+          if (Object.keys(self.channels).length > 0 && self._live().length === 0) {
+            self.waiting = false;
+            self._setState("closed"); // nothing left that could be followed
+            return;
+          }
+          // Fall back only from a transport that never worked, only in auto mode, and
+          // not when the server is simply down (the next transport would fail alike).
+          if (!opened && !self.worked && self.candidates.length > 1 && !unreachable) {
+            self.candidates.shift();
+            self._emit("error", { transport: name, message: "falling back: " + reason });
+            self.timer = setTimeout(function () { self._connect(); }, 0);
+            return;
+          }
+          var delay = Math.min(self.maxDelay, self.minDelay * Math.pow(2, self.attempt++));
+          delay = delay / 2 + Math.random() * delay / 2; // jitter
+          self.retryAt = Date.now() + delay;
+          self.timer = setTimeout(function () { self._connect(); }, delay);
+          self._emit("retry", { attempt: self.attempt, delay: delay, reason: reason, transport: name, unreachable: unreachable });
+        });
       },
     });
     this.conn = conn;
-    Object.keys(this.channels).forEach(function (c) { conn.add(c); });
+    this._live().forEach(function (c) { conn.add(c); });
+  };
+
+  /** Asks REST why the transport failed, per live channel: resolves to a list of
+   *  {code, message, status, channel}; code "unreachable" when the server did not answer. */
+  Switchboard.prototype._diagnose = function () {
+    var self = this;
+    return Promise.all(this._live().map(function (name) {
+      var controller = typeof AbortController !== "undefined" ? new AbortController() : null;
+      var t = setTimeout(function () { if (controller) controller.abort(); }, self.openTimeout);
+      return self._fetch(self._url("/api/channels/" + encodeURIComponent(name) + "/messages", { limit: 1 }), {
+        cache: "no-store",
+        signal: controller ? controller.signal : undefined,
+      }).then(jsonOrThrow).then(function () { return null; }, function (e) {
+        // No answer in time counts as no answer at all.
+        if (e && e.name === "AbortError") return { code: "unreachable", message: "the server did not answer", channel: name };
+        return { code: e.code || "unavailable", message: e.message, status: e.status, channel: name };
+      }).then(function (r) { clearTimeout(t); return r; });
+    })).then(function (all) { return all.filter(Boolean); });
+  };
+
+  /** Marks channel as impossible to follow (fatal), tells the listeners, and stops it. */
+  Switchboard.prototype._channelError = function (name, info, subscribed) {
+    var ch = this.channels[name];
+    if (!ch || ch.error) return;
+    info.channel = name;
+    info.fatal = true;
+    ch.error = info;
+    if (this.conn && subscribed !== false) this.conn.remove(name);
+    this._emit("error", info);
   };
 
   Switchboard.prototype._failPending = function (reason) {
     var p = this.pending;
     this.pending = {};
-    Object.keys(p).forEach(function (k) { p[k].reject(new Error("connection lost: " + reason)); });
+    Object.keys(p).forEach(function (k) {
+      // Sent, but no answer: the hub may or may not have published it.
+      var e = new Error("connection lost before the server answered (" + reason + ")");
+      e.code = "connection_lost";
+      p[k].reject(e);
+    });
+  };
+
+  /** fetch, with a network failure turned into an Error with code "unreachable" (the
+   *  browser's own message, "Failed to fetch" or "NetworkError…", says nothing to a user). */
+  Switchboard.prototype._fetch = function (url, opts) {
+    return fetch(url, opts).catch(function (e) {
+      if (e && e.name === "AbortError") throw e;
+      var err = new Error("the server could not be reached");
+      err.code = "unreachable";
+      err.cause = e;
+      throw err;
+    });
   };
 
   Switchboard.prototype._restPublish = function (channel, data) {
     var q = this.token ? "?token=" + encodeURIComponent(this.token) : "";
-    return fetch(this.base + "/api/channels/" + encodeURIComponent(channel) + "/messages" + q, {
+    return this._fetch(this.base + "/api/channels/" + encodeURIComponent(channel) + "/messages" + q, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(data === undefined ? null : data),
@@ -323,11 +477,16 @@
     return this.base + path + (s ? "?" + s : "");
   };
 
+  /** The JSON body of a 2xx answer; otherwise throws an Error with the hub's code and
+   *  message (`status` set), also when a proxy answered with something that is not JSON. */
   function jsonOrThrow(res) {
-    return res.json().then(function (body) {
-      if (!res.ok) {
-        var e = new Error((body && body.error && body.error.message) || res.statusText);
-        e.code = body && body.error && body.error.code;
+    return res.text().then(function (text) {
+      var body;
+      try { body = JSON.parse(text); } catch (e) { body = undefined; }
+      if (!res.ok || body === undefined) {
+        var err = body && body.error;
+        var e = new Error((err && err.message) || ("HTTP " + res.status + (res.statusText ? " " + res.statusText : "")));
+        e.code = (err && err.code) || (res.ok ? "invalid_response" : "http_" + res.status);
         e.status = res.status;
         throw e;
       }
@@ -346,7 +505,8 @@
   }
 
   // ----- transports: each has add(channel), remove(channel), close(), fail(reason) and
-  // calls hooks.open() once usable and hooks.down(reason) exactly once when it ends. -----
+  // calls hooks.open() when usable (again after hooks.interrupted(), if it recovers by
+  // itself) and hooks.down(reason, info?) exactly once when it ends. -----
 
   var Transports = {};
 
@@ -361,7 +521,7 @@
     this.ws.onopen = function () {
       self.ready = true;
       hooks.open();
-      Object.keys(client.channels).forEach(function (c) { self._subscribe(c); });
+      client._live().forEach(function (c) { self._subscribe(c); });
     };
     this.ws.onmessage = function (ev) {
       var f;
@@ -384,7 +544,12 @@
           if (f.op === "ack") p.resolve({ id: f.id, epoch: f.epoch });
           else { var e = new Error(f.message); e.code = f.code; p.reject(e); }
         }
-      } else if (f.op === "error") client._emit("error", f);
+      } else if (f.op === "error") {
+        // Without a ref, an error naming a channel answers its subscribe.
+        if (f.channel != null && FATAL[f.code] === "channel" && client.channels[f.channel]) {
+          client._channelError(f.channel, { code: f.code, message: f.message, channel: f.channel, transport: "websocket" }, false);
+        } else client._emit("error", f);
+      }
     };
     this.ws.onclose = function (ev) { self._down("closed (" + ev.code + ")"); };
     this.ws.onerror = function () { /* onclose follows */ };
@@ -445,7 +610,9 @@
     var es = new EventSource(client._url("/sse/" + encodeURIComponent(channel), params));
     this.sources[channel] = es;
     es.onopen = function () {
-      if (!self.opened) { self.opened = true; self.hooks.open(); }
+      // Open only when every stream is: one reconnecting stream means missed messages.
+      var all = Object.keys(self.sources).every(function (c) { return self.sources[c].readyState === 1; });
+      if (all) { self.opened = true; self.hooks.open(); }
     };
     es.onmessage = function (ev) {
       var parts = (ev.lastEventId || "").split(":");
@@ -458,10 +625,12 @@
     es.addEventListener("join", function (ev) { client._presenceEvent(channel, "join", JSON.parse(ev.data)); });
     es.addEventListener("leave", function (ev) { client._presenceEvent(channel, "leave", JSON.parse(ev.data)); });
     es.onerror = function () {
-      // CONNECTING: the browser retries by itself, resuming with Last-Event-ID.
-      // CLOSED: it gave up (an HTTP error); take over.
+      // CONNECTING: the browser retries by itself, resuming with Last-Event-ID; until it is
+      // back nothing arrives, so the client is not open. CLOSED: it gave up (an HTTP error,
+      // whose status the browser hides: the client asks REST why); take over.
       if (es.readyState === 2) self.fail("event stream closed");
       else if (!self.opened) self.fail("event stream failed to open");
+      else self.hooks.interrupted("event stream reconnecting");
     };
   };
   Transports.sse.prototype.remove = function (channel) {
@@ -515,7 +684,7 @@
       var cursor = client._cursor(channel);
       if (cursor != null) params.since = cursor;
       loop.controller = typeof AbortController !== "undefined" ? new AbortController() : null;
-      fetch(client._url("/poll/" + encodeURIComponent(channel), params), {
+      client._fetch(client._url("/poll/" + encodeURIComponent(channel), params), {
         signal: loop.controller ? loop.controller.signal : undefined,
         cache: "no-store",
       }).then(jsonOrThrow).then(function (body) {
@@ -531,7 +700,7 @@
         next();
       }, function (err) {
         if (loop.stopped || self.ended) return;
-        self.fail("poll failed: " + err.message);
+        self.fail("poll failed: " + err.message, err.status ? { status: err.status, code: err.code, message: err.message, channel: channel } : null);
       });
     };
     next();
@@ -550,10 +719,10 @@
     var self = this;
     Object.keys(this.loops).forEach(function (c) { self.remove(c); });
   };
-  Transports.poll.prototype.fail = function (reason) {
+  Transports.poll.prototype.fail = function (reason, info) {
     if (this.ended) return;
     this.close();
-    this.hooks.down(reason);
+    this.hooks.down(reason, info);
   };
 
   Switchboard.transports = TRANSPORTS.slice();
