@@ -94,7 +94,7 @@ async function chatOver(context, transport) {
   const okOrder = strictlyIncreasing(ga.map((m) => m.id)) && ga.every((m) => m.transport === transport);
   r.report(okOrder, `chat over ${transport}: ids strictly increasing, every message delivered over ${transport}`);
   // What a user sees: the rendered log.
-  const shown = await bob.$$eval("#log li.msg", (els) => els.map((e) => e.textContent));
+  const shown = await bob.$$eval("#log li.msg", (els) => els.map((e) => (e.querySelector(".nick")?.textContent ?? "") + e.querySelector(".text").textContent));
   const wantShown = lines.map((l, i) => `${i % 2 === 0 ? "alice" : "bob"}${l}`);
   r.report(
     JSON.stringify(shown) === JSON.stringify(wantShown),
@@ -309,17 +309,25 @@ async function plainSection(context) {
   r.report(g1.data === "hello from a plain WebSocket", "plain page -> hub page: a bare ws.send(text) arrives as that text", JSON.stringify(g1.data));
 
   await say(hubPage, "hi plain page");
-  const want = JSON.stringify({ nick: "hubuser", text: "hi plain page" });
+  // The chat page's payload is {nick, text, ts, mid}: match it by nick and text, as JSON text.
+  const isWant = (line) => {
+    try {
+      const v = JSON.parse(line);
+      return line.startsWith("{") && v.nick === "hubuser" && v.text === "hi plain page" && typeof v.ts === "number" && typeof v.mid === "string";
+    } catch {
+      return false;
+    }
+  };
   const lists = async () => plain.evaluate(() => ({
     ws: [...document.querySelectorAll("#log li")].map((e) => e.textContent),
     sse: [...document.querySelectorAll("#events li")].map((e) => e.textContent),
   }));
   const got = await until(async () => {
     const l = await lists();
-    return l.ws.includes(want) && l.sse.includes(want) ? l : null;
+    return l.ws.some(isWant) && l.sse.some(isWant) ? l : null;
   }, WAIT, "the hub page's message on the plain page").catch(async () => lists());
-  r.report(got.ws.includes(want), "hub page -> plain page: its message arrives on the bare WebSocket as its JSON text", JSON.stringify(got.ws));
-  r.report(got.sse.includes(want), "hub page -> plain page: a bare EventSource receives it too", JSON.stringify(got.sse));
+  r.report(got.ws.some(isWant), "hub page -> plain page: its message arrives on the bare WebSocket as its JSON text", JSON.stringify(got.ws));
+  r.report(got.sse.some(isWant), "hub page -> plain page: a bare EventSource receives it too", JSON.stringify(got.sse));
   r.report(
     got.ws[0] === "hello from a plain WebSocket" && got.sse[0] === "hello from a plain WebSocket",
     "plain page: its own message comes back on the WebSocket and on the EventSource, as plain text",
