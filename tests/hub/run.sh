@@ -15,6 +15,15 @@
 #   slow_check.mjs  a subscriber that reads nothing (slow_subscriber.py, tiny receive
 #                   buffer) under lag_policy "disconnect" and "resume": the others are not
 #                   slowed, it is counted in /metrics and dropped or resumed per policy
+#   layout.mjs      headless Chromium at phone (390×844) and desktop (1280×800) sizes:
+#                   Send, inputs, badge and messages inside the viewport, nothing scrolls
+#                   sideways, long words wrap, own messages apart, times, empty hint,
+#                   channel picker; screenshots
+#   restart.mjs     headless Chromium through a server restart (serve killed by PID and
+#                   started again on the same port) over each transport: badge, banner,
+#                   queued sends published exactly once; screenshots
+#   errors.mjs      headless Chromium against a hub with auth: no token, a token without
+#                   the channel's rights and a refused channel name show at connect
 #
 # Each check program gets a fresh hub started here from a temp TOML config (admin API on);
 # the chat checks also run against `switchboard serve` with no arguments at all
@@ -22,7 +31,8 @@
 # Needs the packages tests/interop/setup.sh installs (Node `ws` + `playwright-core`,
 # Debian's chromium); runs that script itself when they are missing.
 # Environment: SWITCHBOARD_BIN (default $CARGO_TARGET_DIR/release/switchboard, target/ by
-# default). Every check prints a PASS/FAIL line; the last line is "N passed, M failed".
+# default); HUB_SCREENSHOTS, where the screenshots go (default
+# ${TMPDIR:-/tmp}/switchboard-hub-screenshots, outside the repository; look at them). Every check prints a PASS/FAIL line; the last line is "N passed, M failed".
 # Exit status 0 only if nothing failed. Servers started here are stopped by PID.
 set -uo pipefail
 
@@ -35,6 +45,7 @@ INTEROP="$ROOT/tests/interop"
 LOGDIR="$HERE/reports"
 mkdir -p "$LOGDIR"
 TMP="$(mktemp -d)"
+SHOTS="${HUB_SCREENSHOTS:-${TMPDIR:-/tmp}/switchboard-hub-screenshots}"
 
 PIDS=()
 stop_all() {
@@ -126,6 +137,22 @@ burst = 1000
 per_ip_messages_per_second = 1000.0
 per_ip_burst = 1000'; then
     check "hub e2e (chromium)" 400 node "$HERE/e2e.mjs" --url "$HUB_URL"
+    # The page's layout at phone and desktop sizes (same hub: it publishes in bursts too).
+    check "hub chat layout (chromium)" 200 node "$HERE/layout.mjs" --url "$HUB_URL" --shots "$SHOTS"
+  fi
+
+  # Through a server restart: restart.mjs starts and kills `serve` itself (by PID, same port).
+  port="$(free_port)"
+  printf '%s\n' '[rate_limit]' 'per_ip_messages_per_second = 1000.0' 'per_ip_burst = 1000' >"$TMP/restart.toml"
+  check "hub chat restart (chromium)" 300 node "$HERE/restart.mjs" --bin "$SWITCHBOARD_BIN" --port "$port" \
+    --config "$TMP/restart.toml" --shots "$SHOTS"
+  cp "$SHOTS/restart-serve.log" "$LOGDIR/restart.log" 2>/dev/null
+
+  # Refusals at connect time: a hub with auth on.
+  secret="hub-suite-secret-$RANDOM$RANDOM-0123456789"
+  if hub auth "[auth]
+jwt_secret = \"$secret\""; then
+    check "hub chat refusals (chromium)" 200 node "$HERE/errors.mjs" --url "$HUB_URL" --secret "$secret"
   fi
 
   # Presence: a short grace period, so that a closed page is seen leaving quickly.
@@ -179,6 +206,7 @@ per_ip_messages_per_second = 0.0'; then
   done
 fi
 
+echo "screenshots of the chat page: $SHOTS"
 passed=$(grep -c '^PASS ' "$LOG")
 failed=$(grep -c '^FAIL ' "$LOG")
 echo "$passed passed, $failed failed"
