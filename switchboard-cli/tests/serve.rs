@@ -112,6 +112,10 @@ fn config_errors_name_the_file_and_are_printed_once() {
     assert_eq!(code, 1);
     assert!(err.contains(file.to_str().unwrap()), "{err}");
     assert_eq!(err.matches("unknown field").count(), 1, "{err}");
+    let (code, _, err) = print_config(&["--config", "no-such-hub.toml"], &[]);
+    assert_eq!(code, 1);
+    assert_eq!(err.matches("no-such-hub.toml").count(), 1, "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
     let (code, _, err) = print_config(&["--jwt-secret", "short"], &[]);
     assert_eq!(code, 1);
     assert!(err.contains("jwt_secret"), "{err}");

@@ -401,12 +401,14 @@ impl Default for RateLimitConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    // `cause`, not `source`: thiserror would make a `source` field the error's source, and
+    // error chains would print it twice.
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The path.
         path: String,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The TOML is malformed or holds unknown keys or bad values.
     // Not a `#[source]`: the message already holds it, and error chains would print it twice.
@@ -483,9 +485,9 @@ impl HubConfig {
 
     /// Reads and parses a TOML file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Self::from_toml(&text).map_err(|error| ConfigError::InFile {
             path: path.display().to_string(),
