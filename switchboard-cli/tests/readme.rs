@@ -208,3 +208,34 @@ fn every_switchboard_line_in_the_readme_uses_real_subcommands_and_flags() {
         }
     }
 }
+
+/// The body of the ```rust block that follows the line containing `marker`.
+fn rust_block_after(marker: &str) -> String {
+    let start = README
+        .find(marker)
+        .unwrap_or_else(|| panic!("README lost {marker:?}"));
+    let rest = &README[start..];
+    let open = rest
+        .find("```rust")
+        .expect("no rust block after the marker");
+    let body = &rest[open..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    body[..body.find("```").unwrap()].to_owned()
+}
+
+#[test]
+fn the_readme_server_is_the_echo_server_example() {
+    // "A server (this is `switchboard/examples/echo_server.rs`):" must stay true: the
+    // example is the README's code plus its doc comment.
+    let example = include_str!("../../switchboard/examples/echo_server.rs");
+    let code: String = example
+        .lines()
+        .filter(|l| !l.starts_with("//!"))
+        .skip_while(|l| l.trim().is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        rust_block_after("this is `switchboard/examples/echo_server.rs`"),
+        code
+    );
+}
