@@ -66,7 +66,7 @@ fn main() -> ExitCode {
     // `echo` builds its own runtimes: a current-thread one per serving thread.
     if let Command::Echo(args) = cli.command {
         return cmd::echo::run(args).unwrap_or_else(|error| {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", chain(&error));
             ExitCode::FAILURE
         });
     }
@@ -91,8 +91,59 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", chain(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An error and its causes as one line, `A: B: C`, leaving out a cause whose text is
+/// already there: many errors (io, Redis, TLS) write their source into their own message
+/// too, and `{:#}` would print it twice.
+fn chain(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let io = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        // An error that prints its source itself, as redis-rs and many others do.
+        #[derive(Debug)]
+        struct Wrapper(std::io::Error);
+        impl std::fmt::Display for Wrapper {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "redis://127.0.0.1:6379: {}", self.0)
+            }
+        }
+        impl std::error::Error for Wrapper {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = anyhow::Error::new(Wrapper(io())).context("cannot start the Redis broker");
+        assert_eq!(
+            chain(&error),
+            format!(
+                "cannot start the Redis broker: redis://127.0.0.1:6379: {}",
+                io()
+            )
+        );
+        // Causes that are not in the message still are.
+        let error = anyhow::Error::new(io()).context("cannot connect to ws://x");
+        assert_eq!(chain(&error), format!("cannot connect to ws://x: {}", io()));
     }
 }

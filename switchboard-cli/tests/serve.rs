@@ -168,3 +168,31 @@ fn the_startup_log_says_what_is_running() {
     assert!(log.contains("https://app.example"), "{log}");
     assert!(log.contains("history: 50 messages per channel"), "{log}");
 }
+
+#[test]
+fn an_unreachable_redis_stops_serve_with_its_cause_said_once() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut command = support::switchboard(&["serve", "--listen", "127.0.0.1:0", "--redis", &url]);
+    command.env_remove("RUST_LOG");
+    let out = support::run(command, "", LIMIT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    // As the README's failure table says.
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.starts_with(&format!(
+            "error: cannot start the Redis broker: broker unavailable: {url}: "
+        )),
+        "{line}"
+    );
+    assert_eq!(line.matches("refused").count(), 1, "{line}");
+}
