@@ -14,7 +14,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
-use support::{HubProcess, LIMIT};
+use support::{EchoServer, HubProcess, LIMIT};
 
 const README: &str = include_str!("../../README.md");
 
@@ -238,4 +238,205 @@ fn the_readme_server_is_the_echo_server_example() {
         rust_block_after("this is `switchboard/examples/echo_server.rs`"),
         code
     );
+}
+
+/// The `switchboard` lines of the README's ```sh blocks that no check below runs, with why.
+/// Lines with `[optional]` parts are syntax, not commands, and are only checked against
+/// `--help`. Any other `switchboard` line must be run by a check or be listed here.
+const NOT_RUN: &[(&str, &str)] = &[
+    (
+        "switchboard serve --redis ",
+        "needs a Redis (tests/redis runs serve --redis)",
+    ),
+    (
+        "switchboard echo --threads 4",
+        "takes the fixed port 9001 (tests/threads.rs runs --threads)",
+    ),
+    (
+        "switchboard bench ",
+        "a load test (tests/bench.rs runs bench briefly)",
+    ),
+    (
+        "switchboard echo --listen 127.0.0.1:9001 --no-compression &",
+        "starts the bench lines' server",
+    ),
+];
+
+/// A scratch directory for one test, empty.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sb-readme-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `sh -c LINE` in `dir`, with the binary under test first on `PATH` as the README says to
+/// put it, and `input` on stdin.
+fn readme_shell(line: &str, dir: &std::path::Path) -> Command {
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_switchboard"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = std::env::join_paths(
+        std::iter::once(bin_dir).chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", line])
+        .current_dir(dir)
+        .env("PATH", path);
+    command
+}
+
+/// Runs `line` to its end with `input`; answers (exit code, stdout, stderr).
+fn run_line(line: &str, dir: &std::path::Path, input: &str) -> (i32, String, String) {
+    let output = support::run(readme_shell(line, dir), input, LIMIT);
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The one README shell line that starts with `prefix`.
+fn line_starting(lines: &[String], prefix: &str) -> String {
+    let found: Vec<_> = lines.iter().filter(|l| l.starts_with(prefix)).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "README lines starting with {prefix:?}: {found:?}"
+    );
+    found[0].clone()
+}
+
+/// Starts a serving README line with its fixed `addr` made a free port; answers the child
+/// (killed on drop) and the address it listens on.
+fn start_line(line: &str, addr: &str, dir: &std::path::Path, scheme: &str) -> Served {
+    assert!(line.contains(addr), "{line} has no {addr}");
+    let line = line.replace(addr, "127.0.0.1:0");
+    let (child, addr, _) =
+        support::start_logged_command(readme_shell(&format!("exec {line}"), dir), &line, scheme);
+    Served { child, addr }
+}
+
+/// A server started from a README line; killed on drop.
+struct Served {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_readme_switchboard_lines_do_what_their_comments_say() {
+    let lines = shell_lines();
+    let dir = scratch("lines");
+    let mut ran = Vec::new();
+
+    // The certificate, as the README makes it.
+    let openssl = line_starting(&lines, "openssl req -x509");
+    let (code, _, err) = run_line(&openssl, &dir, "");
+    assert_eq!(code, 0, "{openssl}: {err}");
+    assert!(dir.join("cert.pem").exists() && dir.join("key.pem").exists());
+
+    // "show the settings in effect, then exit"
+    let print = line_starting(
+        &lines,
+        "switchboard serve --tls-cert cert.pem --tls-key key.pem --print-config",
+    );
+    let (code, out, err) = run_line(&print, &dir, "");
+    assert_eq!(code, 0, "{print}: {err}");
+    assert!(
+        out.contains("[tls]\ncert = \"cert.pem\"\nkey = \"key.pem\""),
+        "{print}: {out}"
+    );
+    ran.push(print);
+
+    // The hub with its first flags, listening where the test says (flags override the
+    // environment, and this line has no --listen).
+    let hub = line_starting(&lines, "switchboard serve --allow-origin ");
+    std::fs::write(
+        dir.join("secret.txt"),
+        "a secret of at least thirty-two bytes\n",
+    )
+    .unwrap();
+    let mut command = readme_shell(&format!("exec {hub}"), &dir);
+    command.env("SWITCHBOARD_LISTEN", "127.0.0.1:0");
+    let (child, addr, _) = support::start_logged_command(command, &hub, "http://");
+    let hub_process = Served { child, addr };
+    let status = |origin: &str, method: &str| {
+        let url = format!("http://{}/api/channels/chat/messages", hub_process.addr);
+        let curl = format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' -X {method} -H 'Origin: {origin}' -d x {url}"
+        );
+        sh(&curl)
+    };
+    // --allow-origin: that origin passes the Origin check (and then needs a token, since
+    // --jwt-secret-file turned auth on); another is refused.
+    assert_eq!(status("https://app.example", "POST"), "401", "{hub}");
+    assert_eq!(status("https://elsewhere.example", "POST"), "403", "{hub}");
+    drop(hub_process);
+    ran.push(hub);
+
+    // echo over wss:// on the port the connect lines use, and those lines.
+    let tls_echo = line_starting(
+        &lines,
+        "switchboard echo --listen 127.0.0.1:9443 --tls-cert ",
+    );
+    let echo = start_line(&tls_echo, "127.0.0.1:9443", &dir, "wss://");
+    ran.push(tls_echo);
+    let port = echo.addr.port().to_string();
+    for prefix in [
+        "switchboard connect wss://localhost:9443 --ca cert.pem",
+        "switchboard connect wss://localhost:9443 --insecure",
+    ] {
+        let line = line_starting(&lines, prefix);
+        let (code, out, err) = run_line(&line.replace("9443", &port), &dir, "over tls\n");
+        assert_eq!(code, 0, "{line}: {err}");
+        assert_eq!(out, "over tls\n", "{line}: {err}");
+        assert!(err.lines().any(|l| l == "closed: 1000"), "{line}: {err}");
+        if line.contains("--insecure") {
+            assert!(err.contains("warning: --insecure"), "{line}: {err}");
+        }
+        ran.push(line);
+    }
+
+    // "then: /ping hi, /close 4000 bye": type what the comment says.
+    let slash = line_starting(&lines, "switchboard connect ws://127.0.0.1:9001 --slash");
+    let plain = EchoServer::start(&[]);
+    let typed = slash
+        .split("# then: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{slash}: no `# then:` comment"));
+    let input: String = typed.split(", ").map(|c| format!("{c}\n")).collect();
+    let (code, _, err) = run_line(
+        &slash.replace("127.0.0.1:9001", &plain.addr.to_string()),
+        &dir,
+        &input,
+    );
+    assert_eq!(code, 0, "{slash}: {err}");
+    assert!(err.lines().any(|l| l == "pong: hi"), "{slash}: {err}");
+    assert!(
+        err.lines().any(|l| l == "closed: 4000 bye"),
+        "{slash}: {err}"
+    );
+    ran.push(slash);
+
+    // Every other switchboard line is syntax or listed as not run.
+    for line in lines.iter().filter(|l| l.starts_with("switchboard ")) {
+        if line.contains('[') || ran.contains(line) {
+            continue;
+        }
+        assert!(
+            NOT_RUN.iter().any(|(prefix, _)| line.starts_with(prefix)),
+            "README line neither run by tests/readme.rs nor listed in NOT_RUN: {line}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

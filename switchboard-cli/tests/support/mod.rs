@@ -137,7 +137,17 @@ impl Drop for EchoServer {
 /// the "listening on SCHEME ADDR" log line; answers the child, the address and the line.
 /// The rest of stderr is drained on a thread, so the server never blocks on a full pipe.
 pub(crate) fn start_logged(args: &[&str], scheme: &str) -> (Child, SocketAddr, String) {
-    let mut child = switchboard(args)
+    start_logged_command(switchboard(args), &format!("switchboard {args:?}"), scheme)
+}
+
+/// [`start_logged`] for any command that starts a serving `switchboard` (`what` names it in
+/// a failure).
+pub(crate) fn start_logged_command(
+    mut command: Command,
+    what: &str,
+    scheme: &str,
+) -> (Child, SocketAddr, String) {
+    let mut child = command
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -160,7 +170,7 @@ pub(crate) fn start_logged(args: &[&str], scheme: &str) -> (Child, SocketAddr, S
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("switchboard {args:?} never said it was listening");
+                panic!("{what} never said it was listening");
             }
         }
     };
