@@ -107,7 +107,19 @@ impl Metrics {
 
     /// Counts a message handed to a client over `t`.
     pub fn record_delivery(&self, t: Transport, _msg: &Message) {
-        self.delivered[t.index()].fetch_add(1, Relaxed);
+        self.record_delivered(t, 1);
+    }
+
+    /// Counts `n` messages written to a client's connection over `t`. Streaming transports
+    /// count here, when a message leaves the connection's queue for its socket, so that
+    /// what sat in the queue of a client that was then dropped is not counted as out.
+    pub fn record_delivered(&self, t: Transport, n: u64) {
+        self.delivered[t.index()].fetch_add(n, Relaxed);
+    }
+
+    /// Messages delivered over `t` so far.
+    pub fn delivered(&self, t: Transport) -> u64 {
+        self.delivered[t.index()].load(Relaxed)
     }
 
     /// Observes the fan-out latency of a live message (publish to its subscriber taking it
@@ -203,6 +215,11 @@ impl Metrics {
         self.latency_count.fetch_add(1, Relaxed);
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.latency_sum_nanos.fetch_add(nanos, Relaxed);
+    }
+
+    /// Clients dropped for not keeping up so far (each counted once it is gone).
+    pub fn slow_disconnects(&self) -> u64 {
+        self.slow_disconnects.load(Relaxed)
     }
 
     /// Subscribers reported lagged so far.

@@ -853,3 +853,90 @@ async fn a_chat_client_closed_for_its_rate_still_gets_the_echoes_of_what_was_acc
     assert_eq!(echoes, ["t0", "t1", "t2", "t3", "t4"]);
     assert_eq!(ws.close_info().map(|c| c.code.0), Some(1008));
 }
+
+/// Issue 11, item 11: a client dropped for not reading is counted as dropped only once it is
+/// gone (its connection closed, its tasks ended), and what sat in its queue, never written
+/// to its socket, is not counted as delivered. Over `/ws` and over SSE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_client_is_gone_when_counted_and_its_queue_is_not_counted_as_out() {
+    const QUEUE: usize = 1024;
+    for transport in [Transport::WebSocket, Transport::Sse] {
+        let mut config = no_rate_limit();
+        config.limits.queue_size = QUEUE;
+        config.limits.write_timeout_secs = 2;
+        let hub = start(config).await;
+        // A subscriber with a tiny receive window that reads its first answer, then nothing.
+        let held = match transport {
+            Transport::WebSocket => {
+                let mut tcp = raw_ws(hub.addr, "/ws", "").await;
+                tcp.write_all(&text_frame(r#"{"op":"subscribe","channel":"c"}"#))
+                    .await
+                    .unwrap();
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 256];
+                while !String::from_utf8_lossy(&seen).contains("subscribed") {
+                    let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    assert!(n > 0);
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                Held::Ws(tcp)
+            }
+            _ => {
+                let mut sse = common::HttpStream::open_small_window(hub.addr, "/sse/c").await;
+                sse.next_sse_block().await.expect("the preamble");
+                Held::Sse(sse)
+            }
+        };
+        let metrics = std::sync::Arc::clone(hub.hub.metrics());
+        // A publisher that keeps going until the client is dropped (a client is only found
+        // slow while there is something to send it).
+        let publisher = {
+            let (hub, metrics) = (hub.hub.clone(), std::sync::Arc::clone(&metrics));
+            tokio::spawn(async move {
+                let ch = switchboard_hub::core::ChannelName::new("c").unwrap();
+                let payload = switchboard_hub::core::Payload::text(&"x".repeat(16 << 10));
+                while metrics.slow_disconnects() == 0 {
+                    hub.publish(&ch, payload.clone(), Transport::Rest)
+                        .await
+                        .unwrap();
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+            })
+        };
+        // Watch closely: the moment it is counted, it must be gone.
+        let started = Instant::now();
+        while metrics.slow_disconnects() == 0 {
+            assert!(
+                started.elapsed() < WAIT,
+                "{transport:?}: never dropped (open {}, lagged {}, out {})",
+                metrics.open_connections(transport),
+                metrics.lagged_subscribers(),
+                metrics.delivered(transport)
+            );
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            metrics.open_connections(transport),
+            0,
+            "{transport:?}: counted as dropped while still connected"
+        );
+        let out = metrics.delivered(transport);
+        assert!(
+            out < QUEUE as u64 / 2,
+            "{transport:?}: {out} messages counted as out, but at most the socket buffers' \
+             worth of 16 KiB messages can have been written to a client that never read"
+        );
+        publisher.await.unwrap();
+        drop(held);
+    }
+}
+
+/// A client connection kept open, unread.
+#[allow(dead_code)] // held for its socket
+enum Held {
+    Ws(TcpStream),
+    Sse(common::HttpStream),
+}

@@ -46,6 +46,17 @@ struct Inner {
     /// Turned on when the connection is about to close politely: forwarders then hand over
     /// what their subscriptions already hold, and stop.
     finish: watch::Sender<bool>,
+    /// Set when the connection is killed for being too slow: counted when it is gone.
+    slow: std::sync::OnceLock<SlowCount>,
+}
+
+/// Where a slow disconnect is counted.
+struct SlowCount(Arc<crate::metrics::Metrics>);
+
+impl std::fmt::Debug for SlowCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SlowCount")
+    }
 }
 
 /// What a connection is used for, once a transport has said so.
@@ -59,6 +70,11 @@ impl Drop for Inner {
     fn drop(&mut self) {
         if let Some(registry) = self.registry.upgrade() {
             lock(&registry.map).remove(&self.id);
+        }
+        // The last handle is gone: the server dropped the socket and every task serving
+        // the connection has ended. Only now is a slow client counted as dropped.
+        if let Some(SlowCount(metrics)) = self.slow.get() {
+            metrics.record_slow_disconnect();
         }
     }
 }
@@ -80,6 +96,7 @@ impl ConnectionControl {
             permit: Mutex::new(None),
             backpressure: std::sync::atomic::AtomicBool::new(false),
             finish: watch::channel(false).0,
+            slow: std::sync::OnceLock::new(),
         });
         lock(&registry.map).insert(id, Arc::downgrade(&inner));
         Self { inner }
@@ -120,6 +137,13 @@ impl ConnectionControl {
     /// The client's address.
     pub fn peer(&self) -> SocketAddr {
         self.inner.peer
+    }
+
+    /// Kills the connection because its client does not keep up; `metrics` counts it as a
+    /// slow disconnect once it is really gone (socket closed, its tasks ended), not before.
+    pub(crate) fn kill_as_slow(&self, metrics: &Arc<crate::metrics::Metrics>) {
+        let _ = self.inner.slow.set(SlowCount(Arc::clone(metrics)));
+        self.kill();
     }
 
     /// Closes the connection now (the socket is dropped, no response is finished).

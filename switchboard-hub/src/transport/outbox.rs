@@ -89,10 +89,12 @@ pub(crate) async fn push<T>(
                 }
                 Ok(Err(_)) => false,
                 Err(_) => {
-                    state.hub.metrics().record_slow_disconnect();
-                    if let Some(control) = control {
-                        tracing::debug!(peer = %control.peer(), "client stopped reading, disconnecting");
-                        control.kill();
+                    match control {
+                        Some(control) => {
+                            tracing::debug!(peer = %control.peer(), "client stopped reading, disconnecting");
+                            control.kill_as_slow(state.hub.metrics());
+                        }
+                        None => state.hub.metrics().record_slow_disconnect(),
                     }
                     false
                 }
@@ -113,10 +115,12 @@ pub(crate) fn lagged(state: &AppState, control: Option<&ConnectionControl>) -> b
         LagPolicy::Resume => true,
         LagPolicy::Disconnect if !client_was_slow => true,
         LagPolicy::Disconnect => {
-            state.hub.metrics().record_slow_disconnect();
-            if let Some(control) = control {
-                tracing::debug!(peer = %control.peer(), "client too slow, disconnecting");
-                control.kill();
+            match control {
+                Some(control) => {
+                    tracing::debug!(peer = %control.peer(), "client too slow, disconnecting");
+                    control.kill_as_slow(state.hub.metrics());
+                }
+                None => state.hub.metrics().record_slow_disconnect(),
             }
             false
         }

@@ -214,7 +214,11 @@ pub(crate) async fn forward(
             }
         };
         let Some(frame) = frame(&value) else { continue };
-        let out = Outbound { tag, frame };
+        let out = Outbound {
+            tag,
+            frame,
+            delivers: None,
+        };
         if !super::outbox::push(&state, &tx, out, Some(&control), &mut closing).await {
             return;
         }

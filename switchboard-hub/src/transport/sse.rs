@@ -109,17 +109,21 @@ pub(crate) async fn sse(
     } else {
         None
     };
-    let (tx, mut rx) = mpsc::channel::<Bytes>(state.config.limits.queue_size.max(2));
+    let (tx, mut rx) = mpsc::channel::<Chunk>(state.config.limits.queue_size.max(2));
     let preamble = Bytes::from(format!("retry: 1000\nid: {}\n\n", sub.cursor()));
     // Cannot fail: the queue is new and holds at least two.
-    let _ = tx.try_send(preamble);
+    let _ = tx.try_send(preamble.into());
     let watch = watch.map(|(list, watch)| {
-        let _ = tx.try_send(presence_chunk(
-            "presence",
-            &presence_wire::list_json(&Shape::Bare, &channel, &list),
-        ));
+        let _ = tx.try_send(
+            presence_chunk(
+                "presence",
+                &presence_wire::list_json(&Shape::Bare, &channel, &list),
+            )
+            .into(),
+        );
         watch
     });
+    let state_metrics = std::sync::Arc::clone(state.hub.metrics());
     let forwarder = Forwarder {
         guard: state.hub.metrics().connection(Transport::Sse),
         heartbeat: Duration::from_secs(state.config.limits.sse_heartbeat_secs),
@@ -140,9 +144,18 @@ pub(crate) async fn sse(
         tx,
     };
     tokio::spawn(forwarder.run());
+    // Messages are counted as delivered when hyper takes them for the socket, not when
+    // queued: what sits in the queue of a client that is then dropped never reached it.
+    let metrics = state_metrics;
     let stream = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx)
-            .map(|chunk| chunk.map(Ok::<_, std::convert::Infallible>))
+        rx.poll_recv(cx).map(|chunk| {
+            chunk.map(|c| {
+                if c.message {
+                    metrics.record_delivered(Transport::Sse, 1);
+                }
+                Ok::<_, std::convert::Infallible>(c.bytes)
+            })
+        })
     });
     let mut res = Response::new(Body::from_stream(stream));
     let h = res.headers_mut();
@@ -156,9 +169,25 @@ pub(crate) async fn sse(
     Ok(res)
 }
 
+/// A piece of the response body; `message` when it is a channel message (counted as
+/// delivered once it leaves the queue for the socket).
+struct Chunk {
+    bytes: Bytes,
+    message: bool,
+}
+
+impl From<Bytes> for Chunk {
+    fn from(bytes: Bytes) -> Self {
+        Self {
+            bytes,
+            message: false,
+        }
+    }
+}
+
 /// What to do after a delivery.
 enum Step {
-    Send(Bytes),
+    Send(Chunk),
     Skip,
     End,
 }
@@ -167,7 +196,7 @@ struct Forwarder {
     state: AppState,
     sub: Subscription,
     format: SseFormat,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Chunk>,
     heartbeat: Duration,
     control: ConnectionControl,
     closing: tokio::sync::watch::Receiver<bool>,
@@ -227,7 +256,7 @@ impl Forwarder {
                 // ending the stream is the next best thing.
                 _ = self.control.killed() => return,
                 () = super::until(self.expiry) => {
-                    let _ = self.tx.try_send(Bytes::from_static(EXPIRED));
+                    let _ = self.tx.try_send(Bytes::from_static(EXPIRED).into());
                     return;
                 }
                 update = next_update(&mut self.watch) => {
@@ -235,7 +264,7 @@ impl Forwarder {
                         continue;
                     };
                     let control = Some(&self.control);
-                    if !super::outbox::push(&self.state, &self.tx, chunk, control, &mut self.closing).await {
+                    if !super::outbox::push(&self.state, &self.tx, chunk.into(), control, &mut self.closing).await {
                         return;
                     }
                     beat_at = Instant::now() + self.heartbeat;
@@ -244,7 +273,7 @@ impl Forwarder {
                 _ = tokio::time::sleep_until(beat_at) => {
                     beat_at = Instant::now() + self.heartbeat;
                     // A full queue already tells the client we are alive.
-                    let _ = self.tx.try_send(PING);
+                    let _ = self.tx.try_send(PING.into());
                     continue;
                 }
             };
@@ -301,12 +330,11 @@ impl Forwarder {
     }
 
     async fn render(&mut self, delivery: Delivery) -> Step {
-        let metrics = self.state.hub.metrics();
         match delivery {
-            Delivery::Message(msg) => {
-                metrics.record_delivery(Transport::Sse, &msg);
-                Step::Send(msg.sse_event(self.format))
-            }
+            Delivery::Message(msg) => Step::Send(Chunk {
+                bytes: msg.sse_event(self.format),
+                message: true,
+            }),
             Delivery::Reset {
                 epoch,
                 reason,
@@ -319,16 +347,12 @@ impl Forwarder {
                     "last": last,
                 });
                 let id = Cursor::new(epoch, last).to_string();
-                Step::Send(Bytes::from(sse_event(
-                    Some("reset"),
-                    &id,
-                    &data.to_string(),
-                )))
+                Step::Send(Bytes::from(sse_event(Some("reset"), &id, &data.to_string())).into())
             }
             Delivery::Unavailable(e) => {
                 // The stream stays open and resumes when the broker is back; a comment
                 // tells a human watching with curl, and fires no event.
-                Step::Send(Bytes::from(format!(": {}\n\n", e.describe())))
+                Step::Send(Bytes::from(format!(": {}\n\n", e.describe())).into())
             }
             Delivery::Closed(e) => {
                 // Say why, then end the stream: `EventSource` reconnects with its
@@ -336,7 +360,7 @@ impl Forwarder {
                 let data =
                     serde_json::json!({"code": "subscription_closed", "message": e.to_string()});
                 let event = Bytes::from(sse_event(Some("error"), "", &data.to_string()));
-                let _ = self.tx.try_send(event);
+                let _ = self.tx.try_send(event.into());
                 Step::End
             }
             // Live messages overtook the subscription; it continues from history by itself,

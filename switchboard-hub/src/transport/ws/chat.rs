@@ -211,5 +211,5 @@ async fn run(
     forwarder.abort();
     let goodbye = matches!(end, End::Gone) && presence::said_goodbye(&ws);
     presence::release_all(room.guard, goodbye);
-    super::finish(&state, &mut ws, end).await;
+    super::finish(&mut ws, end).await;
 }

@@ -57,6 +57,9 @@ pub(crate) struct Outbound {
     pub(crate) tag: u64,
     /// Encoded once per message and shared by every subscriber's queue.
     pub(crate) frame: PreparedMessage,
+    /// For a channel message: the transport it is counted under once it is written (a
+    /// frame still queued when its client is dropped was never delivered).
+    pub(crate) delivers: Option<Transport>,
 }
 
 /// How a forwarder encodes deliveries.
@@ -109,9 +112,10 @@ pub(crate) async fn forward(
                 }
             }
         };
+        let mut delivers = None;
         let frame = match delivery {
             Delivery::Message(msg) => {
-                state.hub.metrics().record_delivery(transport, &msg);
+                delivers = Some(transport);
                 match encoding {
                     Encoding::Envelope => msg.ws_envelope_frame().clone(),
                     Encoding::Plain => msg.plain_text_frame().clone(),
@@ -161,6 +165,7 @@ pub(crate) async fn forward(
                             let out = Outbound {
                                 tag,
                                 frame: PreparedMessage::new(message),
+                                delivers: None,
                             };
                             let _ =
                                 super::outbox::push(&state, &tx, out, Some(&control), &mut closing)
@@ -182,7 +187,11 @@ pub(crate) async fn forward(
                 return;
             }
         };
-        let out = Outbound { tag, frame };
+        let out = Outbound {
+            tag,
+            frame,
+            delivers,
+        };
         if draining {
             // Bounded: the connection drains for at most CLOSE_TIMEOUT.
             match tokio::time::timeout(CLOSE_TIMEOUT, tx.send(out)).await {
@@ -235,6 +244,7 @@ pub(crate) struct Exits {
     control: ConnectionControl,
     closing: watch::Receiver<bool>,
     write_timeout: Duration,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Exits {
@@ -244,6 +254,7 @@ impl Exits {
             control: control.clone(),
             closing: state.closing.clone(),
             write_timeout: state.config.write_timeout(),
+            metrics: std::sync::Arc::clone(state.hub.metrics()),
         }
     }
 
@@ -267,7 +278,11 @@ impl Exits {
             done = tokio::time::timeout(self.write_timeout, write) => match done {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(_)) => Err(End::Gone),
-                Err(_) => Err(End::TooSlow),
+                Err(_) => {
+                    // Counted once the connection is gone, not now.
+                    self.control.kill_as_slow(&self.metrics);
+                    Err(End::TooSlow)
+                }
             },
         }
     }
@@ -294,12 +309,17 @@ impl Exits {
         rx: &mut mpsc::Receiver<Outbound>,
         is_live: impl Fn(u64) -> bool,
     ) -> Result<(), End> {
+        // Messages written, by transport (a connection carries one).
+        let mut written: Option<(Transport, u64)> = None;
         let batch = async {
             let mut next = Some(first);
             let mut n = 0;
             while let Some(out) = next.take() {
                 if is_live(out.tag) {
                     ws.feed_prepared(&out.frame).await?;
+                    if let Some(t) = out.delivers {
+                        written.get_or_insert((t, 0)).1 += 1;
+                    }
                 }
                 n += 1;
                 if n < BATCH {
@@ -308,7 +328,11 @@ impl Exits {
             }
             ws.flush().await
         };
-        self.write(batch).await
+        let result = self.write(batch).await;
+        if let (Ok(()), Some((t, n))) = (&result, written) {
+            self.metrics.record_delivered(t, n);
+        }
+        result
     }
 }
 
@@ -327,7 +351,7 @@ pub(crate) enum End {
     Killed,
     /// A write made no progress for the write timeout: the client does not read. Dropped
     /// without ceremony (a close frame would not get through either), counted as a slow
-    /// disconnect.
+    /// disconnect when the connection is gone.
     TooSlow,
     /// The server is shutting down and a write is still stuck: dropped.
     Stuck,
@@ -340,13 +364,11 @@ pub(crate) enum End {
 }
 
 /// Performs the close that `end` calls for.
-pub(crate) async fn finish(state: &AppState, ws: &mut WebSocket, end: End) {
+pub(crate) async fn finish(ws: &mut WebSocket, end: End) {
     match end {
         End::Gone | End::Killed | End::Stuck => {}
-        End::TooSlow => {
-            tracing::debug!("client stopped reading, dropped");
-            state.hub.metrics().record_slow_disconnect();
-        }
+        // Counted as a slow disconnect by the connection itself, once it is gone.
+        End::TooSlow => tracing::debug!("client stopped reading, dropped"),
         End::Shutdown => close(ws, CloseCode::GOING_AWAY, "server shutting down").await,
         End::Policy(reason) => close(ws, CloseCode::POLICY_VIOLATION, reason).await,
         End::Unsupported(reason) => close(ws, CloseCode::UNSUPPORTED_DATA, reason).await,

@@ -227,7 +227,7 @@ async fn run(
         }
         other => other,
     };
-    super::finish(&s.state, &mut s.ws, end).await;
+    super::finish(&mut s.ws, end).await;
 }
 
 impl Session {
