@@ -6,7 +6,12 @@
 //! ports: several run at once). Each one is matched to a check of its answer by what it asks
 //! for; a `curl` line no check knows fails the test, so a new example needs a check. Every
 //! `switchboard …` line is checked against `--help`: the subcommand exists and takes every
-//! `--flag` the line shows.
+//! `--flag` the line shows. The runnable `switchboard` lines (no `[optional]` parts) are run
+//! too, with the binary under test first on `PATH` and free ports for the README's fixed
+//! ones, and their answers checked against what their comments say; a line that no check
+//! runs must be listed in [`NOT_RUN`] with the reason. The Redis section's block runs
+//! against a real `redis-server`, the server example must be `examples/echo_server.rs`,
+//! and the `--only` phases must be the test command's.
 
 mod support;
 
@@ -109,7 +114,10 @@ fn the_readme_curl_examples_do_what_the_readme_says() {
                 "{command}: {answer}"
             );
         } else if command.contains("/sse/") {
-            sse_gets_a_message_published_while_it_runs(command, hub.addr);
+            let publish = format!(
+                "curl -s -d 'from the sse check' http://127.0.0.1:{port}/api/channels/chat/messages"
+            );
+            sse_shows_what_is_published(command, &publish, "from the sse check");
         } else if command.contains("/poll/") && command.contains("since=0") {
             // "long polling": with since=0 and messages there, it answers at once.
             let answer = json(&sh(command), command);
@@ -124,8 +132,9 @@ fn the_readme_curl_examples_do_what_the_readme_says() {
     assert!(!published.is_empty(), "no publish example in {curls:?}");
 }
 
-/// `curl -N …/sse/chat` streams until stopped: run it, publish, and see the event arrive.
-fn sse_gets_a_message_published_while_it_runs(command: &str, addr: std::net::SocketAddr) {
+/// `curl -N …/sse/chat` streams until stopped: run it, run `publish`, and see `expect`
+/// arrive as an event's data.
+fn sse_shows_what_is_published(command: &str, publish: &str, expect: &str) {
     let mut child = Command::new("sh")
         .args(["-c", &format!("exec {command}")])
         .stdout(Stdio::piped())
@@ -143,17 +152,11 @@ fn sse_gets_a_message_published_while_it_runs(command: &str, addr: std::net::Soc
     // else the publish could land before the subscription.
     let first = seen.recv_timeout(LIMIT);
     assert!(first.is_ok(), "`{command}` printed nothing");
-    let publish = format!(
-        "curl -s -d 'from the sse check' http://127.0.0.1:{}/api/channels/chat/messages",
-        addr.port()
-    );
-    sh(&publish);
+    sh(publish);
     let mut got = Vec::new();
     let found = loop {
         match seen.recv_timeout(Duration::from_secs(10)) {
-            Ok(line) if line.starts_with("data:") && line.contains("from the sse check") => {
-                break true
-            }
+            Ok(line) if line.starts_with("data:") && line.contains(expect) => break true,
             Ok(line) => got.push(line),
             Err(_) => break false,
         }
@@ -162,7 +165,7 @@ fn sse_gets_a_message_published_while_it_runs(command: &str, addr: std::net::Soc
     let _ = child.wait();
     assert!(
         found,
-        "`{command}` did not show the published message: {got:?}"
+        "`{command}` did not show {expect:?} after `{publish}`: {got:?}"
     );
 }
 
@@ -438,5 +441,99 @@ fn the_readme_switchboard_lines_do_what_their_comments_say() {
             "README line neither run by tests/readme.rs nor listed in NOT_RUN: {line}"
         );
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_readme_lists_the_test_commands_phases() {
+    let script = include_str!("../../scripts/test.sh");
+    let phases = script
+        .lines()
+        .find_map(|l| l.strip_prefix("ALL_PHASES=("))
+        .and_then(|l| l.strip_suffix(')'))
+        .expect("scripts/test.sh has no ALL_PHASES=(…)");
+    let listed = shell_lines()
+        .into_iter()
+        .find_map(|l| l.split("# a subset of: ").nth(1).map(str::to_owned))
+        .expect("README: no `--only` line listing the phases");
+    assert_eq!(listed.trim(), phases);
+}
+
+/// The lines of the ```console block that starts with `first`.
+fn console_block(first: &str) -> Vec<String> {
+    let start = README
+        .find(&format!("```console\n{first}"))
+        .unwrap_or_else(|| panic!("README: no console block starting with {first:?}"));
+    let body = &README[start + "```console\n".len()..];
+    body[..body.find("```").unwrap()]
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A free loopback port (nothing listens on it once this returns).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn the_readme_redis_nodes_share_a_channel() {
+    // The Redis section's block, as written, with free ports for its fixed ones: a publish
+    // on one node "reaches subscribers of" the other.
+    let block = console_block("redis-server ");
+    assert_eq!(block.len(), 4, "{block:?}");
+    let (redis, node1, node2, publish) = (&block[0], &block[1], &block[2], &block[3]);
+    let dir = scratch("redis");
+    let redis_port = free_port().to_string();
+    let with_redis = |line: &str| {
+        let line = line.split(" #").next().unwrap().trim();
+        let line = line.strip_suffix('&').unwrap_or(line).trim();
+        assert!(line.contains("6379"), "{line}");
+        line.replace("6379", &redis_port)
+    };
+
+    let redis_line = with_redis(redis);
+    let redis = readme_shell(&format!("exec env {redis_line}"), &dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{redis_line}: {e} (redis-server is needed)"));
+    let redis = Served {
+        child: redis,
+        addr: format!("127.0.0.1:{redis_port}").parse().unwrap(),
+    };
+    let deadline = std::time::Instant::now() + LIMIT;
+    while std::net::TcpStream::connect(redis.addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{redis_line}: Redis never listened (is redis-server installed?)"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let start_node = |line: &str, fixed: &str| {
+        let line = with_redis(line);
+        assert!(line.contains(fixed), "{line}");
+        let line = line.replace(fixed, "127.0.0.1:0");
+        let (child, addr, _) = support::start_logged_command(
+            readme_shell(&format!("exec env {line}"), &dir),
+            &line,
+            "http://",
+        );
+        Served { child, addr }
+    };
+    let first = start_node(node1, "127.0.0.1:8081");
+    let second = start_node(node2, "127.0.0.1:8082");
+
+    let sse = format!("curl -sN http://{}/sse/chat", second.addr);
+    assert!(publish.contains("127.0.0.1:8081"), "{publish}");
+    let publish = publish.replace("127.0.0.1:8081", &first.addr.to_string());
+    let publish = publish.replacen("curl ", "curl -s ", 1);
+    sse_shows_what_is_published(&sse, &publish, "hi");
+    drop((first, second, redis));
     let _ = std::fs::remove_dir_all(&dir);
 }
