@@ -57,7 +57,6 @@ pub(super) struct Terminal {
     stopping: Arc<AtomicBool>,
     /// The terminal's settings before the editor changed them, restored if the editor ever
     /// failed to give the terminal back.
-    #[cfg(unix)]
     saved: Option<nix::sys::termios::Termios>,
 }
 
@@ -74,7 +73,6 @@ impl Terminal {
             .build();
         let mut editor: Editor<(), MemHistory> = Editor::with_history(config, MemHistory::new())?;
         let mut printer = editor.create_external_printer()?;
-        #[cfg(unix)]
         let saved = nix::sys::termios::tcgetattr(std::io::stdin()).ok();
 
         let (display, shows) = mpsc::channel::<Show>();
@@ -133,7 +131,6 @@ impl Terminal {
             display_thread: Some(display_thread),
             editor_thread: Some(editor_thread),
             stopping,
-            #[cfg(unix)]
             saved,
         })
     }
@@ -164,7 +161,6 @@ impl Terminal {
         self.stopping.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + STOP_LIMIT;
         while !editor.is_finished() && Instant::now() < deadline {
-            #[cfg(unix)]
             let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGINT);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -173,7 +169,6 @@ impl Terminal {
         } else {
             // Never seen; if it happens, leave the thread blocked on the terminal but put
             // the terminal back as we found it, so the shell after us is usable.
-            #[cfg(unix)]
             if let Some(saved) = &self.saved {
                 let _ = nix::sys::termios::tcsetattr(
                     std::io::stdin(),
@@ -194,5 +189,25 @@ impl Terminal {
             let _ = tokio::task::spawn_blocking(move || display.join()).await;
         }
         stray
+    }
+}
+
+impl Drop for Terminal {
+    /// A session that ended without [`Terminal::finish`] (a panic, an early return) must
+    /// still not leave the shell in raw mode.
+    fn drop(&mut self) {
+        if self
+            .editor_thread
+            .as_ref()
+            .is_some_and(|e| !e.is_finished())
+        {
+            if let Some(saved) = &self.saved {
+                let _ = nix::sys::termios::tcsetattr(
+                    std::io::stdin(),
+                    nix::sys::termios::SetArg::TCSANOW,
+                    saved,
+                );
+            }
+        }
     }
 }
