@@ -352,8 +352,9 @@ async fn a_second_ctrl_c_quits_when_the_server_never_answers_the_close() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn against_echo_slash_commands_pings_and_binary() {
-    let echo = EchoServer::start(&[]);
+async fn against_echo_slash_commands_and_pings_both_ways() {
+    // Pinging a client after a second of silence: the server's pings show too.
+    let echo = EchoServer::start(&["--ping-interval", "1"]);
     let url = echo.url();
     tokio::task::block_in_place(|| {
         let mut term = Terminal::start(&["--slash", "--show-ping", &url]);
@@ -374,6 +375,7 @@ async fn against_echo_slash_commands_pings_and_binary() {
             rows.iter()
                 .any(|r| r.starts_with("error: /close 1005: not a code"))
         });
+        term.wait_for_row("< ping");
         term.type_keys("/close 4000 see you\r");
         assert!(term.exit().success());
         let rows = term.wait_for_row("closed: 4000 see you");
