@@ -267,13 +267,9 @@ impl Subscription {
             }
             if self.catching_up {
                 if let Some(at) = self.retry_at {
-                    // The backlog failed: wait for the store to come back (the ring says
-                    // so) or for the retry timer. Live items meanwhile are not lost: the
-                    // backlog read that follows covers them.
-                    tokio::select! {
-                        item = self.rx.recv() => self.while_stalled(item),
-                        _ = tokio::time::sleep_until(at) => self.retry_at = None,
-                    }
+                    // Boxed: rare, and its timer would otherwise sit in every idle
+                    // subscriber's future.
+                    Box::pin(self.stalled(at)).await;
                     continue;
                 }
                 let result = self.backlog_read().as_mut().await;
@@ -285,6 +281,16 @@ impl Subscription {
             if let Some(d) = self.on_live(item) {
                 return Some(d);
             }
+        }
+    }
+
+    /// The backlog failed: waits for the store to come back (the ring says so) or for the
+    /// retry timer. Live items meanwhile are not lost: the backlog read that follows covers
+    /// them.
+    async fn stalled(&mut self, at: tokio::time::Instant) {
+        tokio::select! {
+            item = self.rx.recv() => self.while_stalled(item),
+            _ = tokio::time::sleep_until(at) => self.retry_at = None,
         }
     }
 

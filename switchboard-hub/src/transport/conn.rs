@@ -13,11 +13,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use switchboard::security::ConnectionPermit;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, Notify};
 
 use crate::core::ChannelName;
 use crate::metrics::Transport;
@@ -32,7 +32,11 @@ pub struct ConnectionControl {
 struct Inner {
     id: u64,
     peer: SocketAddr,
-    kill: watch::Sender<bool>,
+    /// Set by [`ConnectionControl::kill`]; `changed` wakes whoever waits on it.
+    /// A flag and a `Notify` rather than a watch channel: nothing to allocate per
+    /// connection, and checking the switch before every write is one atomic load.
+    kill: AtomicBool,
+    changed: Notify,
     /// Held until every task serving the connection (including an upgraded WebSocket) is
     /// done; the server waits for all of these to drop during graceful shutdown.
     _alive: Option<mpsc::Sender<()>>,
@@ -41,11 +45,8 @@ struct Inner {
     /// The connection's place under the server's connection caps, freed with the last
     /// handle (an upgraded WebSocket outlives the HTTP exchange that started it).
     permit: Mutex<Option<ConnectionPermit>>,
-    /// Set when a queue to this client was found full (see `outbox::lagged`).
-    backpressure: std::sync::atomic::AtomicBool,
-    /// Turned on when the connection is about to close politely: forwarders then hand over
-    /// what their subscriptions already hold, and stop.
-    finish: watch::Sender<bool>,
+    /// Set when a queue or a write to this client was found full (see `outbox::lagged`).
+    backpressure: AtomicBool,
     /// Set when the connection is killed for being too slow: counted when it is gone.
     slow: std::sync::OnceLock<SlowCount>,
 }
@@ -89,13 +90,13 @@ impl ConnectionControl {
         let inner = Arc::new(Inner {
             id,
             peer,
-            kill: watch::channel(false).0,
+            kill: AtomicBool::new(false),
+            changed: Notify::new(),
             _alive: alive,
             registry: Arc::downgrade(registry),
             label: Mutex::new(Label::default()),
             permit: Mutex::new(None),
-            backpressure: std::sync::atomic::AtomicBool::new(false),
-            finish: watch::channel(false).0,
+            backpressure: AtomicBool::new(false),
             slow: std::sync::OnceLock::new(),
         });
         lock(&registry.map).insert(id, Arc::downgrade(&inner));
@@ -108,15 +109,18 @@ impl ConnectionControl {
         self
     }
 
-    /// Asks the connection's forwarders to deliver what is already published, then stop.
-    pub(crate) fn finish(&self) {
-        self.inner.finish.send_replace(true);
-    }
-
-    /// Completes once [`ConnectionControl::finish`] was called.
-    pub(crate) async fn finishing(&self) {
-        let mut rx = self.inner.finish.subscribe();
-        let _ = rx.wait_for(|f| *f).await;
+    /// Completes once `flag` is set (by `kill`, which notifies after setting it).
+    async fn wait_for(&self, flag: &AtomicBool) {
+        loop {
+            let changed = self.inner.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before the check, so a notification between the two is not lost.
+            changed.as_mut().enable();
+            if flag.load(Ordering::Acquire) {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Records that a queue to this client was full.
@@ -148,14 +152,18 @@ impl ConnectionControl {
 
     /// Closes the connection now (the socket is dropped, no response is finished).
     pub fn kill(&self) {
-        self.inner.kill.send_replace(true);
+        self.inner.kill.store(true, Ordering::Release);
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Whether [`ConnectionControl::kill`] was called.
+    pub fn is_killed(&self) -> bool {
+        self.inner.kill.load(Ordering::Acquire)
     }
 
     /// Completes once [`ConnectionControl::kill`] was called.
     pub async fn killed(&self) {
-        let mut rx = self.inner.kill.subscribe();
-        // The sender lives in `self`, so `wait_for` cannot fail while we wait.
-        let _ = rx.wait_for(|k| *k).await;
+        self.wait_for(&self.inner.kill).await;
     }
 
     /// Records that the connection carries `transport` subscriptions.

@@ -24,7 +24,7 @@ use crate::config::LagPolicy;
 
 /// How often a forwarder waiting on a full queue looks whether live messages overtook its
 /// subscription meanwhile.
-const OVERRUN_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
+pub(crate) const OVERRUN_CHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// [`push`] for a subscription's forwarder: while it waits for room, live messages may
 /// overtake `sub` by a whole ring; under policy `disconnect` the slow client is dropped then

@@ -116,7 +116,7 @@ async fn run(
     state: AppState,
     caller: Caller,
     channel: ChannelName,
-    sub: Subscription,
+    mut sub: Subscription,
     room: RoomPresence,
     control: ConnectionControl,
     mut ws: WebSocket,
@@ -124,37 +124,37 @@ async fn run(
     let _guard = state.hub.metrics().connection(Transport::ChatRoom);
     control.set_transport(Transport::ChatRoom);
     control.add_channel(&channel);
-    let (tx, mut rx) = mpsc::channel(state.config.limits.queue_size.max(2));
-    let presence_forwarder = room.watch.map(|(list, watch)| {
-        tokio::spawn(presence::forward(
-            state.clone(),
-            channel.clone(),
-            Shape::Event,
-            Some(list),
-            watch,
-            0,
-            tx.clone(),
-            control.clone(),
-        ))
-    });
-    let forwarder = tokio::spawn(super::forward(
-        state.clone(),
-        sub,
-        0,
-        Encoding::Plain,
-        tx,
-        control.clone(),
-    ));
+    // Messages go from the subscription straight to the socket (`super::deliver`); only
+    // presence events, when asked for, come through a task and a queue.
+    let (presence_forwarder, mut presence_rx) = match room.watch {
+        Some((list, watch)) => {
+            let (tx, rx) = mpsc::channel(state.config.limits.queue_size.max(2));
+            let task = tokio::spawn(presence::forward(
+                state.clone(),
+                channel.clone(),
+                Shape::Event,
+                Some(list),
+                watch,
+                0,
+                tx,
+                control.clone(),
+            ));
+            (Some(task), Some(rx))
+        }
+        None => (None, None),
+    };
     let mut closing = state.closing.clone();
     let mut bucket = TokenBucket::new(state.rate_limit(), Instant::now());
     let may_publish = caller.authorize(Action::Publish, &channel).is_ok();
     let mut ping = super::ping_timer();
     let mut exits = super::Exits::new(&state, &control);
-    let expiry = caller.expiry();
+    let mut expiry = caller
+        .expiry()
+        .map(|at| Box::pin(tokio::time::sleep_until(at)));
     let end = loop {
         tokio::select! {
             _ = control.killed() => break End::Killed,
-            () = super::until(expiry) => break End::Expired,
+            () = super::expired(&mut expiry) => break End::Expired,
             _ = super::closing(&mut closing) => break End::Shutdown,
             msg = ws.recv() => match msg {
                 None | Some(Err(_)) => break End::Gone,
@@ -172,23 +172,26 @@ async fn run(
                     if caller.charge_frame(&state).is_err() {
                         break End::Policy("rate limit exceeded");
                     }
-                    let payload = Payload::text(text.as_str());
-                    if let Err(e) = state.hub.publish(&channel, payload, Transport::ChatRoom).await {
-                        tracing::debug!(error = %e, "chat room publish refused");
-                        break End::Policy(match e {
-                            crate::hub::PublishError::TooLarge { .. } => "message too large",
-                            crate::hub::PublishError::Broker(_) => "publish refused",
-                        });
+                    if let Err(end) = publish(&state, &channel, text.as_str()).await {
+                        break end;
                     }
                 }
             },
-            Some(out) = rx.recv() => {
-                if let Err(end) = exits.write_batch(&mut ws, out, &mut rx, |_| true).await {
+            delivery = sub.next() => {
+                let Some(delivery) = delivery else { break End::Killed };
+                if let Err(end) = super::deliver(&mut exits, &mut ws, &mut sub, Encoding::Plain, delivery).await {
                     break end;
                 }
             }
+            Some(out) = super::recv_some(&mut presence_rx) => {
+                if let Some(rx) = presence_rx.as_mut() {
+                    if let Err(end) = Box::pin(exits.write_batch(&mut ws, out, rx, |_| true)).await {
+                        break end;
+                    }
+                }
+            }
             _ = ping.tick() => {
-                if let Err(end) = exits.ping(&mut ws).await {
+                if let Err(end) = Box::pin(exits.ping(&mut ws)).await {
                     break end;
                 }
             }
@@ -201,15 +204,32 @@ async fn run(
     // the client's own accepted messages included.
     let end = match end {
         End::Shutdown | End::Policy(_) => {
-            match super::drain(&mut exits, &mut ws, &control, &mut rx, |_| true).await {
+            let deadline = tokio::time::Instant::now() + super::CLOSE_TIMEOUT;
+            let drained =
+                super::drain_subscription(&mut exits, &mut ws, &mut sub, Encoding::Plain, deadline);
+            match Box::pin(drained).await {
                 Ok(()) => end,
                 Err(e) => e,
             }
         }
         other => other,
     };
-    forwarder.abort();
+    drop(sub);
     let goodbye = matches!(end, End::Gone) && presence::said_goodbye(&ws);
     presence::release_all(room.guard, goodbye);
-    super::finish(&mut ws, end).await;
+    Box::pin(super::finish(&mut ws, end)).await;
+}
+
+/// Publishes a client's text on the room (boxed: a rare, large future that would otherwise
+/// be part of every idle connection's task).
+async fn publish(state: &AppState, channel: &ChannelName, text: &str) -> Result<(), End> {
+    let payload = Payload::text(text);
+    let published = Box::pin(state.hub.publish(channel, payload, Transport::ChatRoom)).await;
+    published.map(|_| ()).map_err(|e| {
+        tracing::debug!(error = %e, "chat room publish refused");
+        End::Policy(match e {
+            crate::hub::PublishError::TooLarge { .. } => "message too large",
+            crate::hub::PublishError::Broker(_) => "publish refused",
+        })
+    })
 }

@@ -5,10 +5,13 @@
 //! - `GET /ws/{channel}`: the seeds' chat room ([`chat`]): every text a client sends is
 //!   published on the channel, every message on the channel arrives as plain text.
 //!
-//! Both share the shape of [`sse`](super::sse): per subscription, a forwarding task reads the
-//! [`Subscription`] and pushes encoded frames into the connection's bounded outbox
-//! ([`super::outbox`]); the connection task drains the outbox into the socket, reads client
-//! frames, and watches for shutdown and for its kill switch.
+//! Both read their subscriptions in the connection's own task and write the frames straight
+//! to the socket ([`deliver`]): one task woken per batch of deliveries, no forwarding task
+//! and no queue per subscription (an idle connection is its task and little else). The
+//! subscription's ring is the bounded queue; the slow-consumer policy acts on it (see
+//! [`deliver`]). Presence events, when a client asks for them, come from a task through a
+//! bounded queue ([`super::outbox`]). The same task reads client frames and watches for
+//! shutdown, keepalive and its kill switch, which every write races ([`Exits::write`]).
 //!
 //! Fan-out shares bytes: the frame body a subscriber sends is [`Message::ws_envelope`] (or
 //! [`Message::plain_text`]), encoded once per message and handed to every connection as a
@@ -30,6 +33,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::conn::ConnectionControl;
 use super::AppState;
+use crate::core::ChannelName;
 use crate::hub::{Delivery, Subscription};
 use crate::metrics::Transport;
 
@@ -39,7 +43,7 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 const PONG_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a close handshake may take before the socket is just dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The close code for a connection whose token expired (`exp` passed while connected): in
 /// the application range, documented in docs/protocol.md. The client reconnects with a
@@ -71,158 +75,181 @@ pub(crate) enum Encoding {
     Plain,
 }
 
-/// Reads `sub` and queues its frames until the client or the subscription goes.
-pub(crate) async fn forward(
-    state: AppState,
-    mut sub: Subscription,
-    tag: u64,
-    encoding: Encoding,
-    tx: mpsc::Sender<Outbound>,
-    control: ConnectionControl,
-) {
-    let transport = match encoding {
-        Encoding::Envelope => Transport::WebSocket,
-        Encoding::Plain => Transport::ChatRoom,
-    };
-    let mut closing = state.closing.clone();
-    let mut stop = state.closing.clone();
-    // Once the connection is closing politely (server shutdown, a policy close), deliver
-    // what the subscription already holds — every message acknowledged before — then stop.
-    let mut draining = false;
-    loop {
-        let delivery = if draining {
-            match sub.try_next() {
-                Some(d) => d,
-                None => return,
-            }
-        } else {
-            tokio::select! {
-                d = sub.next() => match d {
-                    Some(d) => d,
-                    None => return,
-                },
-                _ = tx.closed() => return,
-                () = super::closing(&mut stop) => {
-                    draining = true;
-                    continue;
-                }
-                () = control.finishing() => {
-                    draining = true;
-                    continue;
-                }
-            }
+impl Encoding {
+    fn transport(self) -> Transport {
+        match self {
+            Encoding::Envelope => Transport::WebSocket,
+            Encoding::Plain => Transport::ChatRoom,
+        }
+    }
+
+    /// A message's frame, encoded once for every subscriber.
+    fn frame(self, msg: &crate::core::Message) -> &PreparedMessage {
+        match self {
+            Encoding::Envelope => msg.ws_envelope_frame(),
+            Encoding::Plain => msg.plain_text_frame(),
+        }
+    }
+
+    /// The frame that tells the client about a delivery other than a message, if this
+    /// encoding has one (rare: built on the spot).
+    fn notice(self, channel: &ChannelName, delivery: &Delivery) -> Option<PreparedMessage> {
+        let Encoding::Envelope = self else {
+            return None;
         };
-        let mut delivers = None;
-        let frame = match delivery {
-            Delivery::Message(msg) => {
-                delivers = Some(transport);
-                match encoding {
-                    Encoding::Envelope => msg.ws_envelope_frame().clone(),
-                    Encoding::Plain => msg.plain_text_frame().clone(),
-                }
-            }
+        let value = match delivery {
             Delivery::Reset {
                 epoch,
                 reason,
                 last,
-            } => match encoding {
-                Encoding::Envelope => match text(json_frame(&serde_json::json!({
-                    "op": "reset",
-                    "channel": sub.channel(),
-                    "epoch": epoch,
-                    "reason": reason.code(),
-                    "message": reason.describe(),
-                    "last": last,
-                }))) {
-                    Some(message) => PreparedMessage::new(message),
-                    None => continue,
-                },
-                Encoding::Plain => continue,
-            },
-            Delivery::Unavailable(e) => match encoding {
-                Encoding::Envelope => match text(json_frame(&serde_json::json!({
-                    "op": "error",
-                    "code": "broker_unavailable",
-                    "channel": sub.channel(),
-                    "message": format!("{}; the subscription stays open and resumes when the broker is back", e.describe()),
-                }))) {
-                    Some(message) => PreparedMessage::new(message),
-                    None => continue,
-                },
-                Encoding::Plain => continue,
-            },
-            Delivery::Closed(e) => {
-                match encoding {
-                    Encoding::Envelope => {
-                        // The connection stays; the client may subscribe again.
-                        let frame = json_frame(&serde_json::json!({
-                            "op": "error",
-                            "code": "subscription_closed",
-                            "channel": sub.channel(),
-                            "message": e.to_string(),
-                        }));
-                        if let Some(message) = text(frame) {
-                            let out = Outbound {
-                                tag,
-                                frame: PreparedMessage::new(message),
-                                delivers: None,
-                            };
-                            let _ =
-                                super::outbox::push(&state, &tx, out, Some(&control), &mut closing)
-                                    .await;
-                        }
-                    }
-                    // A plain chat room has no frame for it: drop the connection, so that
-                    // the client reconnects (with `since`) instead of waiting forever.
-                    Encoding::Plain => control.kill(),
-                }
-                return;
-            }
-            // Live messages overtook the subscription; it continues from history by itself,
-            // unless the policy drops a slow client.
-            Delivery::Lagged { .. } => {
-                if super::outbox::lagged(&state, Some(&control)) {
-                    continue;
-                }
-                return;
-            }
+            } => serde_json::json!({
+                "op": "reset",
+                "channel": channel,
+                "epoch": epoch,
+                "reason": reason.code(),
+                "message": reason.describe(),
+                "last": last,
+            }),
+            Delivery::Unavailable(e) => serde_json::json!({
+                "op": "error",
+                "code": "broker_unavailable",
+                "channel": channel,
+                "message": format!("{}; the subscription stays open and resumes when the broker is back", e.describe()),
+            }),
+            // The connection stays; the client may subscribe again.
+            Delivery::Closed(e) => serde_json::json!({
+                "op": "error",
+                "code": "subscription_closed",
+                "channel": channel,
+                "message": e.to_string(),
+            }),
+            Delivery::Message(_) | Delivery::Lagged { .. } => return None,
         };
-        let out = Outbound {
-            tag,
-            frame,
-            delivers,
-        };
-        if draining {
-            // Bounded: the connection drains for at most CLOSE_TIMEOUT.
-            match tokio::time::timeout(CLOSE_TIMEOUT, tx.send(out)).await {
-                Ok(Ok(())) => continue,
-                _ => return,
-            }
-        }
-        if !super::outbox::push_for(&state, &tx, out, &control, &mut closing, &mut sub).await {
-            return;
-        }
+        text(json_frame(&value)).map(PreparedMessage::new)
     }
 }
 
-/// Before a polite close (shutdown 1001, a policy close): asks the forwarders to hand over
-/// what is already published and writes it all, for at most [`CLOSE_TIMEOUT`], so that every
-/// message acknowledged before the close reaches the client before the close frame. `rx`
-/// must have no other sender left than the forwarders'.
+/// What became of a subscription after [`deliver`].
+pub(crate) enum Fed {
+    /// It goes on.
+    Open,
+    /// It ended; the client was told where the encoding has a frame for it.
+    Ended,
+}
+
+/// Writes `first` and whatever else `sub` holds right now (up to a batch) with one flush,
+/// straight from the subscription into the socket: the connection's task is the only one
+/// woken per batch, and the frames are the shared ones encoded once per message.
+///
+/// The slow-consumer policy holds as with a queue in between: the subscription's ring is
+/// the queue. While a flush cannot finish, the write timeout, the kill switch and shutdown
+/// are raced (see [`Exits::write`]) and, under `disconnect`, so is the ring overtaking the
+/// subscription; a `Lagged` found later drops the client if a write of its had to wait.
+pub(crate) async fn deliver(
+    exits: &mut Exits,
+    ws: &mut WebSocket,
+    sub: &mut Subscription,
+    encoding: Encoding,
+    first: Delivery,
+) -> Result<Fed, End> {
+    let mut next = Some(first);
+    let mut taken = 1;
+    // Messages queued since the last flush: counted as delivered once written.
+    let mut queued = 0;
+    while let Some(delivery) = next.take() {
+        let notice;
+        let frame = match &delivery {
+            Delivery::Message(msg) => Some(encoding.frame(msg)),
+            // Live messages overtook the subscription; it continues from history by itself,
+            // unless the policy drops a slow client.
+            Delivery::Lagged { .. } => {
+                if !super::outbox::lagged(&exits.state, Some(&exits.control)) {
+                    return Err(End::Killed);
+                }
+                None
+            }
+            // A plain chat room has no frame for it: drop the connection, so that the
+            // client reconnects (with `since`) instead of waiting forever.
+            Delivery::Closed(_) if matches!(encoding, Encoding::Plain) => return Err(End::Killed),
+            other => {
+                notice = encoding.notice(sub.channel(), other);
+                notice.as_ref()
+            }
+        };
+        if let Some(frame) = frame {
+            if !ws.try_feed_prepared(frame).map_err(|_| End::Gone)? {
+                // Over the write buffer's high-water mark: write, then queue it.
+                exits.flush_counted(ws, sub, encoding, &mut queued).await?;
+                ws.try_feed_prepared(frame).map_err(|_| End::Gone)?;
+            }
+            if let Delivery::Message(_) = delivery {
+                queued += 1;
+            }
+        }
+        if let Delivery::Closed(_) = delivery {
+            exits.flush_counted(ws, sub, encoding, &mut queued).await?;
+            return Ok(Fed::Ended);
+        }
+        if taken < BATCH {
+            next = sub.try_next();
+            taken += 1;
+        }
+    }
+    exits.flush_counted(ws, sub, encoding, &mut queued).await?;
+    Ok(Fed::Open)
+}
+
+/// Before a polite close (shutdown 1001, a policy close): writes what `sub` already holds,
+/// every message acknowledged before the close included, until `deadline`.
+pub(crate) async fn drain_subscription(
+    exits: &mut Exits,
+    ws: &mut WebSocket,
+    sub: &mut Subscription,
+    encoding: Encoding,
+    deadline: tokio::time::Instant,
+) -> Result<(), End> {
+    let drained = tokio::time::timeout_at(deadline, async {
+        while let Some(d) = sub.try_next() {
+            if let Fed::Ended = deliver(exits, ws, sub, encoding, d).await? {
+                break;
+            }
+        }
+        Ok(())
+    });
+    drained.await.unwrap_or(Ok(()))
+}
+
+/// Before a polite close: writes what the presence tasks already queued, for at most
+/// [`CLOSE_TIMEOUT`]. `rx` must have no other sender left than theirs.
 pub(crate) async fn drain(
     exits: &mut Exits,
     ws: &mut WebSocket,
-    control: &ConnectionControl,
     rx: &mut mpsc::Receiver<Outbound>,
     is_live: impl Fn(u64) -> bool + Copy,
 ) -> Result<(), End> {
-    control.finish();
     let deadline = tokio::time::Instant::now() + CLOSE_TIMEOUT;
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(out)) => exits.write_batch(ws, out, rx, is_live).await?,
             Ok(None) | Err(_) => return Ok(()),
         }
+    }
+}
+
+/// Completes when `at` passes; never without one. The timer is boxed so that a connection
+/// without an expiry holds none (the select of every idle connection holds this future).
+pub(crate) async fn expired(at: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match at {
+        Some(sleep) => sleep.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next item of `rx`; never when there is none (a select branch that is off).
+pub(crate) async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -241,20 +268,81 @@ fn text(frame: Bytes) -> Option<Message> {
 /// that waited on it alone would keep the task (and its kernel buffers) forever, deaf to
 /// the slow-consumer kill, the admin API, keepalive and shutdown.
 pub(crate) struct Exits {
+    state: AppState,
     control: ConnectionControl,
     closing: watch::Receiver<bool>,
     write_timeout: Duration,
-    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl Exits {
     /// The exits of `control`'s connection, with the configured write timeout.
     pub(crate) fn new(state: &AppState, control: &ConnectionControl) -> Self {
         Self {
+            state: state.clone(),
             control: control.clone(),
             closing: state.closing.clone(),
             write_timeout: state.config.write_timeout(),
-            metrics: std::sync::Arc::clone(state.hub.metrics()),
+        }
+    }
+
+    /// [`Exits::flush`], then counts the `queued` messages it wrote as delivered.
+    async fn flush_counted(
+        &mut self,
+        ws: &mut WebSocket,
+        sub: &mut Subscription,
+        encoding: Encoding,
+        queued: &mut u64,
+    ) -> Result<(), End> {
+        self.flush(ws, sub).await?;
+        if *queued > 0 {
+            let n = std::mem::take(queued);
+            self.state
+                .hub
+                .metrics()
+                .record_delivered(encoding.transport(), n);
+        }
+        Ok(())
+    }
+
+    /// Writes what is queued on `ws` (see [`Exits::write`]); under the `disconnect` policy,
+    /// a flush that waits while live messages overtake `sub` by a whole ring drops the
+    /// client then, without waiting for the write timeout.
+    pub(crate) async fn flush(
+        &mut self,
+        ws: &mut WebSocket,
+        // `&mut`: a `Subscription` is `Send` but not `Sync`.
+        sub: &mut Subscription,
+    ) -> Result<(), End> {
+        if self.state.config.lag_policy == crate::config::LagPolicy::Resume {
+            return self.write(ws.flush()).await;
+        }
+        let ring = self
+            .state
+            .config
+            .limits
+            .queue_size
+            .max(1)
+            .next_power_of_two();
+        // Started only if the flush does not finish at once (`biased`): no timer otherwise.
+        let overrun = async move {
+            loop {
+                tokio::time::sleep(super::outbox::OVERRUN_CHECK).await;
+                let unread = sub.live_unread();
+                if unread > ring {
+                    return unread;
+                }
+            }
+        };
+        tokio::select! {
+            biased;
+            written = self.write(ws.flush()) => written,
+            unread = overrun => {
+                // What the subscription would report as `Lagged` on its next read.
+                self.state.hub.metrics().record_lag((unread - ring) as u64);
+                self.control.note_backpressure();
+                super::outbox::lagged(&self.state, Some(&self.control));
+                Err(End::Killed)
+            }
         }
     }
 
@@ -271,6 +359,21 @@ impl Exits {
             closing(&mut self.closing).await;
             tokio::time::sleep(CLOSE_TIMEOUT).await;
         };
+        if self.control.is_killed() {
+            return Err(End::Killed);
+        }
+        // A write that cannot finish at once means the client's socket is full: it reads
+        // slower than we write (the policy's test for a `Lagged` that follows).
+        let mut write = std::pin::pin!(write);
+        let mut first = true;
+        let control = &self.control;
+        let write = std::future::poll_fn(move |cx| {
+            let polled = write.as_mut().poll(cx);
+            if std::mem::take(&mut first) && polled.is_pending() {
+                control.note_backpressure();
+            }
+            polled
+        });
         tokio::select! {
             biased;
             _ = self.control.killed() => Err(End::Killed),
@@ -280,7 +383,7 @@ impl Exits {
                 Ok(Err(_)) => Err(End::Gone),
                 Err(_) => {
                     // Counted once the connection is gone, not now.
-                    self.control.kill_as_slow(&self.metrics);
+                    self.control.kill_as_slow(self.state.hub.metrics());
                     Err(End::TooSlow)
                 }
             },
@@ -330,7 +433,7 @@ impl Exits {
         };
         let result = self.write(batch).await;
         if let (Ok(()), Some((t, n))) = (&result, written) {
-            self.metrics.record_delivered(t, n);
+            self.state.hub.metrics().record_delivered(t, n);
         }
         result
     }

@@ -33,6 +33,9 @@
 //! `since` when it reconnects.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -43,8 +46,8 @@ use switchboard::Message;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::{Encoding, End, Outbound};
-use crate::broker::PresenceGuard;
+use super::{Encoding, End, Fed, Outbound};
+use crate::broker::{Delivery, PresenceGuard, Subscription};
 use crate::core::{ChannelName, ClientId, Payload};
 use crate::metrics::Transport;
 use crate::security::TokenBucket;
@@ -116,6 +119,61 @@ impl Drop for PresenceHold {
     }
 }
 
+/// A subscription of the connection, waiting for its next delivery. The connection's own
+/// task polls it (no forwarding task, no queue in between): the wait owns the subscription
+/// and hands it back with the delivery, and is boxed once per wake-up of this
+/// subscription, not per message (a batch follows from `try_next`).
+struct Waiting(Pin<Box<dyn Future<Output = (Subscription, Option<Delivery>)> + Send>>);
+
+impl Waiting {
+    fn new(mut sub: Subscription) -> Self {
+        Waiting(Box::pin(async move {
+            let d = sub.next().await;
+            (sub, d)
+        }))
+    }
+}
+
+/// One subscription of the connection: its tag (frames queued by its presence task carry
+/// it) and its wait; `None` while its deliveries are being written.
+struct Slot {
+    tag: u64,
+    waiting: Option<Waiting>,
+}
+
+/// The next delivery of any subscription, taking turns from `start` so that a busy channel
+/// does not starve the others.
+fn next_delivery<'a>(
+    subs: &'a mut HashMap<ChannelName, Slot>,
+    start: &'a mut usize,
+) -> impl Future<Output = (ChannelName, Subscription, Option<Delivery>)> + 'a {
+    std::future::poll_fn(move |cx| {
+        let n = subs.len();
+        if n == 0 {
+            return Poll::Pending;
+        }
+        let first = *start % n;
+        // Two passes (from `first` to the end, then from the start): every wait is polled
+        // once, so each registers its waker.
+        for pass in [first..n, 0..first] {
+            for (i, (channel, slot)) in subs.iter_mut().enumerate() {
+                if !pass.contains(&i) {
+                    continue;
+                }
+                let Some(waiting) = slot.waiting.as_mut() else {
+                    continue;
+                };
+                if let Poll::Ready((sub, d)) = waiting.0.as_mut().poll(cx) {
+                    slot.waiting = None;
+                    *start = i + 1;
+                    return Poll::Ready((channel.clone(), sub, d));
+                }
+            }
+        }
+        Poll::Pending
+    })
+}
+
 struct Session {
     state: AppState,
     caller: Caller,
@@ -123,8 +181,12 @@ struct Session {
     ws: WebSocket,
     /// Every write to `ws` goes through these.
     exits: super::Exits,
-    tx: mpsc::Sender<Outbound>,
-    subs: HashMap<ChannelName, (u64, JoinHandle<()>)>,
+    /// Presence frames (join/leave) from their tasks; made with the first presence watch.
+    tx: Option<mpsc::Sender<Outbound>>,
+    rx: Option<mpsc::Receiver<Outbound>>,
+    subs: HashMap<ChannelName, Slot>,
+    /// Where [`next_delivery`] starts looking.
+    turn: usize,
     presence: HashMap<ChannelName, PresenceHold>,
     client: ClientId,
     live: HashSet<u64>,
@@ -133,14 +195,6 @@ struct Session {
     refused_in_a_row: u32,
     /// Set when a write inside a command failed: how the connection ends.
     ended: Option<End>,
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        for (_, task) in self.subs.values() {
-            task.abort();
-        }
-    }
 }
 
 async fn run(
@@ -152,7 +206,6 @@ async fn run(
 ) {
     let _guard = state.hub.metrics().connection(Transport::WebSocket);
     control.set_transport(Transport::WebSocket);
-    let (tx, mut rx) = mpsc::channel(state.config.limits.queue_size.max(2));
     let mut closing = state.closing.clone();
     let bucket = TokenBucket::new(state.rate_limit(), Instant::now());
     let exits = super::Exits::new(&state, &control);
@@ -162,8 +215,10 @@ async fn run(
         control,
         ws,
         exits,
-        tx,
+        tx: None,
+        rx: None,
         subs: HashMap::new(),
+        turn: 0,
         presence: HashMap::new(),
         client,
         live: HashSet::new(),
@@ -191,15 +246,22 @@ async fn run(
                     break End::Unsupported("binary frames are not part of this protocol")
                 }
             },
-            Some(out) = rx.recv() => {
-                let live = &s.live;
-                let written = s.exits.write_batch(&mut s.ws, out, &mut rx, |t| live.contains(&t));
-                if let Err(end) = written.await {
+            (channel, sub, delivery) = next_delivery(&mut s.subs, &mut s.turn) => {
+                if let Err(end) = s.delivered(channel, sub, delivery).await {
                     break end;
                 }
             }
+            Some(out) = super::recv_some(&mut s.rx) => {
+                let live = &s.live;
+                if let Some(rx) = s.rx.as_mut() {
+                    let written = s.exits.write_batch(&mut s.ws, out, rx, |t| live.contains(&t));
+                    if let Err(end) = Box::pin(written).await {
+                        break end;
+                    }
+                }
+            }
             _ = ping.tick() => {
-                if let Err(end) = s.exits.ping(&mut s.ws).await {
+                if let Err(end) = Box::pin(s.exits.ping(&mut s.ws)).await {
                     break end;
                 }
             }
@@ -214,17 +276,10 @@ async fn run(
     // A polite close first delivers what was published before it (every acknowledged
     // message), from every subscription.
     let end = match end {
-        End::Shutdown | End::Policy(_) => {
-            drop(std::mem::replace(&mut s.tx, mpsc::channel(1).0));
-            let live = &s.live;
-            let drained = super::drain(&mut s.exits, &mut s.ws, &s.control, &mut rx, |t| {
-                live.contains(&t)
-            });
-            match drained.await {
-                Ok(()) => end,
-                Err(e) => e,
-            }
-        }
+        End::Shutdown | End::Policy(_) => match Box::pin(s.drain()).await {
+            Ok(()) => end,
+            Err(e) => e,
+        },
         other => other,
     };
     super::finish(&mut s.ws, end).await;
@@ -344,29 +399,30 @@ impl Session {
             "cursor": sub.cursor(),
             "presence": watch.is_some(),
         });
-        // Replacing: the old forwarder stops, and frames it already queued are skipped.
-        if let Some((old_tag, task)) = self.subs.remove(&channel) {
-            task.abort();
-            self.live.remove(&old_tag);
+        // Replacing: the old subscription ends, and presence frames already queued for it
+        // are skipped.
+        if let Some(old) = self.subs.remove(&channel) {
+            self.live.remove(&old.tag);
         }
         let old_hold = self.presence.remove(&channel);
         let tag = self.next_tag;
         self.next_tag += 1;
         // `subscribed` must reach the client before the first replayed message; the
-        // forwarder only starts queueing after this frame is written.
+        // subscription is only read after this frame is written.
         if let Some(end) = self.reply(answer, cmd.reference).await {
             self.ended = Some(end);
             return Ok(None);
         }
-        let task = tokio::spawn(super::forward(
-            self.state.clone(),
-            sub,
-            tag,
-            Encoding::Envelope,
-            self.tx.clone(),
-            self.control.clone(),
-        ));
         let presence_task = watch.map(|(list, watch)| {
+            let queue = self.state.config.limits.queue_size.max(2);
+            let tx = match &self.tx {
+                Some(tx) => tx.clone(),
+                None => {
+                    let (tx, rx) = mpsc::channel(queue);
+                    self.rx = Some(rx);
+                    self.tx.insert(tx).clone()
+                }
+            };
             tokio::spawn(presence::forward(
                 self.state.clone(),
                 channel.clone(),
@@ -374,7 +430,7 @@ impl Session {
                 Some(list),
                 watch,
                 tag,
-                self.tx.clone(),
+                tx,
                 self.control.clone(),
             ))
         });
@@ -388,8 +444,92 @@ impl Session {
         );
         self.live.insert(tag);
         self.control.add_channel(&channel);
-        self.subs.insert(channel, (tag, task));
+        let waiting = Some(Waiting::new(sub));
+        self.subs.insert(channel, Slot { tag, waiting });
         Ok(None)
+    }
+
+    /// Writes a subscription's delivery (and what follows it at once), then waits on it
+    /// again, unless it ended or was replaced meanwhile.
+    async fn delivered(
+        &mut self,
+        channel: ChannelName,
+        mut sub: Subscription,
+        delivery: Option<Delivery>,
+    ) -> Result<(), End> {
+        let fed = match delivery {
+            Some(d) => {
+                super::deliver(
+                    &mut self.exits,
+                    &mut self.ws,
+                    &mut sub,
+                    Encoding::Envelope,
+                    d,
+                )
+                .await?
+            }
+            None => Fed::Ended,
+        };
+        match fed {
+            Fed::Open => {
+                if let Some(slot) = self.subs.get_mut(&channel) {
+                    slot.waiting = Some(Waiting::new(sub));
+                }
+            }
+            // The connection stays; the client may subscribe again.
+            Fed::Ended => {
+                if let Some(slot) = self.subs.remove(&channel) {
+                    self.live.remove(&slot.tag);
+                    self.control.remove_channel(&channel);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Before a polite close: writes what every subscription already holds (every message
+    /// acknowledged before the close), then the queued presence frames, for at most
+    /// [`super::CLOSE_TIMEOUT`].
+    async fn drain(&mut self) -> Result<(), End> {
+        let deadline = tokio::time::Instant::now() + super::CLOSE_TIMEOUT;
+        let slots: Vec<Slot> = self.subs.drain().map(|(_, slot)| slot).collect();
+        for slot in slots {
+            // A wait that is not ready now has nothing to hand over now.
+            let Some(mut waiting) = slot.waiting else {
+                continue;
+            };
+            let ready = {
+                let mut noop = std::task::Context::from_waker(std::task::Waker::noop());
+                waiting.0.as_mut().poll(&mut noop)
+            };
+            let Poll::Ready((mut sub, Some(d))) = ready else {
+                continue;
+            };
+            let exits = &mut self.exits;
+            let ws = &mut self.ws;
+            let first = async {
+                match super::deliver(exits, ws, &mut sub, Encoding::Envelope, d).await? {
+                    Fed::Open => Ok(()),
+                    Fed::Ended => Err(None),
+                }
+            };
+            match tokio::time::timeout_at(deadline, first).await {
+                Ok(Ok(())) => {}
+                Ok(Err(None)) => continue,
+                Ok(Err(Some(end))) => return Err(end),
+                Err(_) => return Ok(()),
+            }
+            super::drain_subscription(exits, ws, &mut sub, Encoding::Envelope, deadline).await?;
+        }
+        drop(self.tx.take());
+        if let Some(mut rx) = self.rx.take() {
+            let live = &self.live;
+            super::drain(&mut self.exits, &mut self.ws, &mut rx, |t| {
+                live.contains(&t)
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Who is in a channel; needs subscribe rights.
@@ -440,9 +580,8 @@ impl Session {
     /// Ends the subscription to `channel`, if any: its forwarder, its queued frames, its
     /// presence.
     fn drop_subscription(&mut self, channel: &ChannelName) {
-        if let Some((tag, task)) = self.subs.remove(channel) {
-            task.abort();
-            self.live.remove(&tag);
+        if let Some(slot) = self.subs.remove(channel) {
+            self.live.remove(&slot.tag);
             self.control.remove_channel(channel);
         }
         if let Some(guard) = self
