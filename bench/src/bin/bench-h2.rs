@@ -39,6 +39,11 @@ struct Args {
     /// The server's PID, for its CPU time per echo.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// Instead of running for a time: each connection echoes exactly this many messages
+    /// (warm-up included), then closes. For instruction counts under callgrind, where a
+    /// count, not a duration, makes two runs comparable (bench/h2/callgrind.sh).
+    #[arg(long)]
+    echoes_per_connection: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,16 +84,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "connected over the wrong version"
         );
         let payload = payload.clone();
+        let limit = args.echoes_per_connection;
         tasks.push(tokio::spawn(async move {
             let mut counted = 0u64;
-            while Instant::now() < end {
+            let mut sent = 0u64;
+            while match limit {
+                Some(limit) => sent < limit,
+                None => Instant::now() < end,
+            } {
+                sent += 1;
                 ws.send(payload.clone()).await?;
                 match ws.recv().await {
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(anyhow::Error::from(e)),
                     None => anyhow::bail!("the server closed"),
                 }
-                if Instant::now() >= warm_end {
+                if limit.is_some() || Instant::now() >= warm_end {
                     counted += 1;
                 }
             }
@@ -96,24 +107,32 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Ok(counted)
         }));
     }
-    tokio::time::sleep_until(warm_end.into()).await;
+    if args.echoes_per_connection.is_none() {
+        tokio::time::sleep_until(warm_end.into()).await;
+    }
     let (server0, client0) = (args.server_pid.and_then(process_cpu_time), own_cpu_time());
+    let measured_from = Instant::now();
     let mut echoes = 0;
     for task in tasks {
         echoes += task.await??;
     }
     let (server1, client1) = (args.server_pid.and_then(process_cpu_time), own_cpu_time());
+    let seconds = match args.echoes_per_connection {
+        Some(_) => measured_from.elapsed().as_secs_f64(),
+        None => args.duration,
+    };
     let per_echo = |d: Duration| d.as_secs_f64() * 1e6 / echoes.max(1) as f64;
     let server_us = match (server0, server1) {
         (Some(a), Some(b)) => format!("{:.2}", per_echo(b.since(a).total())),
-        _ => "n/a".to_owned(),
+        _ => "null".to_owned(),
     };
     println!(
-        "{{\"http\":\"{}\",\"size\":{},\"connections\":{},\"echoes_per_s\":{:.0},\"server_cpu_us_per_echo\":{},\"client_cpu_us_per_echo\":{:.2}}}",
+        "{{\"http\":\"{}\",\"size\":{},\"connections\":{},\"echoes\":{},\"echoes_per_s\":{:.0},\"server_cpu_us_per_echo\":{},\"client_cpu_us_per_echo\":{:.2}}}",
         if args.http2 { "2" } else { "1.1" },
         args.size,
         args.connections,
-        echoes as f64 / args.duration,
+        echoes,
+        echoes as f64 / seconds,
         server_us,
         per_echo(client1.since(client0).total()),
     );
