@@ -18,7 +18,8 @@
  * can arrive (a WebSocket that is open; every EventSource OPEN, not CONNECTING after an
  * error; a long poll that last answered); "connecting" while the first connection or a
  * reconnect is under way (each failed try emits "retry" with the delay before the next);
- * "closed" after close(), after a fatal error, or when every channel has a channel error.
+ * "closed" after close(), after a fatal error, or (SSE, long polling) when every channel
+ * has a channel error; a WebSocket stays open for the channels subscribed next.
  *
  * Errors. When a transport fails, the client asks REST (GET /api/channels/{channel}/
  * messages?limit=1) why, because browsers hide the status of a refused WebSocket or
