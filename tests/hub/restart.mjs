@@ -81,7 +81,15 @@ const view = (page) => page.evaluate(() => {
   const note = document.getElementById("outbox-note");
   const c = window.__switchboard.client;
   const sources = c.conn && c.conn.sources ? Object.values(c.conn.sources).map((s) => s.readyState) : [];
+  // Whether an element is drawn entirely inside the 390×844 viewport asked for.
+  const onScreen = (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0 && r.right <= 390 && r.bottom <= 844;
+  };
   return {
+    bannerOnScreen: !banner.hidden && onScreen(banner),
+    sendOnScreen: onScreen(document.getElementById("send")),
+    wide: document.documentElement.scrollWidth > 390,
     badge: b.dataset.state,
     label: b.textContent.trim(),
     banner: banner.hidden ? null : document.getElementById("banner-text").textContent,
@@ -133,7 +141,8 @@ async function overTransport(browser, transport) {
   } catch { /* reported below */ }
   v = await view(page);
   r.report(noticedIn !== null && v.state === "connecting", `${tag}: the badge leaves "open" once the server is gone`, `${noticedIn} ms; badge ${v.badge} "${v.label}", client ${v.state}, EventSource states ${v.sources.join(",")}`);
-  r.report(v.banner !== null && /connection lost/i.test(v.banner) && /reconnecting/i.test(v.banner), `${tag}: a "connection lost, reconnecting" banner is visible`, `banner: ${v.banner}`);
+  r.report(v.banner !== null && /connection lost/i.test(v.banner) && /reconnecting/i.test(v.banner) && v.bannerOnScreen && v.sendOnScreen && !v.wide,
+    `${tag}: a "connection lost, reconnecting" banner is visible (on screen at 390×844, Send too, no sideways scroll)`, `banner: ${v.banner}; on screen ${v.bannerOnScreen}, send ${v.sendOnScreen}, too wide ${v.wide}`);
 
   const whileDown = `typed while down (${transport})`;
   await say(page, whileDown);
