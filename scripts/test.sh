@@ -23,7 +23,9 @@
 #             and tests/h2/run.sh (WebSocket over HTTP/2: Python h2 client, Chromium, the hub)
 #   hub       tests/hub/run.sh: `switchboard serve` end to end in headless Chromium (chat over
 #             WebSocket/SSE/long polling, server-side kill and resume, REST, the seeds' plain
-#             page) and slow subscribers under both lag policies (uses the interop setup);
+#             page; the chat page at phone and desktop sizes, through a server restart and
+#             refused at connect) and slow subscribers under both lag policies (uses the
+#             interop setup);
 #             tests/redis/run.sh: three `serve --redis` nodes on a real redis-server (fan-out
 #             over every transport, chaos with a checker, Chromium moving from node A to B)
 #
