@@ -5,7 +5,7 @@
 //! cargo run --release -p switchboard --example autobahn_server -- 127.0.0.1:9002
 //! ```
 
-use switchboard::{Acceptor, Server, WebSocketConfig};
+use switchboard::{Server, WebSocketConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), switchboard::Error> {
@@ -16,9 +16,7 @@ async fn main() -> Result<(), switchboard::Error> {
         .max_message_size(64 << 20)
         .max_frame_size(64 << 20)
         .compression(true);
-    let server = Server::bind(&addr)
-        .await?
-        .acceptor(Acceptor::builder().config(config).build());
+    let server = Server::bind(&addr).await?.config(config);
     println!("autobahn testee listening on ws://{}", server.local_addr()?);
     server
         .serve(|mut ws| async move {

@@ -34,7 +34,7 @@ use crate::config::WebSocketConfig;
 use crate::error::Error;
 use crate::negotiate::negotiate;
 use crate::security::{LimitExceeded, OriginPolicy};
-use crate::upgrade::{self, is_upgrade_request, UpgradedWebSocket};
+use crate::upgrade::{self, is_upgrade_request, UpgradedStream};
 use ::axum::body::Body;
 use ::axum::extract::FromRequestParts;
 use ::axum::response::{IntoResponse, Response};
@@ -42,15 +42,17 @@ use http::header::{CONNECTION, UPGRADE};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use std::fmt;
 use std::future::Future;
 use switchboard_protocol::handshake::{
     validate_connect_request, validate_request, ClientOffer, Rejection,
 };
 
-/// The WebSocket an axum handler gets from [`WebSocketUpgrade::on_upgrade`].
-pub type WebSocket = UpgradedWebSocket;
+/// The WebSocket an axum handler gets from [`WebSocketUpgrade::on_upgrade`]: a
+/// [`ServerWebSocket`](crate::ServerWebSocket), the type every server entry point gives, so
+/// the handler serves a [`Router`](crate::router::Router) or a hyper upgrade as it is. The
+/// alias is for code moving from `axum::extract::ws::WebSocket`.
+pub type WebSocket = crate::ServerWebSocket;
 
 type FailureCallback = Box<dyn FnOnce(Error) + Send + 'static>;
 
@@ -60,6 +62,7 @@ pub struct WebSocketUpgrade {
     offer: ClientOffer,
     origin: Option<HeaderValue>,
     on_upgrade: OnUpgrade,
+    version: http::Version,
     config: WebSocketConfig,
     protocols: Vec<String>,
     on_failed: Option<FailureCallback>,
@@ -149,11 +152,14 @@ impl WebSocketUpgrade {
     {
         let negotiated = negotiate(&self.offer, &self.config, &self.protocols);
         let (response, pending) = negotiated.split();
+        let version = self.version;
         let on_upgrade = self.on_upgrade;
         let on_failed = self.on_failed;
         tokio::spawn(async move {
             match on_upgrade.await {
-                Ok(upgraded) => callback(pending.into_websocket(TokioIo::new(upgraded))).await,
+                Ok(upgraded) => {
+                    callback(UpgradedStream::websocket(upgraded, version, pending)).await
+                }
                 Err(error) => {
                     let error = Error::io(std::io::Error::other(error));
                     match on_failed {
@@ -191,6 +197,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
             offer,
             origin: parts.headers.get(http::header::ORIGIN).cloned(),
             on_upgrade,
+            version: parts.version,
             config: WebSocketConfig::default(),
             protocols: Vec::new(),
             on_failed: None,

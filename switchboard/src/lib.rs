@@ -22,8 +22,13 @@
 //! # }
 //! ```
 //!
-//! On a stream you accepted yourself, use [`accept`], or an [`Acceptor`] to set limits,
-//! subprotocols, compression and a callback that inspects the request (path, headers,
+//! The handler gets a [`ServerWebSocket`], the type every server entry point gives: a
+//! [`router::Router`] route (several paths, TLS, limits, `Origin` and auth checks), the hyper
+//! upgrade and the axum extractor too, so a handler written once serves them all.
+//! Every entry point takes its settings as one [`WebSocketConfig`].
+//!
+//! On a stream you accepted yourself, use [`accept`], or an [`Acceptor`] to set the
+//! configuration, subprotocols and a callback that inspects the request (path, headers,
 //! `Origin`) and accepts or rejects it.
 //!
 //! # Client
@@ -83,6 +88,7 @@ pub use client::{connect, Client, ClientBuilder, RefusalBody};
 pub use config::WebSocketConfig;
 pub use error::{Error, ErrorKind};
 pub use liveness::GoingAway;
+pub use router::{ServerStream, ServerWebSocket};
 pub use server::{
     accept, accept_connection, Accept, AcceptErrors, Acceptor, AcceptorBuilder, HandshakeRequest,
     Reject, Server,

@@ -4,7 +4,8 @@
 //! RFC 6455 §4.2.1, negotiate the subprotocol and permessage-deflate, and hand back the
 //! `101 Switching Protocols` response for the service to return. Once hyper has written it,
 //! the connection is given up to us ([`hyper::upgrade::on`]) and [`UpgradeFut`] resolves to
-//! a [`WebSocket`] over it.
+//! a [`ServerWebSocket`] over it: the type a [`Router`](crate::router::Router) route's handler
+//! gets, so one handler serves both.
 //!
 //! ```no_run
 //! use bytes::Bytes;
@@ -40,7 +41,7 @@
 use crate::config::WebSocketConfig;
 use crate::error::Error;
 use crate::negotiate::{negotiate, Pending};
-use crate::websocket::WebSocket;
+use crate::router::{ServerStream, ServerWebSocket};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Empty;
@@ -52,11 +53,87 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use switchboard_protocol::handshake::{validate_request, Rejection};
 
-/// The stream under a WebSocket that hyper handed over after the 101.
-pub type UpgradedStream = TokioIo<hyper::upgrade::Upgraded>;
+/// A connection hyper handed over after the 101 (or, over HTTP/2, the 200 to an extended
+/// CONNECT), inside [`ServerStream::Upgraded`]: handlers see a [`ServerWebSocket`], the
+/// same type a [`Router`](crate::router::Router) or [`Server`](crate::Server) gives them.
+pub struct UpgradedStream {
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    version: http::Version,
+}
 
-/// A WebSocket over a connection that hyper upgraded.
-pub type UpgradedWebSocket = WebSocket<UpgradedStream>;
+impl std::fmt::Debug for UpgradedStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpgradedStream")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpgradedStream {
+    /// The upgraded connection, for a caller that needs hyper's own type (for instance to
+    /// `downcast` it to the transport).
+    pub fn get_ref(&self) -> &hyper::upgrade::Upgraded {
+        self.io.inner()
+    }
+
+    /// The HTTP version of the request that was upgraded.
+    pub fn http_version(&self) -> http::Version {
+        self.version
+    }
+
+    /// The WebSocket over `upgraded`, as `pending` negotiated it.
+    pub(crate) fn websocket(
+        upgraded: hyper::upgrade::Upgraded,
+        version: http::Version,
+        pending: Pending,
+    ) -> ServerWebSocket {
+        let stream = UpgradedStream {
+            io: TokioIo::new(upgraded),
+            version,
+        };
+        pending.into_websocket(ServerStream::Upgraded(Box::new(stream)))
+    }
+}
+
+impl tokio::io::AsyncRead for UpgradedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for UpgradedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
 
 /// Whether `req` asks for a WebSocket: `Upgrade` lists `websocket` and `Connection` lists
 /// `upgrade` (token lists, any case). Use it to route a path that serves both plain HTTP
@@ -133,17 +210,19 @@ pub fn upgrade<B>(
         response.map(|()| Empty::new()),
         UpgradeFut {
             on_upgrade,
+            version: req.version(),
             pending: Some(pending),
         },
     ))
 }
 
-/// Resolves to the [`WebSocket`] once hyper has sent the 101 and handed the connection
+/// Resolves to the [`ServerWebSocket`] once hyper has sent the 101 and handed the connection
 /// over; fails if the client went away first or the request did not come from a hyper
 /// connection served `with_upgrades()`.
 #[must_use = "the WebSocket exists only once this future is awaited"]
 pub struct UpgradeFut {
     on_upgrade: Option<OnUpgrade>,
+    version: http::Version,
     pending: Option<Pending>,
 }
 
@@ -156,7 +235,7 @@ impl std::fmt::Debug for UpgradeFut {
 }
 
 impl Future for UpgradeFut {
-    type Output = Result<UpgradedWebSocket, Error>;
+    type Output = Result<ServerWebSocket, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
@@ -169,7 +248,11 @@ impl Future for UpgradeFut {
         this.on_upgrade = None;
         let upgraded = upgraded.map_err(|e| Error::io(io::Error::other(e)))?;
         let pending = this.pending.take().ok_or_else(Error::closed)?;
-        Poll::Ready(Ok(pending.into_websocket(TokioIo::new(upgraded))))
+        Poll::Ready(Ok(UpgradedStream::websocket(
+            upgraded,
+            this.version,
+            pending,
+        )))
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use switchboard::protocol::deflate::{Deflate, DeflateConfig, DeflateParams};
 use switchboard::protocol::frame::{FrameHeader, OpCode, Role};
 use switchboard::protocol::handshake::ClientHandshake;
-use switchboard::{Acceptor, Client, Message, Server};
+use switchboard::{Client, Message, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -15,17 +15,10 @@ const LIMIT: usize = 1 << 20;
 const INFLATED: usize = 1 << 30;
 
 async fn echo_server() -> SocketAddr {
-    let acceptor = Acceptor::builder()
-        .config(
-            switchboard::WebSocketConfig::default()
-                .deflate(Some(DeflateConfig::default()))
-                .max_message_size(LIMIT),
-        )
-        .build();
-    let server = Server::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .acceptor(acceptor);
+    let config = switchboard::WebSocketConfig::default()
+        .deflate(Some(DeflateConfig::default()))
+        .max_message_size(LIMIT);
+    let server = Server::bind("127.0.0.1:0").await.unwrap().config(config);
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.serve(|mut ws| async move {
         while let Some(Ok(message)) = ws.recv().await {

@@ -14,20 +14,26 @@ use switchboard_protocol::{CloseFrame, Event};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// An echo server on a free loopback port.
+/// An echo server on a free loopback port, accepting with `acceptor`.
 async fn echo_server(acceptor: Acceptor) -> SocketAddr {
-    let server = Server::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .acceptor(acceptor);
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.serve(|mut ws| async move {
-        while let Some(Ok(message)) = ws.recv().await {
-            if ws.feed(message).await.is_err() {
-                break;
-            }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut ws) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(message)) = ws.recv().await {
+                    if ws.feed(message).await.is_err() {
+                        break;
+                    }
+                }
+            });
         }
-    }));
+    });
     addr
 }
 

@@ -89,7 +89,27 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// A server-side WebSocket from a [`Router`].
+/// A server-side WebSocket, from any entry point: a [`Router`] route, a
+/// [`Server`](crate::Server), the hyper upgrade or the axum extractor (features `hyper`,
+/// `axum`). Write a handler once as a function of it and it serves them all:
+///
+/// ```
+/// use switchboard::ServerWebSocket;
+///
+/// async fn echo(mut ws: ServerWebSocket) {
+///     while let Some(Ok(message)) = ws.recv().await {
+///         if ws.send(message).await.is_err() {
+///             break;
+///         }
+///     }
+/// }
+///
+/// let route = switchboard::router::Route::new(|ws, _info| echo(ws));
+/// # async fn server() -> Result<(), switchboard::Error> {
+/// switchboard::Server::bind("127.0.0.1:0").await?.serve(echo).await
+/// # }
+/// # let _ = route;
+/// ```
 pub type ServerWebSocket = WebSocket<ServerStream>;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;

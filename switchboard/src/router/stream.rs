@@ -1,4 +1,5 @@
-//! [`ServerStream`]: the transport under a connection the [`Router`](super::Router) accepted.
+//! [`ServerStream`]: the transport under every server-side connection, whichever entry point
+//! accepted it, so that one handler serves them all.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -7,10 +8,15 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The stream under a server [`WebSocket`](crate::WebSocket) from a [`Router`](super::Router):
-/// plain TCP, TLS when the router terminates it (feature `tls`), or one stream of an
-/// HTTP/2 connection (feature `http2`). One type for all, so handlers do not depend on how
-/// the server is deployed or which HTTP version the client chose.
+/// The stream under a server [`WebSocket`](crate::WebSocket), whichever entry point made it:
+/// plain TCP from a [`Router`](super::Router) or a [`Server`](crate::Server), TLS when the
+/// router terminates it (feature `tls`), one stream of an HTTP/2 connection (feature
+/// `http2`), or a connection hyper or axum upgraded (feature `hyper`). One type for all, so
+/// a handler written once (a function of a [`ServerWebSocket`](crate::ServerWebSocket))
+/// does not depend on how the server is deployed or which HTTP version the client chose.
+///
+/// An enum rather than a `Box<dyn ..>`: reads and writes are one `match` away from the
+/// stream, with no allocation or virtual call on the echo path.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ServerStream {
@@ -22,11 +28,15 @@ pub enum ServerStream {
     /// An RFC 8441 WebSocket stream of an HTTP/2 connection (over TLS).
     #[cfg(feature = "http2")]
     H2(Box<crate::http2::H2Stream>),
+    /// A connection that hyper (or axum on hyper) upgraded and handed over.
+    #[cfg(feature = "hyper")]
+    Upgraded(Box<crate::upgrade::UpgradedStream>),
 }
 
 impl ServerStream {
     /// The TCP connection underneath; `None` for an HTTP/2 stream, whose connection is
-    /// shared with other streams and owned by the router.
+    /// shared with other streams and owned by the router, and for a hyper upgrade, whose
+    /// transport hyper owns.
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
             ServerStream::Plain(tcp) => Some(tcp),
@@ -34,11 +44,14 @@ impl ServerStream {
             ServerStream::Tls(tls) => Some(tls.get_ref().0),
             #[cfg(feature = "http2")]
             ServerStream::H2(_) => None,
+            #[cfg(feature = "hyper")]
+            ServerStream::Upgraded(_) => None,
         }
     }
 
     /// The TCP peer's address (a proxy's, behind one: see
-    /// [`ConnectionInfo::client_ip`](super::ConnectionInfo::client_ip)).
+    /// [`ConnectionInfo::client_ip`](super::ConnectionInfo::client_ip)). Not known for a
+    /// hyper upgrade (`NotConnected`): take it from hyper's connection info instead.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         match self.tcp() {
             Some(tcp) => tcp.peer_addr(),
@@ -61,7 +74,8 @@ impl ServerStream {
         Err(io::ErrorKind::NotConnected.into())
     }
 
-    /// Whether TLS is terminated here.
+    /// Whether TLS is terminated here (by this crate: `false` for a hyper upgrade, whose
+    /// transport is hyper's).
     pub fn is_tls(&self) -> bool {
         match self {
             ServerStream::Plain(_) => false,
@@ -69,6 +83,8 @@ impl ServerStream {
             ServerStream::Tls(_) => true,
             #[cfg(feature = "http2")]
             ServerStream::H2(_) => true,
+            #[cfg(feature = "hyper")]
+            ServerStream::Upgraded(_) => false,
         }
     }
 
@@ -78,6 +94,8 @@ impl ServerStream {
         match self {
             #[cfg(feature = "http2")]
             ServerStream::H2(_) => http::Version::HTTP_2,
+            #[cfg(feature = "hyper")]
+            ServerStream::Upgraded(upgraded) => upgraded.http_version(),
             _ => http::Version::HTTP_11,
         }
     }
@@ -107,6 +125,11 @@ macro_rules! delegate {
             }
             #[cfg(feature = "http2")]
             ServerStream::H2($s) => {
+                let $s = Pin::new(&mut **$s);
+                $call
+            }
+            #[cfg(feature = "hyper")]
+            ServerStream::Upgraded($s) => {
                 let $s = Pin::new(&mut **$s);
                 $call
             }
@@ -148,6 +171,8 @@ impl AsyncWrite for ServerStream {
             ServerStream::Tls(s) => s.is_write_vectored(),
             #[cfg(feature = "http2")]
             ServerStream::H2(s) => s.is_write_vectored(),
+            #[cfg(feature = "hyper")]
+            ServerStream::Upgraded(s) => s.is_write_vectored(),
         }
     }
 

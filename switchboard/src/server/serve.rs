@@ -1,19 +1,23 @@
-//! [`Server`]: a TCP listener that runs the handshake and a handler per connection, the
-//! seeds' `new WebSocket.Server({ port })`.
+//! [`Server`]: the seeds' `new WebSocket.Server({ port })`, a thin convenience over a
+//! [`Router`] with one route for every path.
 
-use super::accept::Acceptor;
-use super::listener::{accept_connection, AcceptErrors};
+use crate::config::WebSocketConfig;
 use crate::error::Error;
-use crate::websocket::WebSocket;
+use crate::router::{Route, Router, ServerWebSocket};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, ToSocketAddrs};
 
-/// A standalone WebSocket server on a TCP port: each connection gets its own task, which
-/// runs the handshake with the [`Acceptor`] and then the handler. One client failing (a bad
-/// handshake, a protocol error, a panic in its handler) never affects the others.
+/// A standalone WebSocket server on a TCP port, serving one handler on every path: each
+/// connection gets its own task, which runs the handshake and then the handler. One client
+/// failing (a bad handshake, a protocol error, a panic in its handler) never affects the
+/// others.
+///
+/// It is a [`Router`] with a single [fallback](Router::fallback) route, so it has the
+/// router's accept loop and graceful shutdown; for subprotocols, `Origin` checks,
+/// authentication, connection limits, TLS or several paths, use the router itself. The
+/// handler gets a [`ServerWebSocket`], as a router's, hyper's or axum's does.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), switchboard::Error> {
@@ -32,11 +36,11 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 #[derive(Debug)]
 pub struct Server {
     listener: TcpListener,
-    acceptor: Acceptor,
+    config: WebSocketConfig,
 }
 
 impl Server {
-    /// Listens on `addr` with the default [`Acceptor`].
+    /// Listens on `addr`; connections get [`WebSocketConfig::default`].
     pub async fn bind(addr: impl ToSocketAddrs) -> Result<Server, Error> {
         Ok(Server::from_listener(TcpListener::bind(addr).await?))
     }
@@ -45,14 +49,13 @@ impl Server {
     pub fn from_listener(listener: TcpListener) -> Server {
         Server {
             listener,
-            acceptor: Acceptor::default(),
+            config: WebSocketConfig::default(),
         }
     }
 
-    /// Uses `acceptor` (limits, compression, subprotocols, request callback) for every
-    /// connection.
-    pub fn acceptor(mut self, acceptor: Acceptor) -> Server {
-        self.acceptor = acceptor;
+    /// The configuration connections get (limits, compression, timers, the handshake's).
+    pub fn config(mut self, config: WebSocketConfig) -> Server {
+        self.config = config;
         self
     }
 
@@ -65,43 +68,29 @@ impl Server {
     /// own task. Returns only if the listener fails for good.
     pub async fn serve<H, F>(self, handler: H) -> Result<(), Error>
     where
-        H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+        H: Fn(ServerWebSocket) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
         self.serve_with_shutdown(handler, std::future::pending())
             .await
     }
 
-    /// Like [`Server::serve`], but stops accepting when `signal` completes. Connections
-    /// already accepted keep running in their tasks (graceful shutdown with a Going Away
-    /// close for each is a later addition).
+    /// Like [`Server::serve`], and shuts down gracefully when `signal` completes, as
+    /// [`Router::serve_with_shutdown`] does: stops accepting, closes every connection with
+    /// 1001 Going Away, and waits for them (10 s at most) before returning.
     pub async fn serve_with_shutdown<H, F>(
         self,
         handler: H,
         signal: impl Future<Output = ()>,
     ) -> Result<(), Error>
     where
-        H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+        H: Fn(ServerWebSocket) -> F + Send + Sync + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
-        let handler = Arc::new(handler);
-        let mut signal = std::pin::pin!(signal);
-        let mut errors = AcceptErrors::new();
-        loop {
-            let (tcp, peer) = tokio::select! {
-                () = &mut signal => return Ok(()),
-                accepted = accept_connection(&self.listener, &mut errors) => accepted,
-            };
-            let acceptor = self.acceptor.clone();
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                // Small frames should leave at once: coalescing is done by `feed`/`flush`.
-                let _ = tcp.set_nodelay(true);
-                match acceptor.accept(tcp).await {
-                    Ok(ws) => handler(ws).await,
-                    Err(error) => tracing::debug!(%peer, %error, "handshake failed"),
-                }
-            });
-        }
+        let route = Route::new(move |ws, _info| handler(ws)).config(self.config);
+        Router::new()
+            .fallback(route)
+            .serve_with_shutdown(self.listener, signal)
+            .await
     }
 }
