@@ -231,15 +231,9 @@ impl WebSocketUpgradeRejection {
     /// A plain HTTP request on a WebSocket endpoint: 426 (RFC 7231 §6.5.15, which wants an
     /// `Upgrade` header naming the protocol to switch to).
     fn not_upgrade() -> Self {
-        let mut rejection = Rejection::with_status(
-            StatusCode::UPGRADE_REQUIRED,
-            "this endpoint speaks WebSocket only",
-        );
-        rejection
-            .response
-            .headers_mut()
-            .insert(UPGRADE, HeaderValue::from_static("websocket"));
-        WebSocketUpgradeRejection { rejection }
+        WebSocketUpgradeRejection {
+            rejection: crate::negotiate::not_an_upgrade(),
+        }
     }
 
     /// The request came through a connection that cannot be upgraded (HTTP/2, or hyper

@@ -2,10 +2,11 @@
 
 use crate::config::WebSocketConfig;
 use crate::error::Error;
+use crate::head::{read_head, Head};
 use crate::proxy::Proxy;
 use crate::stream::MaybeTlsStream;
 use crate::websocket::WebSocket;
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use http::{HeaderName, HeaderValue, Uri};
 use std::io;
 use std::time::Duration;
@@ -13,9 +14,6 @@ use switchboard_protocol::handshake::{ClientHandshake, HandshakeError};
 use switchboard_protocol::Connection;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Reads the response head in pieces this large.
-const HEAD_CHUNK: usize = 1 << 10;
 
 /// The most of a refusal's body kept for [`RefusalBody`], and how long it may take.
 const REFUSAL_BODY_MAX: usize = 4 << 10;
@@ -416,23 +414,17 @@ impl Client {
         stream.flush().await?;
 
         let max = self.config.protocol.max_handshake_size;
-        let mut buf = BytesMut::new();
-        let (response, consumed) = loop {
-            match ClientHandshake::parse_response(&buf, max) {
-                Ok(Some(parsed)) => break parsed,
-                Ok(None) => {}
-                Err(error) => return Err(Error::handshake(error, None, None)),
-            }
-            if buf.capacity() == buf.len() {
-                buf.reserve(HEAD_CHUNK.min(max + 1 - buf.len()).max(1));
-            }
-            if stream.read_buf(&mut buf).await? == 0 {
-                return Err(Error::io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection during the opening handshake",
-                )));
-            }
-        };
+        let (response, rest) =
+            match read_head(&mut stream, max, ClientHandshake::parse_response).await? {
+                Head::Complete { head, rest, .. } => (head, rest),
+                Head::Invalid(error) => return Err(Error::handshake(error, None, None)),
+                Head::Eof => {
+                    return Err(Error::io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection during the opening handshake",
+                    )))
+                }
+            };
 
         let status = Some(response.status());
         let answer = match handshake.validate(&response) {
@@ -440,16 +432,14 @@ impl Client {
             Err(error) => {
                 let mut response = response;
                 if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-                    buf.advance(consumed);
-                    let body = read_refusal_body(&mut stream, buf, &response).await;
+                    let body = read_refusal_body(&mut stream, rest, &response).await;
                     response.extensions_mut().insert(RefusalBody(body));
                 }
                 return Err(Error::handshake(error, status, Some(response)));
             }
         };
         // Frames the server sent right behind its 101 belong to the connection.
-        buf.advance(consumed);
-        self.finish(stream, answer, response, buf)
+        self.finish(stream, answer, response, rest)
     }
 
     /// The connection the server agreed to, over `stream`, the same whichever HTTP

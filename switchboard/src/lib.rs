@@ -63,6 +63,7 @@ mod client;
 mod config;
 mod core;
 mod error;
+mod head;
 mod server;
 mod split;
 mod stream;

@@ -1,13 +1,13 @@
-//! Server-side negotiation shared by every way of accepting a connection (the router, the
-//! hyper upgrade, the axum extractor): the subprotocol, permessage-deflate, the 101 response
-//! and the connection that goes with them.
+//! Server-side negotiation shared by every way of accepting a connection (the router,
+//! `accept`, the hyper upgrade, the axum extractor): the subprotocol, permessage-deflate, the
+//! 101 response and the connection that goes with them.
 
 use crate::config::WebSocketConfig;
 use crate::websocket::WebSocket;
 use bytes::BytesMut;
 use http::header::{CONNECTION, UPGRADE};
-use http::{Request, Response};
-use switchboard_protocol::handshake::{header_has_token, ClientOffer};
+use http::{HeaderValue, Request, Response, StatusCode};
+use switchboard_protocol::handshake::{header_has_token, ClientOffer, Rejection};
 use switchboard_protocol::Connection;
 
 /// Whether `req` asks for a WebSocket: `Upgrade` lists `websocket` and `Connection` lists
@@ -15,6 +15,21 @@ use switchboard_protocol::Connection;
 pub(crate) fn is_upgrade_request<B>(req: &Request<B>) -> bool {
     header_has_token(req.headers(), UPGRADE, "websocket")
         && header_has_token(req.headers(), CONNECTION, "upgrade")
+}
+
+/// The answer to a plain HTTP request (no `Upgrade: websocket`) on a WebSocket endpoint:
+/// 426 with a one-line body and, as RFC 7231 §6.5.15 wants, an `Upgrade` header naming the
+/// protocol to switch to.
+pub(crate) fn not_an_upgrade() -> Rejection {
+    let mut rejection = Rejection::with_status(
+        StatusCode::UPGRADE_REQUIRED,
+        "this endpoint speaks WebSocket only",
+    );
+    rejection
+        .response
+        .headers_mut()
+        .insert(UPGRADE, HeaderValue::from_static("websocket"));
+    rejection
 }
 
 /// The outcome of negotiating one valid request: the 101 response and what the connection
@@ -34,6 +49,11 @@ pub(crate) struct Pending {
 impl Negotiated {
     pub(crate) fn split(self) -> (Response<()>, Pending) {
         (self.response, self.pending)
+    }
+
+    /// The response, to add headers to before it is sent.
+    pub(crate) fn response_mut(&mut self) -> &mut Response<()> {
+        &mut self.response
     }
 }
 

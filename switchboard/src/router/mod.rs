@@ -59,7 +59,6 @@
 
 #[cfg(feature = "http2")]
 mod h2;
-mod handshake;
 mod listen;
 mod request;
 mod stream;
@@ -71,20 +70,19 @@ pub use stream::ServerStream;
 
 use crate::config::WebSocketConfig;
 use crate::error::Error;
+use crate::head::{answer, read_head, refuse, Head};
 use crate::liveness::GoingAway;
-use crate::negotiate::{is_upgrade_request, negotiate};
+use crate::negotiate::{is_upgrade_request, negotiate, not_an_upgrade};
 use crate::security::{ConnectionLimiter, ConnectionPermit, OriginPolicy, TrustedProxies};
 use crate::websocket::WebSocket;
-use handshake::{answer, read_head, refuse, Head};
-use http::header::UPGRADE;
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
-use switchboard_protocol::handshake::{validate_request, HandshakeError, Rejection};
+use switchboard_protocol::handshake::{parse_request, validate_request, HandshakeError, Rejection};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -562,12 +560,12 @@ impl Router {
         if stream.alpn_is_h2() {
             return Some(Admitted::Http2(self.serve_h2(stream, peer), permit));
         }
-        let (mut request, head_size, rest) = match read_head(&mut stream, self.head.max_size).await
-        {
-            Ok(Head::Request(request, size, rest)) => (*request, size, rest),
-            Ok(Head::Refused(rejection)) => return refused(stream, peer, &rejection).await,
-            Ok(Head::Eof) | Err(_) => return None,
-        };
+        let (mut request, head_size, rest) =
+            match read_head(&mut stream, self.head.max_size, parse_request).await {
+                Ok(Head::Complete { head, size, rest }) => (head, size, rest),
+                Ok(Head::Invalid(rejection)) => return refused(stream, peer, &rejection).await,
+                Ok(Head::Eof) | Err(_) => return None,
+            };
         let Some(route) = self.route_for(request.uri().path()) else {
             let rejection =
                 Rejection::with_status(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path");
@@ -585,16 +583,7 @@ impl Router {
             return refused(stream, peer, &rejection).await;
         }
         if !is_upgrade_request(&request) {
-            let mut rejection = Rejection::with_status(
-                StatusCode::UPGRADE_REQUIRED,
-                "this endpoint speaks WebSocket only",
-            );
-            // RFC 7231 §6.5.15: a 426 names the protocol to upgrade to.
-            rejection
-                .response
-                .headers_mut()
-                .insert(UPGRADE, HeaderValue::from_static("websocket"));
-            return refused(stream, peer, &rejection).await;
+            return refused(stream, peer, &not_an_upgrade()).await;
         }
         let offer = match validate_request(&request) {
             Ok(offer) => offer,

@@ -2,21 +2,15 @@
 
 use crate::config::WebSocketConfig;
 use crate::error::Error;
+use crate::head::{answer, read_head, refuse, Head};
+use crate::negotiate::negotiate;
 use crate::websocket::WebSocket;
-use bytes::{Buf, BytesMut};
 use http::{HeaderName, HeaderValue, StatusCode};
 use std::fmt;
 use std::io;
 use std::sync::Arc;
-use std::time::Duration;
-use switchboard_protocol::handshake::{
-    encode_response, parse_request, validate_request, ClientOffer, Rejection,
-};
-use switchboard_protocol::Connection;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// Reads the request head in pieces this large: a browser's request is well under 1 KiB.
-const HEAD_CHUNK: usize = 1 << 10;
+use switchboard_protocol::handshake::{parse_request, validate_request, ClientOffer, Rejection};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Accepts a WebSocket connection on `stream` with the default [`Acceptor`]: reads the
 /// upgrade request, answers 101 (or the right 4xx, then closes), and returns the
@@ -274,30 +268,19 @@ impl Acceptor {
     ) -> Result<(WebSocket<S>, http::Request<()>), Error> {
         let config = &self.inner.config;
         let max = config.protocol.max_handshake_size;
-        let mut buf = BytesMut::new();
-        let (request, consumed) = loop {
-            match parse_request(&buf, max) {
-                Ok(Some(parsed)) => break parsed,
-                Ok(None) => {}
-                Err(rejection) => return Err(refuse(stream, rejection).await),
-            }
-            // Never hold more than one byte past the limit: that byte is enough to know the
-            // head is too large.
-            if buf.capacity() == buf.len() {
-                buf.reserve(HEAD_CHUNK.min(max + 1 - buf.len()).max(1));
-            }
-            let n = stream.read_buf(&mut buf).await?;
-            if n == 0 {
+        let (request, rest) = match read_head(&mut stream, max, parse_request).await? {
+            Head::Complete { head, rest, .. } => (head, rest),
+            Head::Invalid(rejection) => return Err(refused(stream, rejection).await),
+            Head::Eof => {
                 return Err(Error::io(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the connection ended during the opening handshake",
-                )));
+                )))
             }
         };
-
         let offer = match validate_request(&request) {
             Ok(offer) => offer,
-            Err(rejection) => return Err(refuse(stream, rejection).await),
+            Err(rejection) => return Err(refused(stream, rejection).await),
         };
         let decision = match &self.inner.callback {
             Some(callback) => callback(&HandshakeRequest {
@@ -309,70 +292,34 @@ impl Acceptor {
         let accept = match decision {
             Ok(accept) => accept,
             Err(reject) => {
-                return Err(refuse(
-                    stream,
-                    Rejection::with_status(reject.status, &reject.reason),
-                )
-                .await)
+                let rejection = Rejection::with_status(reject.status, &reject.reason);
+                return Err(refused(stream, rejection).await);
             }
         };
-        let protocol = accept.protocol.or_else(|| {
-            offer
-                .select_protocol(&self.inner.protocols)
-                .map(str::to_owned)
-        });
-        let deflate = match &config.protocol.deflate {
-            // The negotiation declines malformed offers itself; an error would be a policy
-            // refusal, which we treat as declining too: compression is optional.
-            Some(policy) => policy.server_accept(offer.extensions()).unwrap_or(None),
-            None => None,
+        // The callback's choice, else the first of ours the client offers; either way only
+        // one the client offered is answered.
+        let chosen;
+        let protocols = match accept.protocol {
+            Some(protocol) => {
+                chosen = [protocol];
+                &chosen[..]
+            }
+            None => &self.inner.protocols[..],
         };
-
-        let mut response = offer.response(
-            protocol.as_deref(),
-            deflate.as_ref().map(|(_, value)| value.as_str()),
-        );
+        let mut negotiated = negotiate(&offer, config, protocols);
         for (name, value) in accept.headers {
-            response.headers_mut().append(name, value);
+            negotiated.response_mut().headers_mut().append(name, value);
         }
-        let mut head = Vec::with_capacity(256);
-        encode_response(&response, &mut head);
-        stream.write_all(&head).await?;
-        stream.flush().await?;
-
-        let mut conn = Connection::server(config.protocol.clone());
-        if let Some((params, _)) = deflate {
-            conn = conn.with_deflate(params);
-        }
-        // What follows the head is the client's first frames, if it did not wait for the 101.
-        buf.advance(consumed);
-        // The response only names a protocol the client offered.
-        let protocol = protocol.filter(|p| offer.protocols().iter().any(|o| o == p));
-        let ws = WebSocket::from_connection(stream, conn, config)
-            .with_read_buffer(buf)
-            .with_protocol(protocol);
-        Ok((ws, request))
+        let (response, pending) = negotiated.split();
+        answer(&mut stream, &response).await?;
+        Ok((pending.into_websocket_with_buffer(stream, rest), request))
     }
 }
 
-/// How long a refused client may keep sending before we drop the connection, and how much
-/// of it we read and discard meanwhile.
-const REFUSAL_LINGER: Duration = Duration::from_millis(500);
-const REFUSAL_DRAIN: u64 = 64 << 10;
-
 /// Sends the rejection's response, closes the stream, and returns the error to report.
-async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, rejection: Rejection) -> Error {
+async fn refused<S: AsyncRead + AsyncWrite + Unpin>(stream: S, rejection: Rejection) -> Error {
     let status = rejection.status();
     tracing::debug!(%status, error = %rejection.error, "refused WebSocket handshake");
-    // The client may already be gone; the refusal stands either way.
-    let _ = stream.write_all(&rejection.to_bytes()).await;
-    let _ = stream.shutdown().await;
-    // Closing a socket with unread input makes the kernel send RST, which can destroy the
-    // response before the client reads it (e.g. the rest of an oversized head). Read what
-    // the client still sends, briefly and boundedly, so it sees our answer and our FIN.
-    let mut sink = tokio::io::sink();
-    let mut rest = (&mut stream).take(REFUSAL_DRAIN);
-    let drain = tokio::io::copy(&mut rest, &mut sink);
-    let _ = tokio::time::timeout(REFUSAL_LINGER, drain).await;
+    refuse(stream, &rejection).await;
     Error::handshake(rejection.error, Some(status), None)
 }

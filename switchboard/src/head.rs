@@ -1,11 +1,10 @@
-//! The server's side of the opening handshake as I/O steps: read the request head, answer
-//! with the 101, or refuse and close.
+//! The opening handshake as I/O steps, shared by every entry point that reads a head itself
+//! (the router, `accept`, the client): read a head, answer with the 101, or refuse and close.
 
 use bytes::{Buf, BytesMut};
-use http::Request;
 use std::io;
 use std::time::Duration;
-use switchboard_protocol::handshake::{encode_response, parse_request, Rejection};
+use switchboard_protocol::handshake::{encode_response, Rejection};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Reads the request head in pieces this large: a browser's request is well under 1 KiB.
@@ -16,30 +15,45 @@ const HEAD_CHUNK: usize = 1 << 10;
 const REFUSAL_LINGER: Duration = Duration::from_millis(500);
 const REFUSAL_DRAIN: u64 = 64 << 10;
 
-/// What reading the head gave.
-pub(crate) enum Head {
-    /// A complete, well-formed head, its size in bytes, and the bytes read past it.
-    Request(Box<Request<()>>, usize, BytesMut),
-    /// A head we refuse (malformed, too large): the response to send.
-    Refused(Box<Rejection>),
-    /// The client closed the connection before finishing its head.
+/// What reading a head gave.
+pub(crate) enum Head<T, E> {
+    /// A complete, well-formed head, its size in bytes, and the bytes read past it (the
+    /// peer's first frames, if it did not wait).
+    Complete {
+        head: T,
+        size: usize,
+        rest: BytesMut,
+    },
+    /// A head the parser refused (malformed, too large).
+    Invalid(E),
+    /// The peer closed the connection before finishing its head.
     Eof,
 }
 
-/// Reads one HTTP/1.1 request head of at most `max` bytes.
-pub(crate) async fn read_head<S: AsyncRead + Unpin>(
+/// Reads one HTTP/1.1 head of at most `max` bytes with `parse` (the protocol crate's
+/// request or response parser: `Ok(None)` while incomplete). The one head reader of the
+/// crate: server and client alike.
+pub(crate) async fn read_head<S, T, E>(
     stream: &mut S,
     max: usize,
-) -> io::Result<Head> {
+    parse: impl Fn(&[u8], usize) -> Result<Option<(T, usize)>, E>,
+) -> io::Result<Head<T, E>>
+where
+    S: AsyncRead + Unpin,
+{
     let mut buf = BytesMut::new();
     loop {
-        match parse_request(&buf, max) {
-            Ok(Some((request, consumed))) => {
-                buf.advance(consumed);
-                return Ok(Head::Request(Box::new(request), consumed, buf));
+        match parse(&buf, max) {
+            Ok(Some((head, size))) => {
+                buf.advance(size);
+                return Ok(Head::Complete {
+                    head,
+                    size,
+                    rest: buf,
+                });
             }
             Ok(None) => {}
-            Err(rejection) => return Ok(Head::Refused(Box::new(rejection))),
+            Err(error) => return Ok(Head::Invalid(error)),
         }
         // Never hold more than one byte past the limit: that byte is enough to know the
         // head is too large.
