@@ -215,7 +215,7 @@ impl Client {
     /// whose [`Error::status`] and [`Error::response`] say what it answered. `wss://` runs
     /// TLS through rustls (feature `tls`; without it, `wss://` is refused with
     /// [`crate::ErrorKind::InvalidInput`]); a certificate that does not verify is an
-    /// [`crate::ErrorKind::Io`] error saying why. With a proxy, the TCP connection is a
+    /// [`crate::ErrorKind::Tls`] error saying why. With a proxy, the TCP connection is a
     /// CONNECT tunnel through it.
     pub async fn connect(
         &self,

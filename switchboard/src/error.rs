@@ -6,6 +6,8 @@
 
 use http::StatusCode;
 use std::{fmt, io};
+use switchboard_protocol::deflate::NegotiationError;
+use switchboard_protocol::handshake::HandshakeError;
 use switchboard_protocol::{CloseCode, ProtocolError, SendError};
 
 /// What kind of failure an [`Error`] is.
@@ -18,8 +20,14 @@ pub enum ErrorKind {
     /// The peer broke RFC 6455 / RFC 7692 or exceeded a limit; the connection was closed with
     /// [`Error::close_code`].
     Protocol,
-    /// The opening handshake failed; [`Error::status`] has the HTTP status when there was one.
+    /// The opening handshake failed; [`Error::status`] has the HTTP status when there was one
+    /// and [`Error::handshake_failure`] the typed reason.
     Handshake,
+    /// TLS failed: the peer's certificate did not verify (unknown issuer, wrong name,
+    /// expired), the peer does not speak TLS, or a record did not decrypt.
+    /// [`Error::io_error`] holds the `rustls::Error` inside the `io::Error` that carried it;
+    /// `switchboard::tls::explain` says it in words (feature `tls`).
+    Tls,
     /// A deadline passed: the handshake timeout or the close timeout.
     Timeout,
     /// The connection is closing or closed, so the operation cannot be done.
@@ -27,6 +35,25 @@ pub enum ErrorKind {
     /// The application passed something invalid: a bad URL, an unsendable close code, a
     /// control payload over 125 bytes, a close reason over 123 bytes.
     InvalidInput,
+}
+
+/// Why an opening handshake failed: the reason of an [`ErrorKind::Handshake`] error, from
+/// [`Error::handshake_failure`] (its HTTP status is [`Error::status`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeFailure {
+    /// The request or the response broke RFC 6455 (or RFC 8441), or the server refused:
+    /// which rule, or the refusal's status and reason
+    /// ([`HandshakeError::Refused`], [`HandshakeError::NotSwitchingProtocols`]).
+    #[error(transparent)]
+    Http(#[from] HandshakeError),
+    /// The server's permessage-deflate answer does not fit the client's offer (RFC 7692 §7).
+    #[error(transparent)]
+    Deflate(#[from] NegotiationError),
+    /// The HTTP proxy refused the CONNECT tunnel or answered with something else than an
+    /// HTTP response.
+    #[error("{0}")]
+    Proxy(String),
 }
 
 /// An error from a WebSocket operation: see [`ErrorKind`] for the categories.
@@ -45,7 +72,7 @@ enum Detail {
     Protocol(ProtocolError),
     Send(SendError),
     Handshake {
-        error: Box<dyn std::error::Error + Send + Sync>,
+        error: HandshakeFailure,
         status: Option<StatusCode>,
         response: Option<http::Response<()>>,
     },
@@ -60,7 +87,12 @@ impl Error {
     }
 
     pub(crate) fn io(error: io::Error) -> Self {
-        Error::new(ErrorKind::Io, Detail::Io(error))
+        let kind = if is_tls(&error) {
+            ErrorKind::Tls
+        } else {
+            ErrorKind::Io
+        };
+        Error::new(kind, Detail::Io(error))
     }
 
     /// The peer dropped the transport without a close frame.
@@ -101,7 +133,7 @@ impl Error {
     /// A handshake that failed on our side of the exchange (server: the request we refused,
     /// with the status we answered; client: a response we could not accept).
     pub(crate) fn handshake(
-        error: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+        error: impl Into<HandshakeFailure>,
         status: Option<StatusCode>,
         response: Option<http::Response<()>>,
     ) -> Self {
@@ -138,6 +170,14 @@ impl Error {
         }
     }
 
+    /// Why the handshake failed, for [`ErrorKind::Handshake`] errors.
+    pub fn handshake_failure(&self) -> Option<&HandshakeFailure> {
+        match &self.inner.detail {
+            Detail::Handshake { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
     /// The server's response, for a client handshake the server did not accept.
     pub fn response(&self) -> Option<&http::Response<()>> {
         match &self.inner.detail {
@@ -154,7 +194,7 @@ impl Error {
         }
     }
 
-    /// The underlying I/O error, for [`ErrorKind::Io`] errors.
+    /// The underlying I/O error, for [`ErrorKind::Io`] and [`ErrorKind::Tls`] errors.
     pub fn io_error(&self) -> Option<&io::Error> {
         match &self.inner.detail {
             Detail::Io(error) => Some(error),
@@ -218,6 +258,19 @@ impl std::error::Error for Error {
     }
 }
 
+/// Whether `error` carries a TLS failure (rustls reports them inside `io::Error`s).
+#[cfg(feature = "tls")]
+fn is_tls(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<rustls::Error>())
+}
+
+#[cfg(not(feature = "tls"))]
+fn is_tls(_: &io::Error) -> bool {
+    false
+}
+
 impl From<io::Error> for Error {
     fn from(error: io::Error) -> Self {
         Error::io(error)
@@ -240,7 +293,6 @@ impl From<SendError> for Error {
 mod tests {
     use super::*;
     use std::error::Error as _;
-    use switchboard_protocol::handshake::HandshakeError;
 
     #[test]
     fn kinds_and_predicates() {
@@ -265,12 +317,27 @@ mod tests {
         );
         assert_eq!(e.kind(), ErrorKind::Handshake);
         assert_eq!(e.status(), Some(StatusCode::BAD_REQUEST));
+        assert!(matches!(
+            e.handshake_failure(),
+            Some(HandshakeFailure::Http(HandshakeError::MissingKey))
+        ));
 
         assert!(Error::timeout("close handshake").is_timeout());
         assert_eq!(
             Error::abnormal_eof().io_error().unwrap().kind(),
             io::ErrorKind::UnexpectedEof
         );
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_certificate_failure_is_tls_not_io() {
+        let bad = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let e = Error::from(io::Error::new(io::ErrorKind::InvalidData, bad));
+        assert_eq!(e.kind(), ErrorKind::Tls);
+        assert!(e.io_error().is_some());
+        let e = Error::from(io::Error::new(io::ErrorKind::InvalidData, "not TLS"));
+        assert_eq!(e.kind(), ErrorKind::Io);
     }
 
     #[test]

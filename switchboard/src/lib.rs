@@ -87,7 +87,7 @@ pub mod upgrade;
 pub use backpressure::{SlowConsumer, TrySendError};
 pub use client::{connect, Client, ClientBuilder, RefusalBody};
 pub use config::WebSocketConfig;
-pub use error::{Error, ErrorKind};
+pub use error::{Error, ErrorKind, HandshakeFailure};
 pub use liveness::GoingAway;
 pub use router::{ServerStream, ServerWebSocket};
 pub use server::{

@@ -13,7 +13,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::error::Error;
+use crate::error::{Error, HandshakeFailure};
 use base64::Engine as _;
 use bytes::BytesMut;
 use http::{StatusCode, Uri};
@@ -144,10 +144,10 @@ impl Proxy {
         let status = read_response_status(&mut tcp).await?;
         if !status.is_success() {
             return Err(Error::handshake(
-                format!(
+                HandshakeFailure::Proxy(format!(
                     "proxy {}:{} refused the tunnel to {target} with {status}",
                     self.host, self.port
-                ),
+                )),
                 Some(status),
                 None,
             ));
@@ -201,7 +201,11 @@ async fn read_response_status(tcp: &mut TcpStream) -> Result<StatusCode, Error> 
 }
 
 fn bad_proxy(what: &str) -> Error {
-    Error::handshake(format!("the proxy sent {what}"), None, None)
+    Error::handshake(
+        HandshakeFailure::Proxy(format!("the proxy sent {what}")),
+        None,
+        None,
+    )
 }
 
 /// Whether a `NO_PROXY` list covers `host`: `*`, the host itself, or a domain it is in

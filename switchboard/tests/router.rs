@@ -8,10 +8,9 @@ mod pki;
 use http::StatusCode;
 use std::net::SocketAddr;
 use std::time::Duration;
-use switchboard::protocol::handshake::Rejection;
 use switchboard::router::{Route, Router, ServerWebSocket};
 use switchboard::security::{ConnectionLimiter, OriginPolicy, TrustedProxies};
-use switchboard::{Client, CloseCode, Message, WebSocketConfig};
+use switchboard::{Client, CloseCode, Message, Reject, WebSocketConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -190,12 +189,7 @@ async fn origin_and_authentication_run_before_the_101() {
                 (Some("t0k"), _, _) => "query",
                 (_, Some("c00kie"), _) => "cookie",
                 (_, _, Some("Bearer b34rer")) => "header",
-                _ => {
-                    return Err(Rejection::with_status(
-                        StatusCode::UNAUTHORIZED,
-                        "who are you?",
-                    ))
-                }
+                _ => return Err(Reject::new(StatusCode::UNAUTHORIZED, "who are you?")),
             };
             req.extensions_mut().insert(user.to_owned());
             Ok(())

@@ -162,6 +162,6 @@ async fn connect_speaks_wss_with_a_configured_ca_and_refuses_unknown_ones() {
 
     // The default client trusts the webpki roots only.
     let error = switchboard::connect(&url).await.unwrap_err();
-    assert_eq!(error.kind(), switchboard::ErrorKind::Io);
+    assert_eq!(error.kind(), switchboard::ErrorKind::Tls);
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
 }

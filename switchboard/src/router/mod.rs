@@ -5,8 +5,7 @@
 //! ```no_run
 //! use switchboard::router::{Route, Router};
 //! use switchboard::security::{ConnectionLimiter, OriginPolicy};
-//! use switchboard::protocol::handshake::Rejection;
-//! use switchboard::WebSocketConfig;
+//! use switchboard::{Reject, WebSocketConfig};
 //! use http::StatusCode;
 //!
 //! # async fn run() -> Result<(), switchboard::Error> {
@@ -32,7 +31,7 @@
 //!                 req.extensions_mut().insert(String::from("alice"));
 //!                 Ok(())
 //!             }
-//!             _ => Err(Rejection::with_status(StatusCode::UNAUTHORIZED, "bad token")),
+//!             _ => Err(Reject::new(StatusCode::UNAUTHORIZED, "bad token")),
 //!         }),
 //!     )
 //!     .connection_limits(ConnectionLimiter::new(10_000, 64));
@@ -74,6 +73,7 @@ use crate::head::{answer, read_head, refuse, Head};
 use crate::liveness::GoingAway;
 use crate::negotiate::{is_upgrade_request, negotiate, not_an_upgrade};
 use crate::security::{ConnectionLimiter, ConnectionPermit, OriginPolicy, TrustedProxies};
+use crate::server::Reject;
 use crate::websocket::WebSocket;
 use http::StatusCode;
 use std::fmt;
@@ -112,7 +112,7 @@ pub type ServerWebSocket = WebSocket<ServerStream>;
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 type Handler = dyn Fn(ServerWebSocket, ConnectionInfo) -> BoxFuture + Send + Sync;
-type Authenticate = dyn Fn(&mut UpgradeRequest<'_>) -> Result<(), Rejection> + Send + Sync;
+type Authenticate = dyn Fn(&mut UpgradeRequest<'_>) -> Result<(), Reject> + Send + Sync;
 
 /// How long a graceful shutdown waits for connections by default.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -204,10 +204,11 @@ impl Route {
 
     /// A check that runs before the 101, after the protocol, limit and `Origin` checks:
     /// read credentials from headers, cookies or the query string; refuse with any status
-    /// (401, 403, …); leave data for the handler in the request's extensions.
+    /// (401, 403, …) with a [`Reject`]; leave data for the handler in the request's
+    /// extensions.
     pub fn authenticate(
         mut self,
-        check: impl Fn(&mut UpgradeRequest<'_>) -> Result<(), Rejection> + Send + Sync + 'static,
+        check: impl Fn(&mut UpgradeRequest<'_>) -> Result<(), Reject> + Send + Sync + 'static,
     ) -> Self {
         self.authenticate = Some(Box::new(check));
         self
@@ -650,7 +651,7 @@ impl Router {
                 client_ip,
                 protocols: offer.protocols(),
             };
-            authenticate(&mut view).map_err(Box::new)?;
+            authenticate(&mut view).map_err(|reject| Box::new(reject.into_rejection()))?;
         }
         Ok(client_ip)
     }

@@ -106,21 +106,46 @@ impl Accept {
     }
 }
 
-/// The callback's "no": an HTTP status and a one-line reason for the response body.
-#[derive(Debug, Clone)]
+/// An application's "no" to a handshake, from an [`AcceptorBuilder::on_request`] callback
+/// or a route's [`authenticate`](crate::router::Route::authenticate) check: an HTTP status
+/// and a one-line reason for the response body. Small (a status and a string), so a closure
+/// returning `Result<_, Reject>` stays clear of clippy's `result_large_err`.
+///
+/// ```
+/// use http::StatusCode;
+/// let reject = switchboard::Reject::new(StatusCode::UNAUTHORIZED, "bad token");
+/// assert_eq!(reject.status(), StatusCode::UNAUTHORIZED);
+/// assert_eq!(reject.reason(), "bad token");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
     status: StatusCode,
     reason: String,
 }
 
 impl Reject {
-    /// Refuse with `status` (e.g. 403 for an unwelcome `Origin`, 404 for an unknown path)
-    /// and a one-line `reason`.
+    /// Refuse with `status` (e.g. 401 for missing credentials, 403 for an unwelcome
+    /// `Origin`, 404 for an unknown path) and a one-line `reason`.
     pub fn new(status: StatusCode, reason: impl Into<String>) -> Self {
         Reject {
             status,
             reason: reason.into(),
         }
+    }
+
+    /// The status the refusal is answered with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The one-line reason in the response body.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// The protocol crate's refusal, with the response to send.
+    pub(crate) fn into_rejection(self) -> Rejection {
+        Rejection::with_status(self.status, &self.reason)
     }
 }
 
@@ -292,8 +317,7 @@ impl Acceptor {
         let accept = match decision {
             Ok(accept) => accept,
             Err(reject) => {
-                let rejection = Rejection::with_status(reject.status, &reject.reason);
-                return Err(refused(stream, rejection).await);
+                return Err(refused(stream, reject.into_rejection()).await);
             }
         };
         // The callback's choice, else the first of ours the client offers; either way only
