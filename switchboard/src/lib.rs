@@ -105,6 +105,12 @@ pub use switchboard_protocol::{
     CloseCode, CloseFrame, CloseInfo, Initiator, Message, PreparedMessage, State, Utf8Bytes,
 };
 
+/// The migration guide's examples (`docs/migrating.md`), compiled as doctests; the axum
+/// one needs the `axum` feature.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../../docs/migrating.md")]
+pub struct MigratingDoctests;
+
 /// The README's Rust examples, compiled as doctests so they cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
