@@ -95,7 +95,10 @@ impl UpgradedStream {
     }
 }
 
+// Out of line (`inline(never)`): inlined, hyper's dyn-dispatched reads and writes would bloat
+// `ServerStream`'s methods past what the compiler inlines on the plain-TCP path.
 impl tokio::io::AsyncRead for UpgradedStream {
+    #[inline(never)]
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -106,6 +109,7 @@ impl tokio::io::AsyncRead for UpgradedStream {
 }
 
 impl tokio::io::AsyncWrite for UpgradedStream {
+    #[inline(never)]
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -114,6 +118,7 @@ impl tokio::io::AsyncWrite for UpgradedStream {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
+    #[inline(never)]
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -126,10 +131,12 @@ impl tokio::io::AsyncWrite for UpgradedStream {
         self.io.is_write_vectored()
     }
 
+    #[inline(never)]
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
+    #[inline(never)]
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
