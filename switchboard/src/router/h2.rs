@@ -1,7 +1,7 @@
 //! The router over HTTP/2: one connection, many RFC 8441 WebSocket streams, each checked,
 //! negotiated and handled exactly like an HTTP/1.1 upgrade.
 
-use super::{Accepted, BoxFuture, ConnectionInfo, Router, ServerStream};
+use super::{BoxFuture, ConnectionInfo, Router, ServerStream};
 use crate::http2::H2Stream;
 use crate::negotiate::negotiate;
 use bytes::Bytes;
@@ -138,18 +138,12 @@ impl Router {
             }
         };
         let stream = ServerStream::H2(Box::new(H2Stream::new(send, body, Some(peer))));
-        let mut ws = pending.into_websocket(stream);
-        ws.close_on(&self.going_away);
-        let accepted = Accepted {
-            ws,
-            info: ConnectionInfo {
-                request,
-                peer,
-                client_ip,
-            },
-            route: route.clone(),
-            permit,
+        let info = ConnectionInfo {
+            request,
+            peer,
+            client_ip,
         };
+        let accepted = self.accepted(route, pending.into_websocket(stream), info, permit);
         let (handler, permit) = accepted.start();
         Some(Box::pin(async move {
             handler.await;

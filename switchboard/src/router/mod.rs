@@ -604,18 +604,13 @@ impl Router {
                 .ok()?,
             None => answered.await.ok()?,
         }
-        let mut ws = pending.into_websocket_with_buffer(stream, rest);
-        ws.close_on(&self.going_away);
-        Some(Admitted::WebSocket(Accepted {
-            ws,
-            info: ConnectionInfo {
-                request,
-                peer,
-                client_ip,
-            },
-            route: route.clone(),
-            permit,
-        }))
+        let ws = pending.into_websocket_with_buffer(stream, rest);
+        let info = ConnectionInfo {
+            request,
+            peer,
+            client_ip,
+        };
+        Some(Admitted::WebSocket(self.accepted(route, ws, info, permit)))
     }
 
     /// The checks after the protocol's, the same over HTTP/1.1 and HTTP/2: the client's
@@ -654,6 +649,24 @@ impl Router {
             authenticate(&mut view).map_err(|reject| Box::new(reject.into_rejection()))?;
         }
         Ok(client_ip)
+    }
+
+    /// A connection that passed the handshake, the same over HTTP/1.1 and HTTP/2: it
+    /// closes with 1001 when the router shuts down.
+    fn accepted(
+        &self,
+        route: &Arc<Route>,
+        mut ws: ServerWebSocket,
+        info: ConnectionInfo,
+        permit: Option<ConnectionPermit>,
+    ) -> Accepted {
+        ws.close_on(&self.going_away);
+        Accepted {
+            ws,
+            info,
+            route: route.clone(),
+            permit,
+        }
     }
 
     /// The stream the handshake runs on: TLS is terminated here when configured.
