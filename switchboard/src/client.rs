@@ -38,8 +38,71 @@ pub struct RefusalBody(pub bytes::Bytes);
 /// ws.close(switchboard::CloseCode::NORMAL, "bye").await?;
 /// # Ok(()) }
 /// ```
-pub async fn connect(url: &str) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
-    Client::default().connect(url).await
+pub async fn connect(
+    request: impl IntoClientRequest,
+) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
+    Client::default().connect(request).await
+}
+
+/// What [`connect`] and [`Client::connect`] take: a URL (`&str`, `String`, [`Uri`]), or a
+/// whole `http::Request<()>` whose URI is the URL and whose headers are sent with the
+/// upgrade request (as tokio-tungstenite's `IntoClientRequest`). The handshake's own
+/// headers (`Upgrade`, `Connection`, `Sec-WebSocket-*`) are the library's and are not
+/// taken from it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), switchboard::Error> {
+/// let request = http::Request::get("ws://127.0.0.1:9001/chat")
+///     .header("Authorization", "Bearer s3cret")
+///     .body(())
+///     .expect("a valid request");
+/// let (ws, _response) = switchboard::connect(request).await?;
+/// # let _ = ws; Ok(()) }
+/// ```
+pub trait IntoClientRequest {
+    /// The request, or why this is not one ([`crate::ErrorKind::InvalidInput`]).
+    fn into_client_request(self) -> Result<http::Request<()>, Error>;
+}
+
+impl IntoClientRequest for http::Request<()> {
+    fn into_client_request(self) -> Result<http::Request<()>, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoClientRequest for Uri {
+    fn into_client_request(self) -> Result<http::Request<()>, Error> {
+        let mut request = http::Request::new(());
+        *request.uri_mut() = self;
+        Ok(request)
+    }
+}
+
+impl IntoClientRequest for &Uri {
+    fn into_client_request(self) -> Result<http::Request<()>, Error> {
+        self.clone().into_client_request()
+    }
+}
+
+impl IntoClientRequest for &str {
+    fn into_client_request(self) -> Result<http::Request<()>, Error> {
+        let uri: Uri = self
+            .parse()
+            .map_err(|e| Error::invalid_input(format!("invalid URL {self:?}: {e}")))?;
+        uri.into_client_request()
+    }
+}
+
+impl IntoClientRequest for &String {
+    fn into_client_request(self) -> Result<http::Request<()>, Error> {
+        self.as_str().into_client_request()
+    }
+}
+
+impl IntoClientRequest for String {
+    fn into_client_request(self) -> Result<http::Request<()>, Error> {
+        self.as_str().into_client_request()
+    }
 }
 
 /// A configured WebSocket client: subprotocols to offer, extra headers, limits and
@@ -177,12 +240,13 @@ impl ClientBuilder {
         }
     }
 
-    /// Builds the client and connects to `url`; see [`Client::connect`].
+    /// Builds the client and connects to `request` (a URL or an `http::Request`); see
+    /// [`Client::connect`].
     pub async fn connect(
         self,
-        url: &str,
+        request: impl IntoClientRequest,
     ) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
-        self.build()?.connect(url).await
+        self.build()?.connect(request).await
     }
 
     /// Builds the client and runs the handshake on a stream you opened; see
@@ -190,9 +254,9 @@ impl ClientBuilder {
     pub async fn connect_on<S: AsyncRead + AsyncWrite + Unpin>(
         self,
         stream: S,
-        url: &str,
+        request: impl IntoClientRequest,
     ) -> Result<(WebSocket<S>, http::Response<()>), Error> {
-        self.build()?.connect_on(stream, url).await
+        self.build()?.connect_on(stream, request).await
     }
 }
 
@@ -219,14 +283,14 @@ impl Client {
     /// CONNECT tunnel through it.
     pub async fn connect(
         &self,
-        url: &str,
+        request: impl IntoClientRequest,
     ) -> Result<(WebSocket<MaybeTlsStream>, http::Response<()>), Error> {
-        let handshake = self.handshake_for(url)?;
+        let handshake = self.handshake_for(request.into_client_request()?)?;
         #[cfg(not(feature = "tls"))]
         if handshake.is_secure() {
-            return Err(Error::invalid_input(format!(
-                "{url}: wss:// needs the `tls` feature of switchboard"
-            )));
+            return Err(Error::invalid_input(
+                "wss:// needs the `tls` feature of switchboard",
+            ));
         }
         let work = async {
             let tcp = self.open_tcp(&handshake).await?;
@@ -357,15 +421,16 @@ impl Client {
         .map(Some)
     }
 
-    /// Runs the client handshake for `url` on a stream you opened yourself (a TLS stream,
+    /// Runs the client handshake for `request` (a URL or an `http::Request`, see
+    /// [`IntoClientRequest`]) on a stream you opened yourself (a TLS stream,
     /// a proxy tunnel, an in-memory pipe). The URL's scheme is not acted on: the stream is
     /// used as it is.
     pub async fn connect_on<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: S,
-        url: &str,
+        request: impl IntoClientRequest,
     ) -> Result<(WebSocket<S>, http::Response<()>), Error> {
-        let handshake = self.handshake_for(url)?;
+        let handshake = self.handshake_for(request.into_client_request()?)?;
         self.with_timeout(self.run_handshake(stream, handshake))
             .await
     }
@@ -382,13 +447,10 @@ impl Client {
         }
     }
 
-    /// The request for `url`, with our offers and headers.
-    fn handshake_for(&self, url: &str) -> Result<ClientHandshake, Error> {
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| Error::invalid_input(format!("invalid URL {url:?}: {e}")))?;
+    /// The handshake for `request`, with our offers and headers, then the request's.
+    fn handshake_for(&self, request: http::Request<()>) -> Result<ClientHandshake, Error> {
         let invalid = |e: HandshakeError| Error::invalid_input(e.to_string());
-        let mut handshake = ClientHandshake::new(&uri, rand::random()).map_err(invalid)?;
+        let mut handshake = ClientHandshake::new(request.uri(), rand::random()).map_err(invalid)?;
         handshake = handshake
             .try_protocols(self.protocols.iter().cloned())
             .map_err(invalid)?;
@@ -399,6 +461,14 @@ impl Client {
         }
         for (name, value) in &self.headers {
             handshake = handshake.header(name.clone(), value.clone());
+        }
+        let mut name = None;
+        for (key, value) in request.into_parts().0.headers {
+            // `HeaderMap`'s iterator names a header once for all its values.
+            name = key.or(name);
+            if let Some(name) = &name {
+                handshake = handshake.header(name.clone(), value);
+            }
         }
         Ok(handshake)
     }

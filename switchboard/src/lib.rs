@@ -85,7 +85,7 @@ pub mod tls;
 pub mod upgrade;
 
 pub use backpressure::{SlowConsumer, TrySendError};
-pub use client::{connect, Client, ClientBuilder, RefusalBody};
+pub use client::{connect, Client, ClientBuilder, IntoClientRequest, RefusalBody};
 pub use config::WebSocketConfig;
 pub use error::{Error, ErrorKind, HandshakeFailure};
 pub use liveness::GoingAway;

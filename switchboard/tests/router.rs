@@ -167,7 +167,6 @@ async fn routes_have_their_own_options() {
 }
 
 #[tokio::test]
-#[allow(clippy::result_large_err)]
 async fn origin_and_authentication_run_before_the_101() {
     let router = Router::new().route(
         "/private",
@@ -234,6 +233,18 @@ async fn origin_and_authentication_run_before_the_101() {
             Message::from(format!("hello {who}"))
         );
     }
+
+    // The same credentials in an `http::Request` given to `connect`.
+    let request = http::Request::get(&url)
+        .header("origin", "https://app.example")
+        .header("authorization", "Bearer b34rer")
+        .body(())
+        .unwrap();
+    let (mut ws, _) = switchboard::connect(request).await.unwrap();
+    assert_eq!(
+        ws.recv().await.unwrap().unwrap(),
+        Message::from("hello header")
+    );
 }
 
 #[tokio::test]
