@@ -94,7 +94,7 @@ pub use server::{
     accept, accept_connection, Accept, AcceptErrors, Acceptor, AcceptorBuilder, HandshakeRequest,
     Reject, Server,
 };
-pub use split::{WebSocketReader, WebSocketWriter};
+pub use split::{WebSocketReader, WebSocketWriter, WriterFeed};
 pub use stream::MaybeTlsStream;
 pub use websocket::{Feed, Received, WebSocket};
 

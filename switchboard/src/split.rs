@@ -22,10 +22,10 @@ use crate::websocket::WebSocket;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{ready, Context, Poll, Wake, Waker};
 use switchboard_protocol::{CloseCode, CloseFrame, CloseInfo, Message, State};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -194,14 +194,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
         self.flush().await
     }
 
-    /// Queues a message after waiting for room; see [`WebSocket::feed`].
+    /// Queues a message after waiting for room; see [`WebSocket::feed`]. A named future,
+    /// as the whole socket's is.
     ///
     /// Over the high-water mark, the [`SlowConsumer`](crate::SlowConsumer) policy decides.
-    pub async fn feed(&mut self, message: impl Into<Message>) -> Result<(), Error> {
-        let message = message.into();
-        match poll_fn(|cx| self.with_core(cx, |core, ww| core.poll_room(ww))).await? {
-            Room::Free => self.shared.lock().queue(message),
-            Room::Full => self.shared.lock().overflow(),
+    pub fn feed(&mut self, message: impl Into<Message>) -> WriterFeed<'_, S> {
+        WriterFeed {
+            writer: self,
+            message: Some(message.into()),
         }
     }
 
@@ -292,6 +292,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
     /// The state of the close handshake.
     pub fn state(&self) -> State {
         self.shared.lock().conn.state()
+    }
+}
+
+/// The future of [`WebSocketWriter::feed`]: resolves once the message is queued (or
+/// dropped or refused by the [`SlowConsumer`](crate::SlowConsumer) policy). Dropping it
+/// before then queues nothing.
+#[must_use = "futures do nothing unless polled"]
+pub struct WriterFeed<'a, S> {
+    writer: &'a mut WebSocketWriter<S>,
+    message: Option<Message>,
+}
+
+impl<S> std::fmt::Debug for WriterFeed<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriterFeed").finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for WriterFeed<'_, S> {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let message = &mut this.message;
+        // One lock for the room check and the queueing.
+        this.writer.with_core(cx, |core, ww| {
+            let room = ready!(core.poll_room(ww))?;
+            let Some(message) = message.take() else {
+                panic!("`WriterFeed` polled after it completed");
+            };
+            Poll::Ready(match room {
+                Room::Free => core.queue(message),
+                Room::Full => core.overflow(),
+            })
+        })
     }
 }
 
