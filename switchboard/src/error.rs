@@ -11,6 +11,22 @@ use switchboard_protocol::handshake::HandshakeError;
 use switchboard_protocol::{CloseCode, ProtocolError, SendError};
 
 /// What kind of failure an [`Error`] is.
+///
+/// ```no_run
+/// use switchboard::{ErrorKind, HandshakeFailure};
+/// # async fn run() {
+/// match switchboard::connect("wss://example.com/chat").await {
+///     Ok((ws, _)) => drop(ws),
+///     Err(e) if e.kind() == ErrorKind::Tls => eprintln!("TLS: {e}"),
+///     Err(e) if e.kind() == ErrorKind::Handshake => match (e.status(), e.handshake_failure()) {
+///         (Some(status), _) => eprintln!("refused with {status}"),
+///         (None, Some(HandshakeFailure::Http(rule))) => eprintln!("bad answer: {rule}"),
+///         (None, _) => eprintln!("handshake failed: {e}"),
+///     },
+///     Err(e) => eprintln!("{e}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -38,7 +54,8 @@ pub enum ErrorKind {
 }
 
 /// Why an opening handshake failed: the reason of an [`ErrorKind::Handshake`] error, from
-/// [`Error::handshake_failure`] (its HTTP status is [`Error::status`]).
+/// [`Error::handshake_failure`] (its HTTP status is [`Error::status`]). [`ErrorKind`]'s
+/// example matches on it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeFailure {

@@ -298,6 +298,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
 /// The future of [`WebSocketWriter::feed`]: resolves once the message is queued (or
 /// dropped or refused by the [`SlowConsumer`](crate::SlowConsumer) policy). Dropping it
 /// before then queues nothing.
+///
+/// ```no_run
+/// # async fn run(ws: switchboard::ServerWebSocket) -> Result<(), switchboard::Error> {
+/// let (_reader, mut writer) = ws.split();
+/// for i in 0..10 {
+///     writer.feed(format!("{i}")).await?; // queued, not yet written
+/// }
+/// writer.flush().await?; // one write for all ten
+/// # Ok(()) }
+/// ```
 #[must_use = "futures do nothing unless polled"]
 pub struct WriterFeed<'a, S> {
     writer: &'a mut WebSocketWriter<S>,

@@ -17,6 +17,15 @@ use tokio::net::TcpStream;
 ///
 /// An enum rather than a `Box<dyn ..>`: reads and writes are one `match` away from the
 /// stream, with no allocation or virtual call on the echo path.
+///
+/// ```
+/// async fn handler(ws: switchboard::ServerWebSocket) {
+///     let stream: &switchboard::ServerStream = ws.get_ref();
+///     let how = (stream.http_version(), stream.is_tls(), stream.peer_addr().ok());
+///     # let _ = how;
+/// }
+/// # let _ = handler;
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ServerStream {

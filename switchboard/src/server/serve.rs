@@ -54,6 +54,14 @@ impl Server {
     }
 
     /// The configuration connections get (limits, compression, timers, the handshake's).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), switchboard::Error> {
+    /// use switchboard::{Server, WebSocketConfig};
+    /// let config = WebSocketConfig::default().max_message_size(1 << 20).compression(true);
+    /// Server::bind("127.0.0.1:9001").await?.config(config).serve(|_ws| async {}).await
+    /// # }
+    /// ```
     pub fn config(mut self, config: WebSocketConfig) -> Server {
         self.config = config;
         self
