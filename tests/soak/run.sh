@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/soak/run.sh - soak test of `switchboard serve` on loopback: 10,000 idle WebSocket
-# connections plus a REST publisher for a few minutes; the hub's RSS must stay flat and
-# every connection must get every message, in order (tests/soak/soak.py checks both).
+# connections plus publishers (REST and three /ws connections, in turn) for a few minutes;
+# the hub's RSS must stay flat and every connection must get every message, in order
+# (tests/soak/soak.py checks both).
 #
 # usage: tests/soak/run.sh [SECONDS] [CONNECTIONS] [RATE]   (defaults 180, 10000, 2/s)
 # Needs the release binary (cargo build --release -p switchboard-cli) and python3.

@@ -2,8 +2,10 @@
 """Soak client for `switchboard serve` (run by tests/soak/run.sh, which starts the hub).
 
 Holds IDLE WebSocket connections to the chat room /ws/soak (plain text frames), publishes
-RATE messages per second over REST for DURATION seconds, samples the hub's RSS, then checks
-that every connection received every message, in order. Loopback only; bounded in time and
+RATE messages per second for DURATION seconds, in turn over REST and from WS_PUBLISHERS
+publisher connections on /ws (the JSON protocol; each publish waits for its ack, so the
+order is known), samples the hub's RSS, then checks that every connection received every
+message, in order. Loopback only; bounded in time and
 count. Prints one summary line per check and exits non-zero on any failure.
 """
 
@@ -24,6 +26,7 @@ IDLE = env("SOAK_CONNECTIONS", 10000)
 DURATION = env("SOAK_SECONDS", 180.0)
 RATE = env("SOAK_RATE", 2.0)
 HUB_PID = env("SOAK_HUB_PID", 0)
+WS_PUBLISHERS = env("SOAK_WS_PUBLISHERS", 3)
 
 HANDSHAKE = (
     "GET /ws/soak HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
@@ -76,7 +79,53 @@ class Subscriber:
             self.error = repr(e)
 
 
-async def publish(i):
+def masked_text(text):
+    """One masked client text frame (mask key 0: the bytes stay as they are)."""
+    data = text.encode()
+    n = len(data)
+    if n < 126:
+        head = bytes([0x81, 0x80 | n])
+    else:
+        head = bytes([0x81, 0x80 | 126]) + n.to_bytes(2, "big")
+    return head + b"\0\0\0\0" + data
+
+
+class WsPublisher:
+    """A /ws connection that publishes to channel `soak` and waits for each ack."""
+
+    async def open(self):
+        self.reader, self.writer = await asyncio.open_connection(HOST, PORT)
+        self.writer.write(HANDSHAKE.replace("/ws/soak", "/ws").format(host=HOST, port=PORT).encode())
+        await self.writer.drain()
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 30)
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise RuntimeError(f"publisher handshake: {head[:60]!r}")
+
+    async def publish(self, i):
+        self.writer.write(masked_text(f'{{"op":"publish","channel":"soak","data":"m{i}","ref":{i}}}'))
+        await self.writer.drain()
+        while True:
+            b0, b1 = await asyncio.wait_for(self.reader.readexactly(2), 30)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(await self.reader.readexactly(2), "big")
+            elif n == 127:
+                n = int.from_bytes(await self.reader.readexactly(8), "big")
+            payload = await self.reader.readexactly(n)
+            opcode = b0 & 0x0F
+            if opcode == 9:
+                self.writer.write(bytes([0x8A, 0x80 | len(payload), 0, 0, 0, 0]) + payload)
+            elif opcode == 8:
+                raise RuntimeError(f"publisher closed: {payload[:60]!r}")
+            elif opcode == 1:
+                text = payload.decode()
+                if '"op":"ack"' in text and f'"ref":{i}' in text:
+                    return
+                if '"op":"error"' in text:
+                    raise RuntimeError(f"publish {i}: {text[:120]}")
+
+
+async def publish_rest(i):
     body = f"m{i}".encode()
     reader, writer = await asyncio.open_connection(HOST, PORT)
     writer.write(
@@ -112,6 +161,18 @@ async def main():
         errors = [s.error for s in subs if s.error][:3]
         print(f"FAIL soak: not every connection opened {errors}")
         return 1
+    publishers = [WsPublisher() for _ in range(WS_PUBLISHERS)]
+    for p in publishers:
+        await p.open()
+
+    async def publish(i):
+        # In turn: REST, then each /ws publisher.
+        k = i % (WS_PUBLISHERS + 1)
+        if k == 0:
+            await publish_rest(i)
+        else:
+            await publishers[k - 1].publish(i)
+
     rss = [(0.0, rss_kib(HUB_PID))]
     published = 0
     t0 = time.monotonic()
@@ -137,7 +198,8 @@ async def main():
     # of the run on.
     first, peak, last = rss[len(rss) // 2][1], max(r for _, r in rss), rss[-1][1]
     print(
-        f"soak: {IDLE} connections, {published} messages over {DURATION:.0f}s at {RATE}/s; "
+        f"soak: {IDLE} connections, {published} messages over {DURATION:.0f}s at {RATE}/s "
+        f"(REST and {WS_PUBLISHERS} /ws publishers in turn); "
         f"{complete}/{IDLE} got every message in order",
         flush=True,
     )
