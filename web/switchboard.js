@@ -2,8 +2,8 @@
  * switchboard.js — a dependency-free browser client for the Switchboard hub.
  *
  *   const sb = new Switchboard({ transport: "auto" });   // or "websocket" | "sse" | "poll"
- *   const off = sb.subscribe("chat", (data, meta) => console.log(meta.id, data));
- *   await sb.publish("chat", { text: "hello" });         // resolves to { id, epoch }
+ *   const off = sb.subscribe("chat", (data, meta) => console.log(meta.id, new Date(meta.ts), data));
+ *   await sb.publish("chat", { text: "hello" });         // resolves to { id, epoch, ts }
  *   sb.on("state", (s) => ...);                           // "connecting" | "open" | "closed"
  *   sb.on("transport", (t) => ...);                       // the transport in use
  *   sb.on("reset", ({ channel, reason }) => ...);         // history could not reach back
@@ -53,6 +53,11 @@
  * polling /poll/{channel} with publishes over REST. "auto" starts with WebSocket and falls
  * back when a transport never manages to open; once one has worked it is kept. The choice
  * can also come from the page's query string (?transport=sse), which wins.
+ *
+ * meta (and the "message" event) is { channel, id, epoch, ts, transport }: ts is when the
+ * hub accepted the message, in ms since the Unix epoch (new Date(meta.ts)), the same on
+ * every transport and in history, and never earlier than the channel's previous message;
+ * null from a hub too old to send it.
  *
  * Every channel keeps a cursor (epoch + last id). Whatever the transport, a reconnect
  * resumes from it, so messages missed while disconnected arrive once each, in order; if the
@@ -139,7 +144,7 @@
     };
   };
 
-  /** Publishes data (any JSON value) on channel; resolves to {id, epoch}. */
+  /** Publishes data (any JSON value) on channel; resolves to {id, epoch, ts}. */
   Switchboard.prototype.publish = function (channel, data) {
     if (this.conn && this.conn.publish && this.state === "open") {
       return this.conn.publish(channel, data);
@@ -147,7 +152,7 @@
     return this._restPublish(channel, data);
   };
 
-  /** The latest messages of channel: resolves to {messages:[{id,data}], next, epoch}. */
+  /** The latest messages of channel: resolves to {messages:[{id,ts,data}], next, epoch}. */
   Switchboard.prototype.history = function (channel, opts) {
     var q = new URLSearchParams();
     if (opts && opts.limit) q.set("limit", opts.limit);
@@ -237,7 +242,7 @@
   };
 
   /** Delivers one message, dropping anything at or before the channel's cursor. */
-  Switchboard.prototype._deliver = function (name, id, epoch, data) {
+  Switchboard.prototype._deliver = function (name, id, epoch, data, ts) {
     var ch = this.channels[name];
     if (!ch) return;
     if (epoch != null && ch.epoch != null && epoch !== ch.epoch) {
@@ -247,9 +252,10 @@
     if (epoch != null) ch.epoch = epoch;
     if (ch.id != null && id <= ch.id) return; // duplicate
     ch.id = id;
-    var meta = { channel: name, id: id, epoch: ch.epoch, transport: this.transport };
+    ts = typeof ts === "number" && isFinite(ts) ? ts : null;
+    var meta = { channel: name, id: id, epoch: ch.epoch, ts: ts, transport: this.transport };
     ch.handlers.slice().forEach(function (h) { h(data, meta); });
-    this._emit("message", { channel: name, id: id, epoch: ch.epoch, data: data, transport: this.transport });
+    this._emit("message", { channel: name, id: id, epoch: ch.epoch, ts: ts, data: data, transport: this.transport });
   };
 
   Switchboard.prototype._reset = function (name, info) {
@@ -468,7 +474,7 @@
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(data === undefined ? null : data),
-    }).then(jsonOrThrow).then(function (r) { return { id: r.id, epoch: r.epoch }; });
+    }).then(jsonOrThrow).then(function (r) { return { id: r.id, epoch: r.epoch, ts: r.ts }; });
   };
 
   Switchboard.prototype._url = function (path, params) {
@@ -527,7 +533,7 @@
     this.ws.onmessage = function (ev) {
       var f;
       try { f = JSON.parse(ev.data); } catch (e) { return; }
-      if (f.op === "message") client._deliver(f.channel, f.id, null, f.data);
+      if (f.op === "message") client._deliver(f.channel, f.id, null, f.data, f.ts);
       else if (f.op === "subscribed") {
         var ch = client.channels[f.channel];
         if (ch) {
@@ -542,7 +548,7 @@
         var p = client.pending[f.ref];
         if (p) {
           delete client.pending[f.ref];
-          if (f.op === "ack") p.resolve({ id: f.id, epoch: f.epoch });
+          if (f.op === "ack") p.resolve({ id: f.id, epoch: f.epoch, ts: f.ts });
           else { var e = new Error(f.message); e.code = f.code; p.reject(e); }
         }
       } else if (f.op === "error") {
@@ -605,7 +611,8 @@
     if (this.ended || this.sources[channel] || typeof EventSource === "undefined") return;
     var self = this;
     var client = this.client;
-    var params = client._presenceParams(channel, { format: "json" });
+    // format=message: each event's data is {"id","ts","data"}, the payload with its time.
+    var params = client._presenceParams(channel, { format: "message" });
     var cursor = client._cursor(channel);
     if (cursor != null) params.since = cursor;
     var es = new EventSource(client._url("/sse/" + encodeURIComponent(channel), params));
@@ -617,9 +624,9 @@
     };
     es.onmessage = function (ev) {
       var parts = (ev.lastEventId || "").split(":");
-      var data;
-      try { data = JSON.parse(ev.data); } catch (e) { data = ev.data; }
-      client._deliver(channel, Number(parts[1]), Number(parts[0]), data);
+      var m;
+      try { m = JSON.parse(ev.data); } catch (e) { return; }
+      client._deliver(channel, Number(parts[1]), Number(parts[0]), m.data, m.ts);
     };
     es.addEventListener("reset", function (ev) { client._reset(channel, JSON.parse(ev.data)); });
     es.addEventListener("presence", function (ev) { client._presenceSnapshot(channel, JSON.parse(ev.data)); });
@@ -694,7 +701,7 @@
         if (body.reset) {
           client._reset(channel, { epoch: body.epoch, reason: body.reset.reason, message: body.reset.message, last: Number(String(body.next).split(":")[1]) });
         }
-        body.messages.forEach(function (m) { client._deliver(channel, m.id, body.epoch, m.data); });
+        body.messages.forEach(function (m) { client._deliver(channel, m.id, body.epoch, m.data, m.ts); });
         if (body.presence) client._presenceSnapshot(channel, body.presence);
         var ch = client.channels[channel];
         if (ch) setCursor(ch, body.next);

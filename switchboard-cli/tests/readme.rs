@@ -92,13 +92,16 @@ fn the_readme_curl_examples_do_what_the_readme_says() {
         "the README's curl examples are gone: {curls:?}"
     );
     let mut published = Vec::new();
+    let mut stamps = Vec::new();
     for command in &curls {
         if command.contains(" -d ") && command.contains("/api/channels/") {
-            // "publish; answers {"id":…,"epoch":…}"
+            // "publish; answers {"id":…,"epoch":…,"ts":…}"
             let answer = json(&sh(command), command);
             assert!(answer["id"].as_u64().is_some(), "{command}: {answer}");
             assert!(answer["epoch"].as_u64().is_some(), "{command}: {answer}");
+            assert!(answer["ts"].as_u64().is_some(), "{command}: {answer}");
             published.push(answer["id"].as_u64().unwrap());
+            stamps.push(answer["ts"].clone());
         } else if command.contains("/api/channels/") && command.contains("since=0") {
             // "history": what was published above.
             let answer = json(&sh(command), command);
@@ -109,6 +112,13 @@ fn the_readme_curl_examples_do_what_the_readme_says() {
                 .filter_map(|m| m["id"].as_u64())
                 .collect();
             assert_eq!(ids, published, "{command}: {answer}");
+            let times: Vec<_> = answer["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["ts"].clone())
+                .collect();
+            assert_eq!(times, stamps, "the publish's ts is the history's: {answer}");
             assert_eq!(
                 answer["messages"][0]["data"], "hello",
                 "{command}: {answer}"

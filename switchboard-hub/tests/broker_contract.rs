@@ -385,6 +385,76 @@ async fn presence_across_hubs(kind: Kind) {
     );
 }
 
+/// A message's time (`ts`) is set once, where it is accepted, and is the same on every hub:
+/// in the publish's answer, live on the other hub, in either hub's history and replays. With
+/// Redis it is Redis's clock, kept from going back along the channel's ids.
+async fn one_time_on_every_hub(kind: Kind) {
+    let p = pair(kind, 100, 64).await;
+    let c = chan("clock");
+    let mut on_b = p.b.subscribe(&c, None).await.unwrap();
+    let first = publish(&p.a, &c, "1").await;
+    let second = publish(&p.b, &c, "2").await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(
+        first.ts <= second.ts && second.ts <= now_ms + 1000 && first.ts + 60_000 > now_ms,
+        "{first:?} {second:?} now {now_ms}"
+    );
+    for want in [first, second] {
+        match next(&mut on_b).await {
+            Delivery::Message(m) => assert_eq!((m.id(), m.published_ms()), (want.id, want.ts)),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+    let times = |page: &switchboard_hub::core::Page| -> Vec<u64> {
+        page.messages.iter().map(|m| m.published_ms()).collect()
+    };
+    let want = vec![first.ts, second.ts];
+    assert_eq!(times(&p.a.history(&c, None, 10).await.unwrap()), want);
+    assert_eq!(times(&p.b.history(&c, None, 10).await.unwrap()), want);
+    let mut replay =
+        p.b.subscribe(&c, Some(Cursor::id_only(MessageId::ZERO)))
+            .await
+            .unwrap();
+    for want in [first, second] {
+        match next(&mut replay).await {
+            Delivery::Message(m) => assert_eq!(m.published_ms(), want.ts),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+    if let Some(redis) = &p.redis {
+        // A channel whose last entry is an hour ahead of Redis's clock (as if the clock was
+        // stepped back since): the next message takes that time, not an earlier one.
+        let ahead = (now_ms + 3_600_000).to_string();
+        for cmd in [
+            &["SET", "contract:{stepped}:seq", "5"][..],
+            &["SET", "contract:{stepped}:epoch", "77"],
+            &[
+                "XADD",
+                "contract:{stepped}:log",
+                "5-0",
+                "t",
+                &ahead,
+                "d",
+                "\"old\"",
+            ],
+        ] {
+            let reply = redis.command(cmd);
+            assert!(!reply.starts_with('-'), "{cmd:?}: {reply}");
+        }
+        let s = chan("stepped");
+        let next_one = publish(&p.a, &s, "new").await;
+        assert_eq!((next_one.epoch.get(), next_one.id.get()), (77, 6));
+        assert_eq!(next_one.ts.to_string(), ahead);
+        assert_eq!(
+            times(&p.b.history(&s, None, 10).await.unwrap()),
+            [next_one.ts, next_one.ts]
+        );
+    }
+}
+
 /// Reads of a channel nobody published to store nothing (in Redis at most a key naming
 /// the epoch it will be born with, which expires), and the cursor they hand out stays valid
 /// once the first message arrives: no reset, nothing missed.
@@ -457,6 +527,10 @@ macro_rules! contract {
             #[tokio::test]
             async fn reads_create_nothing() {
                 super::reads_create_nothing(Kind::$kind).await
+            }
+            #[tokio::test]
+            async fn one_time_on_every_hub() {
+                super::one_time_on_every_hub(Kind::$kind).await
             }
             #[tokio::test]
             async fn presence_across_hubs() {

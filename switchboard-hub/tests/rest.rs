@@ -79,6 +79,15 @@ async fn publish_json_and_text_then_read_history() {
     );
     let (_, _, c) = send(&app, post("/api/channels/chat/messages", None, "no type")).await;
     assert_eq!(c["id"], 3);
+    // The hub's acceptance time, ms since the Unix epoch, never going back along ids.
+    let ts: Vec<u64> = [&a, &b, &c]
+        .iter()
+        .map(|r| r["ts"].as_u64().unwrap())
+        .collect();
+    assert!(
+        ts.windows(2).all(|w| w[0] <= w[1]) && ts[0] > 1_700_000_000_000,
+        "{ts:?}"
+    );
 
     let (status, headers, page) = send(&app, get("/api/channels/chat/messages")).await;
     assert_eq!(status, StatusCode::OK);
@@ -89,9 +98,9 @@ async fn publish_json_and_text_then_read_history() {
             "channel": "chat",
             "epoch": epoch,
             "messages": [
-                {"id": 1, "data": {"z": 1, "a": [true, null]}},
-                {"id": 2, "data": "héllo\n"},
-                {"id": 3, "data": "no type"},
+                {"id": 1, "ts": a["ts"], "data": {"z": 1, "a": [true, null]}},
+                {"id": 2, "ts": b["ts"], "data": "héllo\n"},
+                {"id": 3, "ts": c["ts"], "data": "no type"},
             ],
             "next": format!("{epoch}:3"),
             "more": false,
@@ -124,8 +133,9 @@ async fn json_key_order_is_preserved() {
 #[tokio::test]
 async fn history_pages_with_since_and_limit() {
     let (_s, app) = default_server();
+    let mut last_ts = serde_json::Value::Null;
     for i in 1..=5 {
-        send(
+        last_ts = send(
             &app,
             post(
                 "/api/channels/c/messages",
@@ -133,7 +143,9 @@ async fn history_pages_with_since_and_limit() {
                 &i.to_string(),
             ),
         )
-        .await;
+        .await
+        .2["ts"]
+            .clone();
     }
     let (_, _, p) = send(&app, get("/api/channels/c/messages?since=1&limit=2")).await;
     let ids: Vec<_> = p["messages"]
@@ -160,7 +172,7 @@ async fn history_pages_with_since_and_limit() {
     assert_eq!(p["more"], false);
     // The latest N without since.
     let (_, _, p) = send(&app, get("/api/channels/c/messages?limit=1")).await;
-    assert_eq!(p["messages"], json!([{"id": 5, "data": 5}]));
+    assert_eq!(p["messages"], json!([{"id": 5, "ts": last_ts, "data": 5}]));
 }
 
 #[tokio::test]

@@ -128,7 +128,7 @@ async fn long_poll_returns_at_once_or_waits() {
     let body = r.json();
     assert_eq!(
         body["messages"],
-        serde_json::json!([{"id": 1, "data": "one"}])
+        serde_json::json!([{"id": 1, "ts": p["ts"], "data": "one"}])
     );
     assert_eq!(body["next"], format!("{e}:1"));
 
@@ -147,12 +147,12 @@ async fn long_poll_returns_at_once_or_waits() {
         (started.elapsed(), r.json())
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    publish(hub.addr, "c", "two").await;
+    let two = publish(hub.addr, "c", "two").await;
     let (elapsed, body) = tokio::time::timeout(WAIT, waiter).await.unwrap().unwrap();
     assert!(elapsed >= Duration::from_millis(150), "{elapsed:?}");
     assert_eq!(
         body["messages"],
-        serde_json::json!([{"id": 2, "data": "two"}])
+        serde_json::json!([{"id": 2, "ts": two["ts"], "data": "two"}])
     );
 
     // Timeout: empty answer, cursor unchanged.

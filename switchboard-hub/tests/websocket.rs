@@ -40,20 +40,22 @@ async fn subscribe_publish_ack_and_receive() {
     // The ack and the message may arrive in either order (they travel separately).
     let mut frames = [recv_json(&mut ws).await, recv_json(&mut ws).await];
     frames.sort_by_key(|f| f["op"].as_str().unwrap().to_owned());
+    let ts = frames[0]["ts"].clone();
+    assert!(ts.as_u64().is_some(), "{}", frames[0]);
     assert_eq!(
         frames[0],
-        json!({"op": "ack", "channel": "chat", "id": 1, "epoch": epoch, "ref": "x"})
+        json!({"op": "ack", "channel": "chat", "id": 1, "epoch": epoch, "ts": ts, "ref": "x"})
     );
     assert_eq!(
         frames[1],
-        json!({"op": "message", "channel": "chat", "id": 1, "data": {"b": 1, "a": [2]}})
+        json!({"op": "message", "channel": "chat", "id": 1, "ts": ts, "data": {"b": 1, "a": [2]}})
     );
 
     // REST publish reaches the WebSocket subscriber.
-    publish(hub.addr, "chat", "from rest").await;
+    let ts = publish(hub.addr, "chat", "from rest").await["ts"].clone();
     assert_eq!(
         recv_json(&mut ws).await,
-        json!({"op": "message", "channel": "chat", "id": 2, "data": "from rest"})
+        json!({"op": "message", "channel": "chat", "id": 2, "ts": ts, "data": "from rest"})
     );
 }
 
@@ -255,6 +257,24 @@ async fn chat_room_resumes_with_since() {
     assert_eq!(recv_text(&mut ws).await, "two");
 }
 
+/// A long poll of `channel` (the hub's only channel) that waits for the next message,
+/// once it is the channel's `subscribers`th subscriber: publish after this, not before.
+async fn waiting_poll(
+    hub: &common::Running,
+    channel: &str,
+    subscribers: usize,
+) -> tokio::task::JoinHandle<serde_json::Value> {
+    let addr = hub.addr;
+    let path = format!("/poll/{channel}?timeout=10");
+    let poll = tokio::spawn(async move { request(addr, "GET", &path, &[], b"").await.json() });
+    let deadline = Instant::now() + WAIT;
+    while hub.hub.channels().await.unwrap()[0].subscribers < subscribers {
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    poll
+}
+
 /// One REST publish reaches WebSocket, chat room, SSE and long-poll subscribers alike.
 #[tokio::test]
 async fn rest_publish_reaches_every_transport() {
@@ -265,18 +285,7 @@ async fn rest_publish_reaches_every_transport() {
     let mut room = connect(hub.addr, "/ws/news").await;
     let mut sse = HttpStream::open(hub.addr, "GET", "/sse/news", &[], b"").await;
     sse.next_sse_block().await.unwrap();
-    let addr = hub.addr;
-    let poll = tokio::spawn(async move {
-        request(addr, "GET", "/poll/news?timeout=10", &[], b"")
-            .await
-            .json()
-    });
-    // Let the poll reach the hub before publishing.
-    let deadline = Instant::now() + WAIT;
-    while hub.hub.channels().await.unwrap()[0].subscribers < 4 {
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let poll = waiting_poll(&hub, "news", 4).await;
     publish(hub.addr, "news", "extra").await;
     assert_eq!(recv_json(&mut ws).await["data"], "extra");
     assert_eq!(recv_text(&mut room).await, "extra");
@@ -432,4 +441,119 @@ async fn subprotocols_are_selected_as_browsers_expect() {
         Some("chat".to_owned())
     );
     assert_eq!(offer("/ws/room", &[]).await.unwrap(), None);
+}
+
+/// Whole ms since the Unix epoch, now.
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// The hub's `ts` of a message is one value, the same on every transport that carries
+/// metadata, live and replayed, and in the publish's answers: `/ws` (ack, message, replay),
+/// SSE `format=message` (live and after `Last-Event-ID`), long polling, history pages.
+/// Existing SSE formats stay the bare payload.
+#[tokio::test]
+async fn every_transport_carries_the_hubs_time() {
+    let hub = start(HubConfig::default()).await;
+    let mut ws = connect(hub.addr, "/ws").await;
+    send(&mut ws, json!({"op": "subscribe", "channel": "t"})).await;
+    recv_json(&mut ws).await;
+    let mut sse = HttpStream::open(hub.addr, "GET", "/sse/t?format=message", &[], b"").await;
+    sse.next_sse_block().await.unwrap();
+    let mut plain = HttpStream::open(hub.addr, "GET", "/sse/t?format=json", &[], b"").await;
+    plain.next_sse_block().await.unwrap();
+    let poll = waiting_poll(&hub, "t", 4).await;
+
+    let before = now_ms();
+    let answer = publish(hub.addr, "t", "one").await;
+    let after = now_ms();
+    let ts = answer["ts"].as_u64().expect("REST publish answers ts");
+    assert!(
+        (before..=after).contains(&ts),
+        "{before} <= {ts} <= {after}"
+    );
+
+    let live = recv_json(&mut ws).await;
+    assert_eq!(
+        live,
+        json!({"op": "message", "channel": "t", "id": 1, "ts": ts, "data": "one"})
+    );
+    let event = sse.next_event().await.unwrap();
+    assert_eq!(
+        event.id.as_deref(),
+        Some(format!("{}:1", answer["epoch"]).as_str())
+    );
+    let data: serde_json::Value = serde_json::from_str(event.data.as_deref().unwrap()).unwrap();
+    assert_eq!(data, json!({"id": 1, "ts": ts, "data": "one"}));
+    assert_eq!(
+        plain.next_event().await.unwrap().data.as_deref(),
+        Some("\"one\""),
+        "format=json is the payload alone, as before"
+    );
+    assert_eq!(
+        poll.await.unwrap()["messages"],
+        json!([{"id": 1, "ts": ts, "data": "one"}])
+    );
+
+    // A /ws publish: its ack and its message carry the same time.
+    send(
+        &mut ws,
+        json!({"op": "publish", "channel": "t", "data": "two", "ref": 2}),
+    )
+    .await;
+    let mut frames = [recv_json(&mut ws).await, recv_json(&mut ws).await];
+    frames.sort_by_key(|f| f["op"].as_str().unwrap().to_owned());
+    let ts2 = frames[0]["ts"].as_u64().expect("ack carries ts");
+    assert_eq!(frames[1]["ts"].as_u64(), Some(ts2));
+    assert!(ts2 >= ts, "times never go back along ids");
+
+    // Replays carry the time the message had live.
+    let history = request(
+        hub.addr,
+        "GET",
+        "/api/channels/t/messages?since=0",
+        &[],
+        b"",
+    )
+    .await
+    .json();
+    assert_eq!(
+        history["messages"],
+        json!([{"id": 1, "ts": ts, "data": "one"}, {"id": 2, "ts": ts2, "data": "two"}])
+    );
+    let poll = request(hub.addr, "GET", "/poll/t?since=1", &[], b"")
+        .await
+        .json();
+    assert_eq!(
+        poll["messages"],
+        json!([{"id": 2, "ts": ts2, "data": "two"}])
+    );
+    let mut again = connect(hub.addr, "/ws").await;
+    send(
+        &mut again,
+        json!({"op": "subscribe", "channel": "t", "since": 0}),
+    )
+    .await;
+    assert_eq!(recv_json(&mut again).await["recovered"], true);
+    assert_eq!(recv_json(&mut again).await["ts"].as_u64(), Some(ts));
+    assert_eq!(recv_json(&mut again).await["ts"].as_u64(), Some(ts2));
+    let first = format!("{}:1", answer["epoch"]);
+    let mut resumed = HttpStream::open(
+        hub.addr,
+        "GET",
+        "/sse/t?format=message",
+        &[("last-event-id", first.as_str())],
+        b"",
+    )
+    .await;
+    resumed.next_sse_block().await.unwrap();
+    let data: serde_json::Value =
+        serde_json::from_str(resumed.next_event().await.unwrap().data.as_deref().unwrap()).unwrap();
+    assert_eq!(data, json!({"id": 2, "ts": ts2, "data": "two"}));
 }

@@ -193,7 +193,8 @@ async function restSection(context) {
   for (let i = 1; i <= 20; i++) {
     published.push({ ...(await hub.publishText(channel, `burst ${i}`)), data: `burst ${i}` });
   }
-  const want = published.map((p) => `${p.id}:${JSON.stringify(p.data)}`);
+  // The hub's time (`ts` in the publish's answer) is what every transport hands the page.
+  const want = published.map((p) => `${p.id}@${p.ts}:${JSON.stringify(p.data)}`);
   for (const page of pages) {
     let got = [];
     try {
@@ -201,10 +202,10 @@ async function restSection(context) {
     } catch {
       /* compared below */
     }
-    got = (await received(page)).map((m) => `${m.id}:${JSON.stringify(m.data)}`);
+    got = (await received(page)).map((m) => `${m.id}@${m.ts}:${JSON.stringify(m.data)}`);
     r.report(
-      JSON.stringify(got) === JSON.stringify(want),
-      `REST publish reaches the ${page.transport} page: all ${want.length} messages, same ids and payloads, in order`,
+      JSON.stringify(got) === JSON.stringify(want) && published.every((p) => typeof p.ts === "number"),
+      `REST publish reaches the ${page.transport} page: all ${want.length} messages, same ids, hub times (ts) and payloads, in order`,
       got.length === want.length ? "" : `got ${got.length}: ${got.slice(0, 5).join(" ")}…`,
     );
   }
@@ -216,8 +217,9 @@ async function restSection(context) {
   r.report(
     JSON.stringify(all.messages.map((m) => m.id)) === JSON.stringify(published.map((p) => p.id)) &&
       JSON.stringify(all.messages.map((m) => m.data)) === JSON.stringify(published.map((p) => p.data)) &&
+      JSON.stringify(all.messages.map((m) => m.ts)) === JSON.stringify(published.map((p) => p.ts)) &&
       all.more === false && all.epoch === epoch,
-    "REST history since=0: every message, oldest first, with its payload",
+    "REST history since=0: every message, oldest first, with its payload and the hub's time",
     `${all.messages.length} messages, more=${all.more}`,
   );
   const cut = published[4];

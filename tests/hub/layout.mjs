@@ -64,6 +64,8 @@ function measure(page, size) {
         own: li.classList.contains("own"),
         bg: getComputedStyle(li).backgroundColor,
         time: li.querySelector("time")?.textContent ?? null,
+        at: li.querySelector("time")?.dateTime ?? null,
+        source: li.querySelector("time")?.dataset.source ?? null,
         textOverflow: text ? text.scrollWidth - text.clientWidth : 0,
         text: text?.textContent ?? "",
       };
@@ -107,7 +109,9 @@ async function atSize(browser, size) {
     { nick: "bob", text: "line one\nline two\nline three" },
   ];
   const own = ["Yes, just now.", `And a long one: ${LONG_WORD}`];
-  await hub.publish(channel, { ...others[0], ts: Date.now() });
+  const started = Date.now();
+  // A sender's own ts is the sender's say: this one claims 2001, the page shows the hub's.
+  await hub.publish(channel, { ...others[0], ts: Date.UTC(2001, 0, 1) });
   await page.fill("#message", own[0]);
   await page.click("#send");
   for (const o of others.slice(1)) await hub.publish(channel, { ...o, ts: Date.now() });
@@ -140,6 +144,17 @@ async function atSize(browser, size) {
     `own ${ownB.length} ${ownB[0]?.bg}, others ${otherB.length} ${otherB[0]?.bg}`,
   );
   r.report(m.msgs.every((b) => /^\d{1,2}[:.]\d{2}/.test(b.time ?? "")), `${tag}: every message shows its time`, m.msgs.map((b) => b.time).join(" "));
+  const hubTime = (b) => b.source === "hub" && Date.parse(b.at) >= started - 5000 && Date.parse(b.at) <= Date.now() + 5000;
+  r.report(m.msgs.every(hubTime), `${tag}: every time shown is the hub's (a sender's faked 2001 ts is not shown)`, m.msgs.map((b) => `${b.source} ${b.at}`).join(", "));
+  // After a reload the same messages come from history: the same times.
+  await page.reload({ timeout: WAIT });
+  await page.waitForFunction((n) => document.querySelectorAll("#log .msg").length >= n, total, { timeout: WAIT });
+  const again = await measure(page, size);
+  r.report(
+    JSON.stringify(again.msgs.map((b) => b.at)) === JSON.stringify(m.msgs.map((b) => b.at)) && again.msgs.every(hubTime),
+    `${tag}: after a reload, history shows each message with the same hub time`,
+    again.msgs.map((b) => `${b.source} ${b.at}`).join(", "),
+  );
   const last = m.msgs.at(-1);
   r.report(last && last.bottom <= sc.bottom + 1 && last.top >= sc.top - 1, `${tag}: the newest message is in view`, last ? `${Math.round(last.top)}-${Math.round(last.bottom)} in ${Math.round(sc.top)}-${Math.round(sc.bottom)}` : "none");
   r.report(errors.length === 0, `${tag}: no page errors`, errors.join("; "));

@@ -157,6 +157,8 @@ pub struct History {
     limits: HistoryLimits,
     entries: VecDeque<Arc<Message>>,
     last: MessageId,
+    /// When message `last` was accepted: no later id gets an earlier time.
+    last_at: SystemTime,
     /// [`retained_cost`] of `entries`.
     bytes: usize,
     /// Shared by every history under one budget: the sum of their `bytes`.
@@ -180,6 +182,7 @@ impl History {
             limits,
             entries: VecDeque::new(),
             last: MessageId::ZERO,
+            last_at: SystemTime::UNIX_EPOCH,
             bytes: 0,
             meter: None,
         }
@@ -256,8 +259,13 @@ impl History {
             .unwrap_or(self.last.next())
     }
 
-    /// Gives `data` the next id, records it and returns the message.
+    /// Gives `data` the next id, records it and returns the message. Its time is `now`, or
+    /// the previous message's if that is later: publishers read the clock before taking the
+    /// channel, so two racing ones may arrive in the other order, and clients are promised
+    /// that times never go back along a channel's ids.
     pub fn append(&mut self, data: Payload, now: SystemTime) -> Arc<Message> {
+        let now = now.max(self.last_at);
+        self.last_at = now;
         self.last = self.last.next();
         let msg = Arc::new(Message::new(
             self.channel.clone(),
@@ -425,6 +433,20 @@ mod tests {
         let b = h.append(Payload::text("b"), t);
         assert_eq!((a.id().get(), b.id().get()), (1, 2));
         assert_eq!(h.head(), at(2));
+    }
+
+    #[test]
+    fn times_never_go_back_along_ids() {
+        let t = SystemTime::now();
+        let mut h = history(10, None);
+        let a = h.append(Payload::text("a"), t);
+        // A publisher that read the clock earlier but took the channel later, or a clock
+        // stepped back: the later id keeps the earlier id's time, not its own.
+        let b = h.append(Payload::text("b"), t - Duration::from_secs(3));
+        let c = h.append(Payload::text("c"), t + Duration::from_millis(5));
+        assert_eq!(b.published_at(), a.published_at());
+        assert_eq!(c.published_at(), t + Duration::from_millis(5));
+        assert!(a.published_ms() <= b.published_ms() && b.published_ms() <= c.published_ms());
     }
 
     #[test]

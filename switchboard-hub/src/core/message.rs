@@ -26,6 +26,18 @@ pub struct Message {
     plain_text: OnceLock<PreparedMessage>,
     sse_json: OnceLock<Bytes>,
     sse_plain: OnceLock<Bytes>,
+    sse_message: OnceLock<Bytes>,
+}
+
+/// One message in a list, `{"id":…,"ts":…,"data":…}` (see [`Message::entry`]).
+#[derive(Debug, serde::Serialize)]
+pub struct Entry<'a> {
+    /// Its id within the channel.
+    pub id: MessageId,
+    /// When the hub accepted it, [`Message::published_ms`].
+    pub ts: u64,
+    /// Its payload.
+    pub data: &'a Payload,
 }
 
 /// How the `data:` lines of an SSE event carry the payload.
@@ -35,6 +47,9 @@ pub enum SseFormat {
     Json,
     /// [`Payload::plain_text`], what a plain `new EventSource()` chat page wants to show.
     Plain,
+    /// `{"id":…,"ts":…,"data":…}`, the shape of a history entry: the payload with the
+    /// hub's acceptance time, which the two other forms have no room for.
+    Message,
 }
 
 impl Message {
@@ -58,6 +73,7 @@ impl Message {
             plain_text: OnceLock::new(),
             sse_json: OnceLock::new(),
             sse_plain: OnceLock::new(),
+            sse_message: OnceLock::new(),
         }
     }
 
@@ -91,7 +107,17 @@ impl Message {
         self.published_at
     }
 
-    /// The `/ws` JSON protocol frame: `{"op":"message","channel":…,"id":…,"data":…}`.
+    /// [`Message::published_at`] as the wire's `ts`: whole milliseconds since the Unix epoch
+    /// (what JavaScript's `Date` takes; exact in a JSON number for the next 285 000 years).
+    /// A time before 1970 (a badly set clock) is sent as 0 rather than failing delivery.
+    pub fn published_ms(&self) -> u64 {
+        self.published_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The `/ws` JSON protocol frame:
+    /// `{"op":"message","channel":…,"id":…,"ts":…,"data":…}`.
     pub fn ws_envelope(&self) -> Bytes {
         payload(self.ws_envelope_frame())
     }
@@ -106,11 +132,23 @@ impl Message {
             out.extend_from_slice(self.channel.as_str().as_bytes());
             out.extend_from_slice(b"\",\"id\":");
             out.extend_from_slice(self.id.to_string().as_bytes());
+            out.extend_from_slice(b",\"ts\":");
+            out.extend_from_slice(self.published_ms().to_string().as_bytes());
             out.extend_from_slice(b",\"data\":");
             out.extend_from_slice(self.data.json());
             out.push(b'}');
             prepared_text(Bytes::from(out))
         })
+    }
+
+    /// This message as a history page, a long poll and a `format=message` SSE event list
+    /// it: `{"id":…,"ts":…,"data":…}`.
+    pub fn entry(&self) -> Entry<'_> {
+        Entry {
+            id: self.id,
+            ts: self.published_ms(),
+            data: &self.data,
+        }
     }
 
     /// The payload as plain UTF-8 text, as the seeds' chat room (`/ws/{channel}`) sends it.
@@ -129,11 +167,16 @@ impl Message {
         let cell = match format {
             SseFormat::Json => &self.sse_json,
             SseFormat::Plain => &self.sse_plain,
+            SseFormat::Message => &self.sse_message,
         };
         cell.get_or_init(|| {
             let text = match format {
                 SseFormat::Json => std::borrow::Cow::Borrowed(self.data.as_str()),
                 SseFormat::Plain => self.data.plain_text(),
+                // Serialising ids, integers and compact JSON cannot fail.
+                SseFormat::Message => std::borrow::Cow::Owned(
+                    serde_json::to_string(&self.entry()).unwrap_or_default(),
+                ),
             };
             Bytes::from(sse_event(None, &self.cursor().to_string(), &text))
         })
@@ -202,7 +245,7 @@ mod tests {
             Epoch::new(7).unwrap(),
             MessageId::new(3),
             data,
-            SystemTime::now(),
+            SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(1_700_000_000_123_456),
         )
     }
 
@@ -213,7 +256,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&env).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"op":"message","channel":"chat","id":3,"data":{"a":[1,"x"]}})
+            serde_json::json!({"op":"message","channel":"chat","id":3,"ts":1_700_000_000_123_u64,"data":{"a":[1,"x"]}})
         );
         // Encoded once: the second call hands out the same allocation.
         assert_eq!(m.ws_envelope().as_ptr(), env.as_ptr());
@@ -230,6 +273,25 @@ mod tests {
         assert_eq!(&a.frame()[2..], &env[..]);
         let plain = m.plain_text_frame();
         assert_eq!(&plain.frame()[..], &[0x81, 2, b'h', b'i']);
+    }
+
+    #[test]
+    fn time_is_whole_milliseconds_and_never_fails() {
+        let m = msg(Payload::text("x"));
+        assert_eq!(m.published_ms(), 1_700_000_000_123);
+        let entry = serde_json::to_value(m.entry()).unwrap();
+        assert_eq!(
+            entry,
+            serde_json::json!({"id":3,"ts":1_700_000_000_123_u64,"data":"x"})
+        );
+        let before_1970 = Message::new(
+            ChannelName::new("chat").unwrap(),
+            Epoch::new(7).unwrap(),
+            MessageId::new(1),
+            Payload::text("x"),
+            SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(5),
+        );
+        assert_eq!(before_1970.published_ms(), 0);
     }
 
     #[test]
@@ -254,6 +316,10 @@ mod tests {
         assert_eq!(
             &m.sse_event(SseFormat::Json)[..],
             b"id: 7:3\ndata: \"a\\nb\\r\\nc\\rd\"\n\n"
+        );
+        assert_eq!(
+            &m.sse_event(SseFormat::Message)[..],
+            b"id: 7:3\ndata: {\"id\":3,\"ts\":1700000000123,\"data\":\"a\\nb\\r\\nc\\rd\"}\n\n"
         );
         assert_eq!(sse_event(Some("reset"), "", ""), "event: reset\ndata: \n\n");
     }

@@ -17,7 +17,7 @@ pub use history::{
     MESSAGE_OVERHEAD,
 };
 pub use id::{Cursor, CursorError, Epoch, MessageId, MAX_EPOCH};
-pub use message::{sse_event, Message, SseFormat};
+pub use message::{sse_event, Entry, Message, SseFormat};
 pub use payload::{check_json_shape, Payload, PayloadError, DEFAULT_MAX_DEPTH};
 pub use presence::{
     ClientId, ClientIdError, Joined, PresenceCounts, PresenceEntry, PresenceEvent,

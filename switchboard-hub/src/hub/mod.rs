@@ -60,6 +60,8 @@ pub struct Published {
     pub id: MessageId,
     /// The channel's epoch.
     pub epoch: Epoch,
+    /// When the hub accepted it, as every subscriber sees it: [`crate::core::Message::published_ms`].
+    pub ts: u64,
 }
 
 impl Published {
@@ -144,6 +146,7 @@ impl Hub {
         Ok(Published {
             id: msg.id(),
             epoch: msg.epoch(),
+            ts: msg.published_ms(),
         })
     }
 

@@ -18,7 +18,7 @@ use crate::metrics::Transport;
 /// (`application/json` or any `+json` type) or text (`text/*`, no content type, or
 /// `application/x-www-form-urlencoded`, what `curl -d` sends: the body is taken as it is,
 /// not form-decoded). An empty body is refused. Answers
-/// `{"channel":…,"id":…,"epoch":…,"cursor":"EPOCH:ID"}`.
+/// `{"channel":…,"id":…,"epoch":…,"ts":…,"cursor":"EPOCH:ID"}`.
 pub(crate) async fn publish(
     State(state): State<AppState>,
     Path(channel): Path<String>,
@@ -45,6 +45,7 @@ pub(crate) async fn publish(
             "channel": channel,
             "id": published.id,
             "epoch": published.epoch,
+            "ts": published.ts,
             "cursor": published.cursor(),
         }),
     ))

@@ -27,7 +27,9 @@
 //!
 //! `?format=plain` (the default) sends text payloads as their text, so a plain
 //! `new EventSource(url)` page shows what was typed; `?format=json` sends every payload as
-//! its exact JSON, which the browser client uses.
+//! its exact JSON; `?format=message` sends `{"id":…,"ts":…,"data":…}`, the payload with the
+//! hub's acceptance time (what the browser client uses: the other two forms are the payload
+//! alone, so that plain pages keep working, and have no room for it).
 //!
 //! Shape: a forwarding task reads the subscription and pushes encoded events into a bounded
 //! queue that the response body drains. The task keeps reading even when the client does
@@ -92,10 +94,11 @@ pub(crate) async fn sse(
     let format = match query.get("format") {
         None | Some("plain") => SseFormat::Plain,
         Some("json") => SseFormat::Json,
+        Some("message") => SseFormat::Message,
         Some(_) => {
             return Err(ApiError::BadParam {
                 name: "format",
-                message: "expected plain or json".into(),
+                message: "expected plain, json or message".into(),
             })
         }
     };

@@ -5,14 +5,7 @@ use std::sync::Arc;
 use axum::response::{IntoResponse, Response};
 use http::{header, HeaderValue, StatusCode};
 
-use crate::core::{ChannelName, Cursor, Epoch, Message, MessageId, Payload, ResetReason};
-
-/// One message in a list: `{"id":…,"data":…}`.
-#[derive(serde::Serialize)]
-pub(crate) struct WireMessage<'a> {
-    pub(crate) id: MessageId,
-    pub(crate) data: &'a Payload,
-}
+use crate::core::{ChannelName, Cursor, Entry, Epoch, Message, ResetReason};
 
 /// Why a cursor was not honoured: `{"reason":"expired","message":"…"}`.
 #[derive(serde::Serialize)]
@@ -36,7 +29,7 @@ impl From<ResetReason> for WireReset {
 pub(crate) struct MessageList<'a> {
     pub(crate) channel: &'a ChannelName,
     pub(crate) epoch: Epoch,
-    pub(crate) messages: Vec<WireMessage<'a>>,
+    pub(crate) messages: Vec<Entry<'a>>,
     pub(crate) next: Cursor,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) more: Option<bool>,
@@ -54,13 +47,7 @@ impl<'a> MessageList<'a> {
         Self {
             channel,
             epoch,
-            messages: messages
-                .iter()
-                .map(|m| WireMessage {
-                    id: m.id(),
-                    data: m.data(),
-                })
-                .collect(),
+            messages: messages.iter().map(|m| m.entry()).collect(),
             next,
             more: None,
             reset: None,

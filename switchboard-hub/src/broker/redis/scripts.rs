@@ -1,16 +1,16 @@
 //! The two Lua scripts every node runs, so that each channel operation is one atomic step in
 //! Redis.
 //!
-//! Keys of a channel (all with the `{channel}` hash tag, so one Redis Cluster slot holds
-//! them): `PREFIX{channel}:seq` (the last id), `PREFIX{channel}:epoch`, and
-//! `PREFIX{channel}:log`, a Stream whose entry ids are `ID-0` with fields `t` (Redis server
-//! time in ms) and `d` (the payload's compact JSON). `seq` and `epoch` exist together or not
-//! at all; a publish that finds either missing treats the channel as new (or as lost with
-//! Redis's data): it takes a new epoch and starts at id 0, so clients holding old cursors
-//! get an `epoch_changed` reset instead of wrong ids. Reads never create those keys: for an
-//! unknown channel they only set `PREFIX{channel}:birth`, the epoch the channel will be
-//! created with, which expires unless read again (a subscribed node re-reads it at every
-//! position check) and which the first publish adopts and deletes.
+//! Keys of a channel (all with the `{channel}` hash tag, so one Redis Cluster slot holds them):
+//! `PREFIX{channel}:seq` (the last id), `PREFIX{channel}:epoch`, and `PREFIX{channel}:log`, a
+//! Stream whose entry ids are `ID-0` with fields `t` (Redis server time in ms, never less than
+//! the previous entry's: the message's `ts` on every node) and `d` (the payload's compact
+//! JSON). `seq` and `epoch` exist together or not at all; a publish that finds either missing
+//! treats the channel as new (or as lost with Redis's data): it takes a new epoch and starts at
+//! id 0, so clients holding old cursors get an `epoch_changed` reset instead of wrong ids.
+//! Reads never create those keys: for an unknown channel they only set `PREFIX{channel}:birth`,
+//! the epoch the channel will be created with, which expires unless read again (a subscribed
+//! node re-reads it at every position check) and which the first publish adopts and deletes.
 
 /// Drops log entries older than ARGV[max_age] ms by the server clock, oldest first
 /// (entries are in time order: ids and server time increase together). Shared by both
@@ -82,6 +82,15 @@ pub(super) fn publish() -> String {
 local epoch, last = open(KEYS[1], KEYS[2], KEYS[3], ARGV[2], KEYS[4])
 local id = redis.call('INCR', KEYS[1])
 local now = now_ms()
+-- Times never go back along a channel's ids (the protocol promises it, and `trim_age`
+-- relies on it), even when Redis's clock is stepped back: at least the last entry's time.
+local tail = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+if #tail > 0 then
+  local f = tail[1][2]
+  for i = 1, #f, 2 do
+    if f[i] == 't' then now = math.max(now, tonumber(f[i + 1])) end
+  end
+end
 local maxlen = tonumber(ARGV[3])
 if maxlen > 0 then
   redis.call('XADD', KEYS[3], 'MAXLEN', maxlen, id .. '-0', 't', now, 'd', ARGV[1])

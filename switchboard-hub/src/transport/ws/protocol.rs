@@ -21,9 +21,9 @@
 //! Server frames:
 //!
 //! - `{"op":"subscribed","channel":…,"epoch":…,"recovered":true|false,"cursor":"E:N","ref":…}`
-//! - `{"op":"message","channel":…,"id":…,"data":…}`
+//! - `{"op":"message","channel":…,"id":…,"ts":…,"data":…}` (`ts`: when the hub accepted it, ms)
 //! - `{"op":"reset","channel":…,"epoch":…,"reason":"expired","message":…,"last":…}`
-//! - `{"op":"ack","channel":…,"id":…,"epoch":…,"ref":…}`
+//! - `{"op":"ack","channel":…,"id":…,"epoch":…,"ts":…,"ref":…}`
 //! - `{"op":"unsubscribed","channel":…,"ref":…}`, `{"op":"pong","ref":…}`
 //! - `{"op":"presence","channel":…,"clients":…,"users":…,"entries":[…],"truncated":…}`
 //! - `{"op":"join"|"leave","channel":…,"client":…,"user":…?,"info":…?}`
@@ -615,6 +615,7 @@ impl Session {
             "channel": channel,
             "id": published.id,
             "epoch": published.epoch,
+            "ts": published.ts,
         }))
     }
 
