@@ -2,7 +2,7 @@
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
-use crate::deflate::{Deflate, DeflateParams, InflateError};
+use crate::deflate::{Decompressor, Deflate, DeflateParams, InflateError};
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{apply_mask, FrameHeader, HeaderError, OpCode, Role, MAX_HEADER_LEN};
 use crate::message::Message;
@@ -185,6 +185,122 @@ struct Assembly {
     /// Bytes received so far, for the message size limit before decompression.
     wire_len: usize,
     utf8: Utf8Validator,
+    /// A frame of it is being inflated elsewhere (an [`Inflation`] is out): parse nothing
+    /// more until it is back.
+    inflating: bool,
+}
+
+/// One frame of a compressed message, with the decompressor, to inflate away from the
+/// [`Connection`]: for a shell that shares the connection between a reader and a writer
+/// under a lock, so that inflating (up to the message size limit) does not hold the lock.
+///
+/// After [`Connection::defer_inflation`], [`Connection::poll_event`] answers `Ok(None)`
+/// when a compressed frame is complete and [`Connection::take_inflation`] hands it out;
+/// [`Inflation::run`] inflates it (and checks the UTF-8 of text), with no access to the
+/// connection; [`Connection::finish_inflation`] takes it back and gives the event (the
+/// message, once its last frame is back) or the protocol error. Meanwhile the connection
+/// parses nothing, and sending goes on as usual.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use switchboard_protocol::deflate::DeflateParams;
+/// use switchboard_protocol::{Config, Connection, Event, Message};
+///
+/// let params = DeflateParams {
+///     server_no_context_takeover: false,
+///     client_no_context_takeover: false,
+///     server_max_window_bits: 15,
+///     client_max_window_bits: 15,
+/// };
+/// let mut client = Connection::client(Config::default(), || [7; 4]).with_deflate(params);
+/// let mut server = Connection::server(Config::default()).with_deflate(params);
+/// server.defer_inflation(true);
+/// let text = "hello ".repeat(100);
+/// client.send(Message::from(text.as_str()))?;
+/// let mut wire = BytesMut::from(&client.output_chunks_vec().concat()[..]);
+///
+/// assert_eq!(server.poll_event(&mut wire)?, None);
+/// let mut job = server.take_inflation().expect("a compressed frame");
+/// job.run(); // no lock needed: the connection is not touched
+/// match server.finish_inflation(job)? {
+///     Some(Event::Message(message)) => assert_eq!(message.as_text(), Some(text.as_str())),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Inflation(Box<InflationJob>);
+
+struct InflationJob {
+    decompressor: Decompressor,
+    payload: BytesMut,
+    fin: bool,
+    text: bool,
+    max: usize,
+    /// The message so far (inflated), and its UTF-8 state.
+    data: BytesMut,
+    utf8: Utf8Validator,
+    /// `None` until [`Inflation::run`].
+    result: Option<Result<(), ProtocolError>>,
+}
+
+impl std::fmt::Debug for Inflation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inflation")
+            .field("payload", &self.0.payload.len())
+            .field("fin", &self.0.fin)
+            .field("inflated", &self.0.result.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inflation {
+    /// Inflates the frame (once; later calls do nothing). The result waits for
+    /// [`Connection::finish_inflation`].
+    pub fn run(&mut self) {
+        let job = &mut *self.0;
+        if job.result.is_none() {
+            job.result = Some(inflate_frame(
+                &mut job.decompressor,
+                &job.payload,
+                job.fin,
+                job.max,
+                job.text.then_some(&mut job.utf8),
+                &mut job.data,
+            ));
+        }
+    }
+
+    /// The compressed bytes of the frame.
+    pub fn compressed_len(&self) -> usize {
+        self.0.payload.len()
+    }
+}
+
+/// Inflates one frame of a compressed message into `data` within the size limit `max`,
+/// checking the UTF-8 of what it adds with `utf8` (text only).
+fn inflate_frame(
+    decompressor: &mut Decompressor,
+    payload: &[u8],
+    fin: bool,
+    max: usize,
+    utf8: Option<&mut Utf8Validator>,
+    data: &mut BytesMut,
+) -> Result<(), ProtocolError> {
+    let before = data.len();
+    decompressor
+        .decompress(payload, fin, max, data)
+        .map_err(|e| match e {
+            InflateError::TooBig => ProtocolError::MessageTooBig {
+                size: max as u64 + 1,
+                max,
+            },
+            InflateError::Corrupt => ProtocolError::InflateFailed,
+        })?;
+    if let Some(utf8) = utf8 {
+        utf8.feed(&data[before..])
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for Connection {
@@ -244,6 +360,49 @@ impl Connection {
         self.deflate.is_some()
     }
 
+    /// With `on`, compressed frames are not inflated by [`Connection::poll_event`] but
+    /// handed out as an [`Inflation`] (see there). Off by default; no effect without
+    /// permessage-deflate.
+    pub fn defer_inflation(&mut self, on: bool) {
+        if let Some(deflate) = &mut self.deflate {
+            deflate.defer = on;
+        }
+    }
+
+    /// The compressed frame [`Connection::poll_event`] stopped at (it answered `Ok(None)`),
+    /// under [`Connection::defer_inflation`]. Until it comes back through
+    /// [`Connection::finish_inflation`], `poll_event` parses nothing.
+    pub fn take_inflation(&mut self) -> Option<Inflation> {
+        self.deflate.as_mut()?.pending.take()
+    }
+
+    /// Takes back an [`Inflation`] (running it first if it has not run): the message once
+    /// its last frame is in, `Ok(None)` while more frames are to come or if the connection
+    /// ended meanwhile, or the protocol error, after which the connection has failed as
+    /// with `poll_event`'s.
+    pub fn finish_inflation(&mut self, mut job: Inflation) -> Result<Option<Event>, ProtocolError> {
+        job.run();
+        let job = *job.0;
+        if let Some(deflate) = &mut self.deflate {
+            deflate.return_decompressor(job.decompressor);
+        }
+        // The connection failed or ended while the frame was out: it is discarded.
+        let Some(message) = self.message.as_mut().filter(|m| m.inflating) else {
+            return Ok(None);
+        };
+        message.inflating = false;
+        message.data = job.data;
+        message.utf8 = job.utf8;
+        let finished = job.result.expect("run above").and_then(|()| match job.fin {
+            true => self.finish_message(BytesMut::new()),
+            false => Ok(None),
+        });
+        if let Err(error) = &finished {
+            self.fail(error);
+        }
+        finished
+    }
+
     // ----- inputs -----
 
     /// Parses the next event from `buf`, consuming the bytes it used. `Ok(None)`: more input
@@ -286,6 +445,9 @@ impl Connection {
                 if let Some(event) = self.whole_message(buf) {
                     return event.map(Some);
                 }
+            } else if self.message.as_ref().is_some_and(|m| m.inflating) {
+                // A frame is out being inflated (`take_inflation`): wait for it.
+                return Ok(None);
             }
             let frame = match self.frame {
                 Some(frame) => frame,
@@ -320,6 +482,9 @@ impl Connection {
             let payload = buf.split_to(frame.len);
             if let Some(event) = self.finish_frame(frame, payload)? {
                 return Ok(Some(event));
+            }
+            if self.message.as_ref().is_some_and(|m| m.inflating) {
+                return Ok(None);
             }
         }
     }
@@ -449,6 +614,7 @@ impl Connection {
                     data: BytesMut::new(),
                     wire_len: len,
                     utf8: Utf8Validator::new(),
+                    inflating: false,
                 });
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => {}
@@ -520,29 +686,42 @@ impl Connection {
                 .deflate
                 .as_mut()
                 .expect("RSV1 is only accepted with deflate negotiated");
-            let before = message.data.len();
-            deflate
-                .decompress(&payload, frame.fin, max, &mut message.data)
-                .map_err(|e| match e {
-                    InflateError::TooBig => ProtocolError::MessageTooBig {
-                        size: max as u64 + 1,
-                        max,
-                    },
-                    InflateError::Corrupt => ProtocolError::InflateFailed,
-                })?;
-            if message.text {
-                message
-                    .utf8
-                    .feed(&message.data[before..])
-                    .map_err(|_| ProtocolError::InvalidUtf8)?;
+            if deflate.defer {
+                // Handed out whole, to be inflated elsewhere (see `Inflation`).
+                message.inflating = true;
+                deflate.pending = Some(Inflation(Box::new(InflationJob {
+                    decompressor: deflate.lend_decompressor(),
+                    payload,
+                    fin: frame.fin,
+                    text: message.text,
+                    max,
+                    data: std::mem::take(&mut message.data),
+                    utf8: std::mem::take(&mut message.utf8),
+                    result: None,
+                })));
+                return Ok(None);
             }
+            inflate_frame(
+                deflate.decompressor_mut(),
+                &payload,
+                frame.fin,
+                max,
+                message.text.then_some(&mut message.utf8),
+                &mut message.data,
+            )?;
         } else if !frame.fin || !message.data.is_empty() {
             message.data.extend_from_slice(&payload);
         }
         if !frame.fin {
             return Ok(None);
         }
-        let mut message = self.message.take().expect("checked above");
+        self.finish_message(payload)
+    }
+
+    /// The message in progress is complete (its last frame's `payload` is its data if it
+    /// was neither fragmented nor compressed).
+    fn finish_message(&mut self, payload: BytesMut) -> Result<Option<Event>, ProtocolError> {
+        let mut message = self.message.take().expect("a message is in progress");
         let data = if message.compressed || !message.data.is_empty() {
             message.data
         } else {

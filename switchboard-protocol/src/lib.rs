@@ -65,7 +65,7 @@ mod utf8;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
-pub use connection::{CloseInfo, Connection, Event, Initiator, PreparedMessage, State};
+pub use connection::{CloseInfo, Connection, Event, Inflation, Initiator, PreparedMessage, State};
 pub use error::{ProtocolError, SendError};
 pub use frame::{OpCode, Role};
 pub use message::Message;

@@ -20,7 +20,9 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
-use switchboard_protocol::{CloseCode, CloseFrame, Connection, Event, Message, Role, State};
+use switchboard_protocol::{
+    CloseCode, CloseFrame, Connection, Event, Inflation, Message, Role, State,
+};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
@@ -67,6 +69,38 @@ fn give_back_read_buffer(mut buf: BytesMut) {
 /// replies can pile up there (`feed` waits at the high-water mark), so this bounds the
 /// memory a peer can make us spend by sending pings and never reading the pongs.
 const MIN_READ_PAUSE: usize = 1 << 20;
+
+/// The most the split reader reads (and so decrypts, over TLS) in one go under its lock.
+const SPLIT_READ_MAX: usize = 256 << 10;
+
+/// Where [`Core::poll_step`] stopped.
+pub(crate) enum Step {
+    /// A message, or with `CONTROL` a ping or pong.
+    Received(Received),
+    /// `SPLIT` only: a compressed frame to inflate away from the core, then give back
+    /// with [`Core::finish_inflation`].
+    Inflate(Inflation),
+    /// `SPLIT` only: a read completed; call again (after letting go of the lock).
+    Read,
+}
+
+impl Step {
+    fn into_received(self) -> Received {
+        match self {
+            Step::Received(received) => received,
+            Step::Inflate(_) | Step::Read => unreachable!("only the split reader stops there"),
+        }
+    }
+
+    fn into_message(self) -> Message {
+        match self.into_received() {
+            Received::Message(message) => message,
+            Received::Ping(_) | Received::Pong(_) => {
+                unreachable!("control frames are surfaced only when asked for")
+            }
+        }
+    }
+}
 
 /// Where the connection is, from the shell's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +196,16 @@ impl<S> Core<S> {
     /// Closes with 1001 Going Away when `signal` fires (graceful shutdown).
     pub(crate) fn watch_going_away(&mut self, signal: GoingAway) {
         self.liveness.watch(signal);
+    }
+
+    /// The round trip of the last answered keepalive ping.
+    pub(crate) fn latency(&self) -> Option<Duration> {
+        self.liveness.latency()
+    }
+
+    /// Whether the connection is over: nothing about it changes any more.
+    pub(crate) fn is_done(&self) -> bool {
+        self.phase == Phase::Done
     }
 
     /// Messages dropped by [`SlowConsumer::Drop`] so far.
@@ -285,11 +329,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         rw: &Waker,
         ww: &Waker,
     ) -> Poll<Option<Result<Message, Error>>> {
-        Poll::Ready(match ready!(self.poll_received::<false>(rw, ww)) {
-            Some(Ok(Received::Message(message))) => Some(Ok(message)),
-            Some(Ok(Received::Ping(_) | Received::Pong(_))) => {
-                unreachable!("control frames are surfaced only when asked for")
-            }
+        Poll::Ready(match ready!(self.poll_step::<false, false>(rw, ww)) {
+            Some(Ok(step)) => Some(Ok(step.into_message())),
             Some(Err(error)) => Some(Err(error)),
             None => None,
         })
@@ -302,6 +343,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         rw: &Waker,
         ww: &Waker,
     ) -> Poll<Option<Result<Received, Error>>> {
+        self.poll_step::<CONTROL, false>(rw, ww)
+            .map(|step| step.map(|step| step.map(Step::into_received)))
+    }
+
+    /// Takes back a frame [`Step::Inflate`] handed out, inflated: the message once its last
+    /// frame is in. A protocol error is kept for the reader, as [`Core::poll_step`] keeps
+    /// one, and the connection starts finishing.
+    pub(crate) fn finish_inflation(&mut self, job: Inflation) -> Option<Message> {
+        match self.conn.finish_inflation(job) {
+            Ok(Some(Event::Message(message))) => Some(message),
+            Ok(_) => None,
+            Err(error) => {
+                self.protocol_failed(error);
+                None
+            }
+        }
+    }
+
+    /// The peer broke the protocol: the connection queued a close frame with the error's
+    /// code; report the error once the transport is closed.
+    fn protocol_failed(&mut self, error: switchboard_protocol::ProtocolError) {
+        tracing::debug!(%error, "protocol error from peer");
+        self.set_pending_error(Error::protocol(error));
+        self.enter_finishing();
+    }
+
+    /// The reading loop behind [`Core::poll_received`]. With `SPLIT` (the split reader,
+    /// which holds a lock the writer also needs) it stops after every read, so the lock can
+    /// be let go between reads, and at every compressed frame, which it hands out to be
+    /// inflated without the lock ([`Step::Inflate`]); reads are then at most
+    /// [`SPLIT_READ_MAX`] bytes, so no one read decrypts much under the lock either.
+    pub(crate) fn poll_step<const CONTROL: bool, const SPLIT: bool>(
+        &mut self,
+        rw: &Waker,
+        ww: &Waker,
+    ) -> Poll<Option<Result<Step, Error>>> {
         loop {
             match self.phase {
                 Phase::Done => return Poll::Ready(None),
@@ -316,28 +393,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
             match self.conn.poll_event(&mut self.read_buf) {
                 Ok(Some(Event::Message(message))) => {
-                    return Poll::Ready(Some(Ok(Received::Message(message))))
+                    return Poll::Ready(Some(Ok(Step::Received(Received::Message(message)))))
                 }
                 // The pong is queued by the connection; it goes out before the next read.
                 Ok(Some(Event::Ping(payload))) if CONTROL => {
-                    return Poll::Ready(Some(Ok(Received::Ping(payload))))
+                    return Poll::Ready(Some(Ok(Step::Received(Received::Ping(payload)))))
                 }
-                Ok(Some(Event::Pong(payload))) if CONTROL => {
-                    return Poll::Ready(Some(Ok(Received::Pong(payload))))
+                Ok(Some(Event::Pong(payload))) => {
+                    self.liveness.on_pong(&payload);
+                    if CONTROL {
+                        return Poll::Ready(Some(Ok(Step::Received(Received::Pong(payload)))));
+                    }
+                    continue;
                 }
-                Ok(Some(Event::Ping(_) | Event::Pong(_))) => continue,
+                Ok(Some(Event::Ping(_))) => continue,
                 Ok(Some(Event::Close(_))) => {
                     self.enter_finishing();
                     continue;
                 }
                 Err(error) => {
-                    // The connection queued a close frame with `error.close_code()`.
-                    tracing::debug!(%error, "protocol error from peer");
-                    self.set_pending_error(Error::protocol(error));
-                    self.enter_finishing();
+                    self.protocol_failed(error);
                     continue;
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    if SPLIT {
+                        if let Some(job) = self.conn.take_inflation() {
+                            return Poll::Ready(Some(Ok(Step::Inflate(job))));
+                        }
+                    }
+                }
             }
 
             if self.conn.state() == State::Open && self.liveness.is_active() {
@@ -402,7 +486,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 }
             }
 
-            match self.poll_fill(rw) {
+            match self.poll_fill::<SPLIT>(rw) {
                 Poll::Pending => {
                     if self.read_buf.is_empty() {
                         // Idle: hold no buffer while waiting (the next read uses the stack).
@@ -424,6 +508,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 }
                 Poll::Ready(Ok(_)) => {
                     self.liveness.on_inbound();
+                    if SPLIT {
+                        return Poll::Ready(Some(Ok(Step::Read)));
+                    }
                     continue;
                 }
                 Poll::Ready(Err(error)) => return Poll::Ready(Some(Err(self.fail_io(error)))),
@@ -508,7 +595,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
             if !self.conn.should_close_transport() && self.conn.role() == Role::Client {
                 // The server closes TCP first; wait for its FIN, discarding anything else.
-                match ready!(self.poll_fill(rw)) {
+                match ready!(self.poll_fill::<false>(rw)) {
                     Ok(0) | Err(_) => self.conn.handle_eof(),
                     Ok(_) => self.read_buf.clear(),
                 }
@@ -550,8 +637,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         Poll::Ready(Ok(()))
     }
 
-    /// Reads more bytes into the buffer; `Ok(0)` at end of file.
-    fn poll_fill(&mut self, rw: &Waker) -> Poll<io::Result<usize>> {
+    /// Reads more bytes into the buffer (with `SPLIT`, at most [`SPLIT_READ_MAX`]); `Ok(0)`
+    /// at end of file.
+    fn poll_fill<const SPLIT: bool>(&mut self, rw: &Waker) -> Poll<io::Result<usize>> {
         let mut cx = Context::from_waker(rw);
         if self.read_buf.capacity() == 0 {
             self.read_buf = take_spare_read_buffer();
@@ -569,6 +657,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             self.read_buf.reserve(missing.max(READ_CHUNK));
         }
         let dst = self.read_buf.spare_capacity_mut();
+        let dst = if SPLIT {
+            let len = dst.len().min(SPLIT_READ_MAX);
+            &mut dst[..len]
+        } else {
+            dst
+        };
         let dst_ptr = dst.as_ptr();
         let mut rb = ReadBuf::uninit(dst);
         ready!(Pin::new(&mut self.stream).poll_read(&mut cx, &mut rb))?;

@@ -116,6 +116,11 @@ struct Clock {
     last_inbound: Instant,
     /// When the ping we are waiting an answer for was sent.
     ping_sent: Option<Instant>,
+    /// When the last keepalive ping went out, until its pong comes back: any bytes end
+    /// the wait for a sign of life (`ping_sent`), only a pong ends the measurement.
+    rtt_from: Option<Instant>,
+    /// The round trip of the last keepalive ping that was answered.
+    latency: Option<Duration>,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
@@ -138,6 +143,8 @@ impl Liveness {
                 timers,
                 last_inbound: Instant::now(),
                 ping_sent: None,
+                rtt_from: None,
+                latency: None,
                 sleep: None,
             })
         });
@@ -168,6 +175,23 @@ impl Liveness {
             clock.last_inbound = Instant::now();
             clock.ping_sent = None;
         }
+    }
+
+    /// The peer sent a pong with `payload`: if it answers our keepalive ping (an empty
+    /// payload while one is out), its round trip is the new latency.
+    pub(crate) fn on_pong(&mut self, payload: &[u8]) {
+        if let Some(clock) = &mut self.clock {
+            if let (true, Some(sent)) = (payload.is_empty(), clock.rtt_from) {
+                clock.latency = Some(sent.elapsed());
+                clock.rtt_from = None;
+            }
+        }
+    }
+
+    /// The round trip of the last answered keepalive ping: `None` before the first answer
+    /// and without keepalive.
+    pub(crate) fn latency(&self) -> Option<Duration> {
+        self.clock.as_ref().and_then(|clock| clock.latency)
     }
 
     /// Decides what to do now. After [`Verdict::Wait`] and [`Verdict::Ping`], `waker` is
@@ -247,6 +271,7 @@ impl Clock {
                     if now >= deadline {
                         // Ping now, and wake up when the answer is due.
                         self.ping_sent = Some(now);
+                        self.rtt_from = Some(now);
                         verdict = Verdict::Ping;
                         now + self.timers.pong_timeout
                     } else {
@@ -318,6 +343,28 @@ mod tests {
         assert_eq!(l.poll(waker), Verdict::Wait);
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(l.poll(waker), Verdict::Ping);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pong_of_a_keepalive_ping_measures_the_latency() {
+        let waker = Waker::noop();
+        let mut l = Liveness::new(timers(Some(10), 5, None));
+        assert_eq!(l.latency(), None);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(l.poll(waker), Verdict::Ping);
+        tokio::time::advance(Duration::from_millis(30)).await;
+        // Other bytes first: alive, but not the answer.
+        l.on_inbound();
+        l.on_pong(b"not ours");
+        assert_eq!(l.latency(), None);
+        tokio::time::advance(Duration::from_millis(12)).await;
+        l.on_pong(b"");
+        assert_eq!(l.latency(), Some(Duration::from_millis(42)));
+        // A second, unsolicited pong changes nothing.
+        tokio::time::advance(Duration::from_millis(100)).await;
+        l.on_pong(b"");
+        assert_eq!(l.latency(), Some(Duration::from_millis(42)));
+        assert_eq!(Liveness::new(timers(None, 5, None)).latency(), None);
     }
 
     #[tokio::test(start_paused = true)]

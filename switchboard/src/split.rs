@@ -10,21 +10,29 @@
 //! would (quinn's alternative, simpler to reason about but slower on the echo path, and it
 //! would need a runtime to spawn on).
 //!
+//! What could take long is kept out of the lock: the reader takes it for one step at a
+//! time (a read of at most 256 KiB, which over TLS is also what it decrypts; the parsing of
+//! what came in; the hand-off of a compressed frame) and inflates each compressed frame,
+//! up to the message size limit, with the lock let go (the protocol core lends the frame
+//! and its decompressor out as an `Inflation`, and parses nothing until it is back).
+//! Sending meanwhile works as usual: the compressor is the writer's.
+//!
 //! The reader writes too: pongs and the close echo it produces are flushed by the reader
 //! before it waits for input, so they go out even if the writer is idle. When both halves
 //! write, a stream keeps only one write waker; so every write goes through a fan-out waker
 //! ([`WriteWakers`]) that wakes whichever halves are waiting for the stream to be writable.
 
 use crate::backpressure::TrySendError;
-use crate::core::{Core, Room};
+use crate::core::{Core, Room, Step};
 use crate::error::Error;
+use crate::websocket::Received;
 use crate::websocket::WebSocket;
 use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{ready, Context, Poll, Wake, Waker};
 use switchboard_protocol::{CloseCode, CloseFrame, CloseInfo, Message, State};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -34,6 +42,9 @@ const WRITER: usize = 1;
 
 struct Shared<S> {
     core: Mutex<Box<Core<S>>>,
+    /// How the connection ended, copied out of the core once it is over (nothing changes
+    /// it then), so both halves can lend it as the whole socket does.
+    ended: OnceLock<Option<CloseInfo>>,
     /// The reader's waker while it waits, so the writer can wake it after starting a close
     /// (the reader must start the close timer). Locked only with `core` held.
     reader_waker: Mutex<Option<Waker>>,
@@ -83,6 +94,25 @@ impl<S> Shared<S> {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// How the connection ended, once it is over (see [`WebSocketReader::close_info`]).
+    fn close_info(&self) -> Option<&CloseInfo> {
+        if let Some(ended) = self.ended.get() {
+            return ended.as_ref();
+        }
+        let core = self.lock();
+        if !core.is_done() {
+            return None;
+        }
+        let info = core.conn.close_info().cloned();
+        drop(core);
+        self.ended.get_or_init(|| info).as_ref()
+    }
+
+    /// The last keepalive round trip.
+    fn latency(&self) -> Option<std::time::Duration> {
+        self.lock().latency()
+    }
+
     fn reader_waker(&self) -> MutexGuard<'_, Option<Waker>> {
         self.reader_waker
             .lock()
@@ -92,8 +122,12 @@ impl<S> Shared<S> {
 
 pub(crate) fn split<S>(ws: WebSocket<S>) -> (WebSocketReader<S>, WebSocketWriter<S>) {
     let wakers = Arc::new(WriteWakers::default());
+    let mut core = ws.into_core();
+    // Compressed frames are inflated by the reader without the lock (`poll_step`).
+    core.conn.defer_inflation(true);
     let shared = Arc::new(Shared {
-        core: Mutex::new(ws.into_core()),
+        core: Mutex::new(core),
+        ended: OnceLock::new(),
         reader_waker: Mutex::new(None),
         write_waker: Waker::from(wakers.clone()),
         wakers,
@@ -137,19 +171,61 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
+    /// Like [`WebSocketReader::recv`], but also returns the pings and pongs the peer sends;
+    /// see [`WebSocket::recv_with_control`]. Cancel-safe.
+    pub async fn recv_with_control(&mut self) -> Option<Result<Received, Error>> {
+        poll_fn(|cx| self.poll_received::<true>(cx)).await
+    }
+
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        self.poll_received::<false>(cx).map(|received| {
+            received.map(|received| {
+                received.map(|received| match received {
+                    Received::Message(message) => message,
+                    Received::Ping(_) | Received::Pong(_) => {
+                        unreachable!("control frames are surfaced only when asked for")
+                    }
+                })
+            })
+        })
+    }
+
+    /// The reading loop, holding the lock only for each step: a read (at most 256 KiB,
+    /// decrypted under the lock), the parsing of what it brought, and the hand-off of a
+    /// compressed frame, which is inflated here with the lock let go (up to the message
+    /// size limit, 16 MiB by default), so the writer is never held up for that long.
+    fn poll_received<const CONTROL: bool>(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Received, Error>>> {
         let shared = &*self.shared;
         shared.wakers.register(READER, cx.waker());
-        let mut core = shared.lock();
-        let poll = core.poll_recv(cx.waker(), &shared.write_waker);
-        if poll.is_pending() {
-            let mut reader = shared.reader_waker();
-            match &*reader {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => *reader = Some(cx.waker().clone()),
+        loop {
+            let step = {
+                let mut core = shared.lock();
+                let step = core.poll_step::<CONTROL, true>(cx.waker(), &shared.write_waker);
+                if step.is_pending() {
+                    let mut reader = shared.reader_waker();
+                    match &*reader {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => *reader = Some(cx.waker().clone()),
+                    }
+                }
+                step
+            };
+            match ready!(step) {
+                Some(Ok(Step::Received(received))) => return Poll::Ready(Some(Ok(received))),
+                Some(Ok(Step::Read)) => {}
+                Some(Ok(Step::Inflate(mut job))) => {
+                    job.run();
+                    if let Some(message) = shared.lock().finish_inflation(job) {
+                        return Poll::Ready(Some(Ok(Received::Message(message))));
+                    }
+                }
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => return Poll::Ready(None),
             }
         }
-        poll
     }
 
     /// Whether `writer` is the other half of this reader.
@@ -174,16 +250,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
         let shared = Arc::try_unwrap(self.shared).unwrap_or_else(|_| {
             unreachable!("both halves were given, so no other reference exists")
         });
-        let core = shared
+        let mut core = shared
             .core
             .into_inner()
             .unwrap_or_else(PoisonError::into_inner);
+        core.conn.defer_inflation(false);
         Ok(WebSocket::from_core(core))
     }
 
-    /// How the connection ended, once it has started to end.
-    pub fn close_info(&self) -> Option<CloseInfo> {
-        self.shared.lock().conn.close_info().cloned()
+    /// How the connection ended (code, reason, who closed, whether cleanly), lent as
+    /// [`WebSocket::close_info`] lends it; but only once the connection is over (`recv`
+    /// returned `None` or the error that ended it): until then the other half may still
+    /// change it, so this is `None`.
+    pub fn close_info(&self) -> Option<&CloseInfo> {
+        self.shared.close_info()
+    }
+
+    /// The connection's round-trip time from keepalive pings; see [`WebSocket::latency`].
+    pub fn latency(&self) -> Option<std::time::Duration> {
+        self.shared.latency()
     }
 }
 
@@ -268,6 +353,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
             let shared = &*self.shared;
             shared.wakers.register(WRITER, cx.waker());
             let mut core = shared.lock();
+            // Alone, the writer reads (and inflates) as the whole socket does.
+            core.conn.defer_inflation(false);
             return core.poll_close(cx.waker(), &shared.write_waker);
         }
         self.with_core(cx, |core, ww| match core.poll_flush(ww) {
@@ -282,6 +369,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
         shared.wakers.register(WRITER, cx.waker());
         let mut core = shared.lock();
         f(&mut core, &shared.write_waker)
+    }
+
+    /// How the connection ended, once it is over; see [`WebSocketReader::close_info`].
+    pub fn close_info(&self) -> Option<&CloseInfo> {
+        self.shared.close_info()
+    }
+
+    /// The connection's round-trip time from keepalive pings; see [`WebSocket::latency`].
+    pub fn latency(&self) -> Option<std::time::Duration> {
+        self.shared.latency()
     }
 
     /// Bytes queued but not yet written (the browser's `bufferedAmount`).

@@ -143,6 +143,25 @@ impl<S> WebSocket<S> {
         self.core.conn.close_info()
     }
 
+    /// The connection's round-trip time, as the last keepalive ping measured it (from the
+    /// ping to its pong, Python websockets' `latency`): `None` without keepalive
+    /// ([`WebSocketConfig::ping_interval`]) and until the first pong. Updated while `recv`
+    /// runs, with every keepalive ping that is answered.
+    ///
+    /// ```no_run
+    /// # async fn run(mut ws: switchboard::ServerWebSocket) {
+    /// // With `WebSocketConfig::default().keepalive(Some(Duration::from_secs(20)), pong_timeout)`:
+    /// while let Some(Ok(_message)) = ws.recv().await {
+    ///     if let Some(rtt) = ws.latency() {
+    ///         eprintln!("round trip: {rtt:?}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn latency(&self) -> Option<std::time::Duration> {
+        self.core.latency()
+    }
+
     /// Whether permessage-deflate was negotiated.
     pub fn is_compressed(&self) -> bool {
         self.core.conn.is_compressed()

@@ -286,3 +286,50 @@ async fn the_close_policy_fails_the_send_and_closes_with_its_code() {
     assert_eq!(seen, ["fed", "failed"]);
     assert_eq!(dropped, 0);
 }
+
+/// The keepalive ping's round trip is the connection's latency, on the whole socket and on
+/// the split halves alike; without keepalive there is none.
+#[tokio::test]
+async fn keepalive_pings_measure_the_latency() {
+    let (report, mut reports) = mpsc::unbounded_channel();
+    let config = WebSocketConfig::default()
+        .keepalive(Some(Duration::from_millis(50)), Duration::from_secs(5));
+    let router = Router::new().route(
+        "/",
+        Route::new(move |mut ws: ServerWebSocket, _| {
+            let report = report.clone();
+            async move {
+                assert_eq!(ws.latency(), None, "nothing measured yet");
+                // The client answers pings while it waits for our message.
+                let deadline = Instant::now() + LIMIT;
+                while ws.latency().is_none() && Instant::now() < deadline {
+                    let _ = tokio::time::timeout(Duration::from_millis(20), ws.recv()).await;
+                }
+                let whole = ws.latency();
+                let (mut reader, writer) = ws.split();
+                let mut halves = None;
+                while halves.is_none() && Instant::now() < deadline {
+                    let _ = tokio::time::timeout(Duration::from_millis(20), reader.recv()).await;
+                    halves = reader.latency().zip(writer.latency());
+                }
+                let _ = report.send((whole, halves));
+            }
+        })
+        .config(config),
+    );
+    let addr = start(router).await;
+    let (mut ws, _) = switchboard::connect(format!("ws://{addr}/").as_str())
+        .await
+        .unwrap();
+    assert_eq!(ws.latency(), None, "no keepalive: no latency");
+    let client = tokio::spawn(async move { while let Some(Ok(_)) = ws.recv().await {} });
+    let (whole, halves) = tokio::time::timeout(LIMIT, reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let whole = whole.expect("measured by the whole socket");
+    assert!(whole < Duration::from_secs(1), "{whole:?}");
+    let (read, write) = halves.expect("measured by the halves");
+    assert_eq!(read, write);
+    client.abort();
+}

@@ -839,6 +839,112 @@ mod deflate_7692 {
         assert_failing(&mut sv, err, 1007);
     }
 
+    /// [`drain`] for a connection that defers inflation: every frame handed out is
+    /// inflated as a shell would, away from the connection.
+    fn drain_deferred(
+        conn: &mut Connection,
+        buf: &mut BytesMut,
+    ) -> (Vec<Event>, Option<ProtocolError>, usize) {
+        let (mut events, mut jobs) = (Vec::new(), 0);
+        loop {
+            match conn.poll_event(buf) {
+                Ok(Some(e)) => events.push(e),
+                Ok(None) => match conn.take_inflation() {
+                    Some(mut job) => {
+                        jobs += 1;
+                        // The connection parses nothing while the frame is out.
+                        assert_eq!(conn.poll_event(buf), Ok(None));
+                        job.run();
+                        match conn.finish_inflation(job) {
+                            Ok(Some(e)) => events.push(e),
+                            Ok(None) => {}
+                            Err(e) => return (events, Some(e), jobs),
+                        }
+                    }
+                    None => return (events, None, jobs),
+                },
+                Err(e) => return (events, Some(e), jobs),
+            }
+        }
+    }
+
+    #[test]
+    fn deferred_inflation_gives_what_inline_inflation_gives() {
+        let mut peer = Deflate::new(Role::Client, TAKEOVER, &DeflateConfig::default());
+        let big = "fragmented and compressed ".repeat(400);
+        let mut wire = compressed_frames(&mut peer, 1, big.as_bytes(), 5, Some([1, 2, 3, 4]));
+        wire.extend(frame(true, 0, 9, Some([5; 4]), b"ping"));
+        wire.extend(compressed_frames(&mut peer, 2, &[7; 3000], 1, Some([4; 4])));
+        let (_, mut inline) = pair(TAKEOVER, 1 << 20);
+        let (expected, error) = feed(&mut inline, &wire);
+        assert_eq!(error, None);
+        assert_eq!(expected.len(), 3);
+        let pong = output(&mut inline);
+        // In one buffer and byte by byte.
+        for step in [wire.len(), 1] {
+            let (_, mut sv) = pair(TAKEOVER, 1 << 20);
+            sv.defer_inflation(true);
+            let (mut events, mut jobs) = (Vec::new(), 0);
+            let mut buf = BytesMut::new();
+            for chunk in wire.chunks(step) {
+                buf.extend_from_slice(chunk);
+                let (more, error, n) = drain_deferred(&mut sv, &mut buf);
+                assert_eq!(error, None);
+                events.extend(more);
+                jobs += n;
+            }
+            assert_eq!(events, expected, "step {step}");
+            assert_eq!(jobs, 6, "one per compressed frame");
+            assert_eq!(output(&mut sv), pong, "the same pong");
+        }
+    }
+
+    #[test]
+    fn deferred_inflation_fails_as_inline_inflation_does() {
+        let mut peer = Deflate::new(Role::Client, TAKEOVER, &DeflateConfig::default());
+        let invalid = compressed_frames(&mut peer, 1, b"valid \xff invalid", 1, Some([1; 4]));
+        let (_, mut sv) = pair(TAKEOVER, 1 << 20);
+        sv.defer_inflation(true);
+        let (_, error, _) = drain_deferred(&mut sv, &mut BytesMut::from(&invalid[..]));
+        assert_failing(&mut sv, error, 1007);
+
+        let mut peer = Deflate::new(Role::Client, TAKEOVER, &DeflateConfig::default());
+        let big = compressed_frames(&mut peer, 2, &[0; 5000], 2, Some([1; 4]));
+        let (_, mut sv) = pair(TAKEOVER, 4096);
+        sv.defer_inflation(true);
+        let (_, error, _) = drain_deferred(&mut sv, &mut BytesMut::from(&big[..]));
+        assert_failing(&mut sv, error, 1009);
+    }
+
+    #[test]
+    fn sending_goes_on_while_a_frame_is_out_and_a_failure_meanwhile_discards_it() {
+        let mut peer = Deflate::new(Role::Client, TAKEOVER, &DeflateConfig::default());
+        let wire = compressed_frames(&mut peer, 1, "x".repeat(2000).as_bytes(), 1, Some([1; 4]));
+        let (mut cl, mut sv) = pair(TAKEOVER, 1 << 20);
+        sv.defer_inflation(true);
+        let mut buf = BytesMut::from(&wire[..]);
+        assert_eq!(sv.poll_event(&mut buf), Ok(None));
+        let mut job = sv.take_inflation().unwrap();
+        // The writer's side works meanwhile: its compressor is not lent.
+        sv.send(Message::Text("compressed reply ".repeat(20).into()))
+            .unwrap();
+        job.run();
+        assert!(matches!(
+            sv.finish_inflation(job),
+            Ok(Some(Event::Message(Message::Text(_))))
+        ));
+        let (events, error) = feed(&mut cl, &output(&mut sv));
+        assert_eq!((events.len(), error), (1, None));
+
+        let mut buf = BytesMut::from(&wire[..]);
+        let (_, mut sv) = pair(TAKEOVER, 1 << 20);
+        sv.defer_inflation(true);
+        assert_eq!(sv.poll_event(&mut buf), Ok(None));
+        let job = sv.take_inflation().unwrap();
+        sv.handle_eof();
+        assert_eq!(sv.finish_inflation(job), Ok(None));
+    }
+
     proptest! {
         #[test]
         fn round_trip_under_any_parameters(messages in proptest::collection::vec(any_message(), 1..6),

@@ -40,6 +40,11 @@ pub struct Deflate {
     decompressor: Decompressor,
     /// Messages shorter than this go out uncompressed (`DeflateConfig::threshold`).
     threshold: usize,
+    /// Compressed frames are handed out to be inflated elsewhere
+    /// (`Connection::defer_inflation`) rather than inflated by the parser.
+    pub(crate) defer: bool,
+    /// A frame handed out but not yet taken (`Connection::take_inflation`).
+    pub(crate) pending: Option<crate::connection::Inflation>,
 }
 
 impl std::fmt::Debug for Deflate {
@@ -83,7 +88,28 @@ impl Deflate {
                 no_context_takeover: peer_no_context_takeover,
             },
             threshold: config.threshold,
+            defer: false,
+            pending: None,
         }
+    }
+
+    /// The decompressor, lent out for one frame (an empty one with the same settings
+    /// stays): give it back with [`Deflate::return_decompressor`].
+    pub(crate) fn lend_decompressor(&mut self) -> Decompressor {
+        let empty = Decompressor {
+            state: None,
+            no_context_takeover: self.decompressor.no_context_takeover,
+        };
+        std::mem::replace(&mut self.decompressor, empty)
+    }
+
+    pub(crate) fn decompressor_mut(&mut self) -> &mut Decompressor {
+        &mut self.decompressor
+    }
+
+    /// Takes back what [`Deflate::lend_decompressor`] lent.
+    pub(crate) fn return_decompressor(&mut self, decompressor: Decompressor) {
+        self.decompressor = decompressor;
     }
 
     /// Whether a message of `len` bytes should be compressed (the threshold).
@@ -197,7 +223,7 @@ impl Compressor {
 }
 
 /// The peer's sending direction.
-struct Decompressor {
+pub(crate) struct Decompressor {
     /// `None` until the first compressed frame, after every message when
     /// `no_context_takeover`, and after an error.
     ///
@@ -212,7 +238,7 @@ struct Decompressor {
 }
 
 impl Decompressor {
-    fn decompress(
+    pub(crate) fn decompress(
         &mut self,
         input: &[u8],
         fin: bool,

@@ -58,5 +58,6 @@
 mod codec;
 mod params;
 
+pub(crate) use codec::Decompressor;
 pub use codec::{Deflate, InflateError};
 pub use params::{DeflateConfig, DeflateParams, NegotiationError};
