@@ -39,9 +39,10 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         .or_else(|| req.uri().authority().map(|a| a.as_str()))
         .map(str::to_owned);
     let scheme = scheme_of(&state, &req);
-    let verdict = state
-        .origins
-        .check(req.headers().get(header::ORIGIN), host.as_deref(), scheme);
+    let verdict =
+        state
+            .origins
+            .check_request(req.headers().get(header::ORIGIN), host.as_deref(), scheme);
     let origin = match verdict {
         Ok(OriginVerdict::Allowed(origin)) => Some(origin),
         Ok(OriginVerdict::Same | OriginVerdict::Absent) => None,

@@ -98,7 +98,7 @@ impl AppState {
             burst: config.rate_limit.burst,
         };
         Self(Arc::new(StateInner {
-            origins: OriginPolicy::from_config(&config.allowed_origins, &config.allowed_hosts),
+            origins: OriginPolicy::allow(&config.allowed_origins).hosts(&config.allowed_hosts),
             jwt: config
                 .auth
                 .as_ref()

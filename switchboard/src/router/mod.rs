@@ -632,11 +632,16 @@ impl Router {
                 Err(over) => return Err(Box::new(over.rejection())),
             }
         }
+        let host = request
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .or_else(|| request.uri().authority().map(http::uri::Authority::as_str));
         let origin = request.headers().get(http::header::ORIGIN);
-        if !route.origins.is_allowed_value(origin) {
+        if let Err(refusal) = route.origins.check_request(origin, host, self.scheme()) {
             return Err(Box::new(Rejection::with_status(
                 StatusCode::FORBIDDEN,
-                "origin not allowed",
+                &refusal.to_string(),
             )));
         }
         if let Some(authenticate) = &route.authenticate {
@@ -667,6 +672,15 @@ impl Router {
             route: route.clone(),
             permit,
         }
+    }
+
+    /// The scheme requests come over, for the `Origin` check.
+    fn scheme(&self) -> &'static str {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            return "https";
+        }
+        "http"
     }
 
     /// The stream the handshake runs on: TLS is terminated here when configured.

@@ -15,4 +15,4 @@ pub use limits::{
     client_key, fd_headroom_limit, open_file_limit, ConnectionLimiter, ConnectionPermit,
     LimitExceeded,
 };
-pub use origin::{same_origin, OriginPolicy};
+pub use origin::{same_origin, OriginPolicy, OriginRefusal, OriginVerdict};

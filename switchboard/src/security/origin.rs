@@ -8,6 +8,7 @@
 
 use crate::server::Reject;
 use http::StatusCode;
+use std::net::IpAddr;
 
 /// One allowed origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,10 +51,61 @@ enum Pattern {
 ///     .build();
 /// # let _ = acceptor;
 /// ```
+///
+/// A server that also serves pages checks whole requests with
+/// [`OriginPolicy::check_request`]: its own origin passes too, and with
+/// [`OriginPolicy::hosts`] only the `Host` names it is reached by are answered (against DNS
+/// rebinding). The hub's `allowed_origins` and `allowed_hosts` are this policy.
+///
+/// ```
+/// use http::HeaderValue;
+/// use switchboard::security::{OriginPolicy, OriginRefusal, OriginVerdict};
+///
+/// let policy = OriginPolicy::allow(["https://app.example"]).hosts(["hub.example"]);
+/// let (own, app) = (
+///     HeaderValue::from_static("https://hub.example"),
+///     HeaderValue::from_static("https://app.example"),
+/// );
+/// let check = |origin, host| policy.check_request(origin, Some(host), "https");
+/// assert_eq!(check(Some(&own), "hub.example"), Ok(OriginVerdict::Same));
+/// assert_eq!(
+///     check(Some(&app), "hub.example"),
+///     Ok(OriginVerdict::Allowed("https://app.example".into()))
+/// );
+/// assert_eq!(check(None, "hub.example"), Ok(OriginVerdict::Absent));
+/// assert_eq!(check(None, "rebound.example"), Err(OriginRefusal::Host));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginPolicy {
     allowed: Vec<Pattern>,
     allow_missing: bool,
+    /// The `Host` names answered (`name`, `name:port` or `*.domain`, lower case); empty:
+    /// any.
+    hosts: Vec<String>,
+}
+
+/// What a request's `Origin` is, when [`OriginPolicy::check_request`] lets it go ahead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OriginVerdict {
+    /// No `Origin`: not a browser, or a same-origin `GET`.
+    Absent,
+    /// The server's own origin.
+    Same,
+    /// Another origin the policy allows (a server that answers CORS sends its headers to
+    /// these).
+    Allowed(String),
+}
+
+/// Why [`OriginPolicy::check_request`] refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OriginRefusal {
+    /// The `Origin` is not allowed, or not visible ASCII (or missing, under
+    /// [`OriginPolicy::allow_missing`]`(false)`).
+    #[error("origin not allowed")]
+    Origin,
+    /// The `Host` is not one of [`OriginPolicy::hosts`].
+    #[error("host not allowed")]
+    Host,
 }
 
 impl Default for OriginPolicy {
@@ -70,6 +122,7 @@ impl OriginPolicy {
         OriginPolicy {
             allowed: vec![Pattern::Any],
             allow_missing: true,
+            hosts: Vec::new(),
         }
     }
 
@@ -85,6 +138,7 @@ impl OriginPolicy {
         OriginPolicy {
             allowed,
             allow_missing: true,
+            hosts: Vec::new(),
         }
     }
 
@@ -95,6 +149,88 @@ impl OriginPolicy {
     pub fn allow_missing(mut self, allow: bool) -> Self {
         self.allow_missing = allow;
         self
+    }
+
+    /// Answers only requests whose `Host` (HTTP/2: `:authority`) is one of these:
+    /// `name` (any port), `name:port`, `[v6]`, or `*.domain` for every subdomain of
+    /// `domain`. Default: none listed, any `Host`. Checked by
+    /// [`OriginPolicy::check_request`], which a [`Router`](crate::router::Router) route's
+    /// policy goes through; [`OriginPolicy::is_allowed`] sees no `Host`.
+    ///
+    /// It also decides which requests count as same-origin: a page whose `Origin` is
+    /// `https://` + its `Host` is the server's own only if that `Host` is listed here, or,
+    /// with none listed, an IP address or `localhost`. Otherwise a page on `evil.example`
+    /// whose name the attacker points at the server (DNS rebinding) would be "same
+    /// origin" by the letter.
+    pub fn hosts(mut self, hosts: impl IntoIterator<Item = impl AsRef<str>>) -> Self {
+        self.hosts = hosts
+            .into_iter()
+            .map(|h| h.as_ref().trim().to_ascii_lowercase())
+            .collect();
+        self
+    }
+
+    /// Checks a whole request, as a server that also serves pages (and answers CORS) must:
+    /// its `Origin` value, its `Host` (HTTP/2: the `:authority`) and the scheme it came
+    /// over (`http`/`ws` or `https`/`wss`).
+    ///
+    /// In order: with [`OriginPolicy::hosts`] set, a `Host` not listed is refused
+    /// ([`OriginRefusal::Host`]), `Origin` or not; no `Origin` is
+    /// [`OriginVerdict::Absent`] (unless [`OriginPolicy::allow_missing`] is off); the
+    /// server's own origin (RFC 6454: scheme, host and port, see [`same_origin`]) on a
+    /// known host is [`OriginVerdict::Same`]; an origin the list allows is
+    /// [`OriginVerdict::Allowed`]; anything else, or an `Origin` that is not visible ASCII,
+    /// is [`OriginRefusal::Origin`].
+    pub fn check_request(
+        &self,
+        origin: Option<&http::HeaderValue>,
+        host: Option<&str>,
+        scheme: &str,
+    ) -> Result<OriginVerdict, OriginRefusal> {
+        let host = host.map(|h| h.trim().to_ascii_lowercase());
+        if !self.hosts.is_empty() && !host.as_deref().is_some_and(|h| self.host_listed(h)) {
+            return Err(OriginRefusal::Host);
+        }
+        let Some(origin) = origin else {
+            return match self.allow_missing {
+                true => Ok(OriginVerdict::Absent),
+                false => Err(OriginRefusal::Origin),
+            };
+        };
+        let origin = origin.to_str().map_err(|_| OriginRefusal::Origin)?;
+        if let Some(host) = &host {
+            if same_origin(origin, scheme, host) && self.host_known(host) {
+                return Ok(OriginVerdict::Same);
+            }
+        }
+        if self.is_allowed(Some(origin)) {
+            Ok(OriginVerdict::Allowed(origin.to_owned()))
+        } else {
+            Err(OriginRefusal::Origin)
+        }
+    }
+
+    /// Whether `host` (`name[:port]`, lower case) is one the server knows it is reached by.
+    fn host_known(&self, host: &str) -> bool {
+        if !self.hosts.is_empty() {
+            return self.host_listed(host);
+        }
+        let name = host_name(host);
+        name == "localhost" || name.ends_with(".localhost") || name.parse::<IpAddr>().is_ok()
+    }
+
+    fn host_listed(&self, host: &str) -> bool {
+        let name = host_name(host);
+        self.hosts.iter().any(|pattern| {
+            if let Some(suffix) = pattern.strip_prefix("*.") {
+                name.strip_suffix(suffix)
+                    .is_some_and(|label| label.ends_with('.') && label.len() > 1)
+            } else if pattern.contains(':') && !pattern.starts_with('[') || pattern.contains("]:") {
+                pattern == host
+            } else {
+                pattern.trim_start_matches('[').trim_end_matches(']') == name
+            }
+        })
     }
 
     /// Whether a request with this `Origin` (or none) may connect.
@@ -159,6 +295,17 @@ pub fn same_origin(origin: &str, scheme: &str, host: &str) -> bool {
         return false;
     }
     normalize(origin) == normalize(&format!("{scheme}://{host}"))
+}
+
+/// The name part of `name[:port]` (`[v6]:port` too), without brackets.
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
 }
 
 fn parse_pattern(pattern: &str) -> Pattern {
@@ -249,6 +396,127 @@ mod tests {
         assert!(!policy.is_allowed_value(Some(&bad)));
         assert!(!OriginPolicy::any().is_allowed_value(Some(&bad)));
         assert!(policy.is_allowed_value(None));
+    }
+
+    mod requests {
+        //! [`OriginPolicy::check_request`]: `Origin`, `Host` and scheme together.
+        use super::super::*;
+        use http::HeaderValue;
+
+        fn v(s: &str) -> HeaderValue {
+            HeaderValue::from_str(s).unwrap()
+        }
+
+        fn check(
+            p: &OriginPolicy,
+            origin: &str,
+            host: &str,
+        ) -> Result<OriginVerdict, OriginRefusal> {
+            p.check_request(Some(&v(origin)), Some(host), "http")
+        }
+
+        fn same_origin_only() -> OriginPolicy {
+            OriginPolicy::allow([] as [&str; 0])
+        }
+
+        #[test]
+        fn no_origin_header_is_not_a_browser() {
+            let p = same_origin_only();
+            assert_eq!(
+                p.check_request(None, Some("hub:8080"), "http"),
+                Ok(OriginVerdict::Absent)
+            );
+            assert_eq!(
+                p.allow_missing(false)
+                    .check_request(None, Some("hub:8080"), "http"),
+                Err(OriginRefusal::Origin)
+            );
+        }
+
+        #[test]
+        fn same_origin_is_scheme_host_and_port_on_a_known_host() {
+            let p = same_origin_only();
+            for (origin, host) in [
+                ("http://127.0.0.1:8080", "127.0.0.1:8080"),
+                ("http://localhost:8080", "localhost:8080"),
+                ("http://[::1]:8080", "[::1]:8080"),
+            ] {
+                assert_eq!(check(&p, origin, host), Ok(OriginVerdict::Same), "{origin}");
+            }
+            for (origin, host) in [
+                ("https://127.0.0.1:8080", "127.0.0.1:8080"),
+                ("gopher://127.0.0.1:8080", "127.0.0.1:8080"),
+                ("http://127.0.0.1:9999", "127.0.0.1:8080"),
+                ("http://evil.example", "127.0.0.1:8080"),
+                ("null", "127.0.0.1:8080"),
+                // DNS rebinding: both the attacker's name.
+                ("http://evil.example:8080", "evil.example:8080"),
+            ] {
+                assert_eq!(
+                    check(&p, origin, host),
+                    Err(OriginRefusal::Origin),
+                    "{origin} {host}"
+                );
+            }
+            assert_eq!(
+                p.check_request(Some(&v("http://127.0.0.1:8080")), None, "http"),
+                Err(OriginRefusal::Origin)
+            );
+        }
+
+        #[test]
+        fn a_non_ascii_origin_is_refused() {
+            let bad = HeaderValue::from_bytes(b"http://\xff").unwrap();
+            assert_eq!(
+                OriginPolicy::any().check_request(Some(&bad), Some("hub"), "http"),
+                Err(OriginRefusal::Origin)
+            );
+        }
+
+        #[test]
+        fn hosts_name_the_server_and_refuse_every_other_host() {
+            let p = same_origin_only().hosts(["chat.example", "*.hub.example"]);
+            assert_eq!(
+                check(&p, "https://chat.example", "chat.example"),
+                Err(OriginRefusal::Origin)
+            );
+            assert_eq!(
+                p.check_request(
+                    Some(&v("https://chat.example")),
+                    Some("chat.example"),
+                    "https"
+                ),
+                Ok(OriginVerdict::Same)
+            );
+            assert_eq!(
+                check(&p, "http://a.hub.example:8080", "a.hub.example:8080"),
+                Ok(OriginVerdict::Same)
+            );
+            for host in [Some("evil.example"), Some("hub.example"), None] {
+                assert_eq!(
+                    p.check_request(None, host, "http"),
+                    Err(OriginRefusal::Host),
+                    "{host:?}"
+                );
+            }
+        }
+
+        #[test]
+        fn allowlist_and_wildcard() {
+            let p = OriginPolicy::allow(["https://app.example/"]);
+            assert_eq!(
+                check(&p, "https://APP.example", "hub"),
+                Ok(OriginVerdict::Allowed("https://APP.example".into()))
+            );
+            assert_eq!(
+                check(&p, "http://app.example", "hub"),
+                Err(OriginRefusal::Origin)
+            );
+            assert!(matches!(
+                check(&OriginPolicy::allow(["*"]), "null", "hub"),
+                Ok(OriginVerdict::Allowed(_))
+            ));
+        }
     }
 
     #[test]
