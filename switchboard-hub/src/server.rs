@@ -1,8 +1,12 @@
 //! [`HubServer`]: the hub, its router and the accept loop.
 //!
-//! The accept loop is ours rather than `axum::serve` for two reasons: every request gets a
-//! [`ConnectionControl`] so that a transport can drop a client that stopped reading (see
+//! The accept loop is the library's ([`switchboard::serve_connections`], the one the
+//! library's `Router` runs) rather than `axum::serve`, for two reasons: every request gets
+//! a [`ConnectionControl`] so that a transport can drop a client that stopped reading (see
 //! `transport::conn`), and shutdown can both drain politely and bound how long it waits.
+//! What is the hub's is what it does per connection: the caps of
+//! [`ConnectionLimiter`] (a proxy counts toward the total only), answering a connection
+//! over them (`/healthz` still works), TLS and the HTTP server.
 //!
 //! With [`HubServer::with_tls`] it serves `https://`, and speaks HTTP/2 to clients that pick
 //! `h2` over ALPN (every browser): REST, SSE, long polls, the page and WebSockets (RFC 8441
@@ -194,90 +198,63 @@ impl HubServer {
         };
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         let closing = self.closing_tx.subscribe();
-        let mut shutdown = std::pin::pin!(shutdown);
         let limiter = connection_limiter(&self.config);
         // Connections over a limit are answered, but only this many at once (each holds a
         // descriptor for up to REFUSAL_HEADER_TIMEOUT); beyond that they are closed unread.
         let refusals = Arc::new(AtomicUsize::new(0));
         let max_refusals = (limiter.max_total() / 16).clamp(8, 256);
         let proxies = self.config.trusted_proxies();
-        let mut errors = switchboard::AcceptErrors::new();
         tracing::debug!(?limiter, "connection limits");
-        loop {
-            let (tcp, peer) = tokio::select! {
-                accepted = switchboard::accept_connection(&listener, &mut errors) => accepted,
-                _ = &mut shutdown => break,
-            };
-            let _ = tcp.set_nodelay(true);
+        let (h1, h2) = (self.http_builder(false), self.http_builder(true));
+        let (registry, hub, tls) = (&self.registry, &self.hub, &self.tls);
+        let connection = move |tcp: TcpStream, peer: SocketAddr| {
             // A proxy carries many clients: it counts toward the total only.
             let permit = if proxies.is_trusted(peer.ip()) {
                 limiter.try_acquire_unkeyed()
             } else {
                 limiter.try_acquire(peer.ip())
             };
-            let permit = match permit {
-                Ok(permit) => permit,
-                Err(over) => {
-                    if refusals.fetch_add(1, Ordering::Relaxed) < max_refusals {
-                        let refusals = Arc::clone(&refusals);
-                        let hub = self.hub.clone();
-                        tokio::spawn(async move {
+            let accepted = match permit {
+                Ok(permit) => Ok(Conn {
+                    peer,
+                    router: router.clone(),
+                    control: ConnectionControl::new(peer, Some(alive_tx.clone()), registry)
+                        .holding(permit),
+                    closing: closing.clone(),
+                    metrics: Arc::clone(hub.metrics()),
+                    tls: tls.clone(),
+                }),
+                Err(over) => Err(over),
+            };
+            let (h1, h2) = (h1.clone(), h2.clone());
+            let refusals = Arc::clone(&refusals);
+            let hub = hub.clone();
+            async move {
+                match accepted {
+                    Ok(conn) => conn.start(tcp, h1, h2).await,
+                    Err(over) => {
+                        if refusals.fetch_add(1, Ordering::Relaxed) < max_refusals {
                             refuse_connection(hub, tcp, peer, over).await;
-                            refusals.fetch_sub(1, Ordering::Relaxed);
-                        });
-                    } else {
-                        refusals.fetch_sub(1, Ordering::Relaxed);
-                        tracing::trace!(%peer, "over the connection limit, closed unread");
-                    }
-                    continue;
-                }
-            };
-            let control = ConnectionControl::new(peer, Some(alive_tx.clone()), &self.registry)
-                .holding(permit);
-            let conn = Conn {
-                peer,
-                router: router.clone(),
-                control,
-                closing: closing.clone(),
-                metrics: Arc::clone(self.hub.metrics()),
-                tls: self.tls.is_some(),
-            };
-            match &self.tls {
-                None => {
-                    let http1 = self.http_builder(false);
-                    tokio::spawn(conn.serve(TokioIo::new(tcp), http1, Version::HTTP_11));
-                }
-                Some(acceptor) => {
-                    let acceptor = acceptor.clone();
-                    let (h1, h2) = (self.http_builder(false), self.http_builder(true));
-                    tokio::spawn(async move {
-                        let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp))
-                            .await
-                        {
-                            Ok(Ok(tls)) => tls,
-                            Ok(Err(error)) => {
-                                tracing::debug!(%peer, %error, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => return,
-                        };
-                        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                            conn.serve(TokioIo::new(tls), h2, Version::HTTP_2).await
                         } else {
-                            conn.serve(TokioIo::new(tls), h1, Version::HTTP_11).await
+                            tracing::trace!(%peer, "over the connection limit, closed unread");
                         }
-                    });
+                        refusals.fetch_sub(1, Ordering::Relaxed);
+                    }
                 }
             }
-        }
-        tracing::info!("shutting down: closing streams and connections");
-        self.closing_tx.send_replace(true);
-        drop(alive_tx);
-        drop(listener);
-        let drained = tokio::time::timeout(SHUTDOWN_GRACE, alive_rx.recv()).await;
-        if drained.is_err() {
-            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}; exiting anyway");
-        }
+        };
+        // Stopping: streams and WebSockets are told to finish, and the loop waits for every
+        // `ConnectionControl` (upgraded WebSockets run on tasks of their own) as well as for
+        // the connections' tasks.
+        let closing_tx = &self.closing_tx;
+        let stop = move || {
+            closing_tx.send_replace(true);
+            // The loop has dropped `connection`, and with it the last spare `alive_tx`.
+            async move {
+                let _ = alive_rx.recv().await;
+            }
+        };
+        switchboard::serve_connections(listener, shutdown, connection, stop, SHUTDOWN_GRACE).await;
         // Entries still in their grace period (and any a stuck connection holds) leave now:
         // on a shared broker, other nodes see this node's clients go at once.
         self.hub.shutdown_presence().await;
@@ -332,12 +309,37 @@ struct Conn {
     control: ConnectionControl,
     closing: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
-    /// The connection is TLS: its requests were made to an `https://` origin, which the
-    /// Origin check must know on HTTP/1.1 (HTTP/2 carries `:scheme` itself).
-    tls: bool,
+    /// The TLS acceptor, if the hub serves `https://`.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Conn {
+    /// TLS (when configured, within `HEADER_TIMEOUT`), then HTTP: `h1`, or `h2` when the
+    /// client picked it over ALPN.
+    async fn start(
+        self,
+        tcp: TcpStream,
+        h1: auto::Builder<TokioExecutor>,
+        h2: auto::Builder<TokioExecutor>,
+    ) {
+        let Some(acceptor) = self.tls.clone() else {
+            return self.serve(TokioIo::new(tcp), h1, Version::HTTP_11).await;
+        };
+        let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => {
+                tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
+        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            self.serve(TokioIo::new(tls), h2, Version::HTTP_2).await
+        } else {
+            self.serve(TokioIo::new(tls), h1, Version::HTTP_11).await
+        }
+    }
+
     /// Serves HTTP (`version`, which `builder` is limited to) on `io` until the client
     /// goes, the connection is killed, or shutdown; then finishes politely (HTTP/2:
     /// GOAWAY, after which the open streams end on the closing signal: WebSockets with
@@ -354,6 +356,9 @@ impl Conn {
             metrics,
             tls,
         } = self;
+        // Its requests were made to an `https://` origin, which the Origin check must know
+        // on HTTP/1.1 (HTTP/2 carries `:scheme` itself).
+        let tls = tls.is_some();
         tracing::debug!(%peer, ?version, "connection");
         metrics.record_http_connection(version);
         let service = {

@@ -91,8 +91,8 @@ pub use error::{Error, ErrorKind, HandshakeFailure};
 pub use liveness::GoingAway;
 pub use router::{ServerStream, ServerWebSocket};
 pub use server::{
-    accept, accept_connection, Accept, AcceptErrors, Acceptor, AcceptorBuilder, HandshakeRequest,
-    Reject, Server,
+    accept, accept_connection, serve_connections, Accept, AcceptErrors, Acceptor, AcceptorBuilder,
+    HandshakeRequest, Reject, Server,
 };
 pub use split::{WebSocketReader, WebSocketWriter, WriterFeed};
 pub use stream::MaybeTlsStream;

@@ -84,7 +84,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_protocol::handshake::{parse_request, validate_request, HandshakeError, Rejection};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// A server-side WebSocket, from any entry point: a [`Router`] route, a
@@ -431,43 +430,21 @@ impl Router {
         listener: TcpListener,
         signal: impl Future<Output = ()>,
     ) -> Result<(), Error> {
-        let mut signal = std::pin::pin!(signal);
-        let mut connections = JoinSet::new();
-        let mut errors = crate::server::AcceptErrors::new();
-        loop {
-            tokio::select! {
-                () = &mut signal => break,
-                // Reap finished connections so the set holds only open ones.
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                (tcp, peer) = crate::server::accept_connection(&listener, &mut errors) => {
-                    connections.spawn(self.clone().connection(tcp, peer));
-                }
-            }
-        }
-        drop(listener);
-        self.going_away.fire();
-        self.drain(connections).await;
+        let going_away = self.going_away.clone();
+        let grace = self.shutdown_timeout;
+        crate::server::serve_connections(
+            listener,
+            signal,
+            move |tcp, peer| self.clone().connection(tcp, peer),
+            // Every connection closes with 1001; their tasks are all the loop waits for.
+            move || {
+                going_away.fire();
+                std::future::ready(())
+            },
+            grace,
+        )
+        .await;
         Ok(())
-    }
-
-    /// Waits for the open connections to end, up to the shutdown timeout; drops the rest.
-    async fn drain(&self, mut connections: JoinSet<()>) {
-        let open = connections.len();
-        if open == 0 {
-            return;
-        }
-        tracing::info!(open, timeout = ?self.shutdown_timeout, "shutting down: closing connections with 1001");
-        let all_closed = async { while connections.join_next().await.is_some() {} };
-        if tokio::time::timeout(self.shutdown_timeout, all_closed)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                left = connections.len(),
-                "connections still open at the shutdown deadline; dropping them"
-            );
-            connections.shutdown().await;
-        }
     }
 
     /// The route for `path`: exact match, then the longest prefix, then the fallback.
@@ -516,8 +493,6 @@ impl Router {
 
     /// The connection limits, then the handshake within its timeout.
     async fn admit(self: &Arc<Self>, tcp: TcpStream, peer: SocketAddr) -> Option<Admitted> {
-        // Small frames should leave at once: coalescing is done by `feed`/`flush`.
-        let _ = tcp.set_nodelay(true);
         // A client that is not a proxy is counted before it may send a byte, so one
         // address cannot hold more half-open handshakes than its limit.
         let mut permit = None;

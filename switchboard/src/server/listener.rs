@@ -1,11 +1,14 @@
-//! [`accept_connection`]: `accept` that rides out errors without spinning or flooding the log,
-//! shared by every accept loop ([`Server`](super::Server), the [`Router`](crate::router::Router)
-//! and servers built on the library, such as the hub).
+//! The accept loop every server here runs ([`serve_connections`]: the
+//! [`Router`](crate::router::Router), so [`Server`](super::Server), and servers built on the
+//! library, such as the hub), and the `accept` under it that rides out errors without
+//! spinning or flooding the log ([`accept_connection`]).
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// Pause after an `accept` error that is about the process rather than one client (out of
@@ -65,6 +68,98 @@ pub async fn accept_connection(
                 tokio::time::sleep(BACKOFF).await;
             }
         }
+    }
+}
+
+/// The accept loop: runs `connection` on every connection `listener` accepts (with
+/// `TCP_NODELAY` set: small frames leave at once, coalescing is `feed`/`flush`'s), each
+/// future in its own task, until `signal` completes. Then it stops accepting, drops
+/// `connection`, calls `stop` to tell the open connections to finish (fire a
+/// [`GoingAway`](crate::GoingAway), say), and waits up to `grace` for both their tasks and
+/// the future `stop` returns (for work the tasks handed on, such as upgraded connections
+/// on tasks of their own); what is still open then is dropped.
+///
+/// Accept errors are ridden out as [`accept_connection`] does. Connection limits, TLS and
+/// the protocol are the caller's, in `connection`: the [`Router`](crate::router::Router)
+/// runs its handshake there, the hub its HTTP server.
+///
+/// ```no_run
+/// use switchboard::GoingAway;
+/// use std::time::Duration;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// let going_away = GoingAway::new();
+/// let per_connection = going_away.clone();
+/// switchboard::serve_connections(
+///     listener,
+///     async { let _ = tokio::signal::ctrl_c().await; },
+///     move |tcp, _peer| {
+///         let signal = per_connection.clone();
+///         async move {
+///             if let Ok(mut ws) = switchboard::accept(tcp).await {
+///                 ws.close_on(&signal);
+///                 while let Some(Ok(message)) = ws.recv().await {
+///                     if ws.send(message).await.is_err() {
+///                         break;
+///                     }
+///                 }
+///             }
+///         }
+///     },
+///     move || {
+///         going_away.fire();
+///         std::future::ready(())
+///     },
+///     Duration::from_secs(10),
+/// )
+/// .await;
+/// # Ok(()) }
+/// ```
+pub async fn serve_connections<C, F, S, D>(
+    listener: TcpListener,
+    signal: impl Future<Output = ()>,
+    mut connection: C,
+    stop: S,
+    grace: Duration,
+) where
+    C: FnMut(TcpStream, SocketAddr) -> F,
+    F: Future<Output = ()> + Send + 'static,
+    S: FnOnce() -> D,
+    D: Future<Output = ()>,
+{
+    let mut signal = std::pin::pin!(signal);
+    let mut connections = JoinSet::new();
+    let mut errors = AcceptErrors::new();
+    loop {
+        tokio::select! {
+            () = &mut signal => break,
+            // Reap finished connections so the set holds only open ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            (tcp, peer) = accept_connection(&listener, &mut errors) => {
+                let _ = tcp.set_nodelay(true);
+                connections.spawn(connection(tcp, peer));
+            }
+        }
+    }
+    drop(listener);
+    drop(connection);
+    tracing::info!(
+        open = connections.len(),
+        timeout = ?grace,
+        "shutting down: asking connections to finish"
+    );
+    let handed_on = stop();
+    let all_closed = async {
+        while connections.join_next().await.is_some() {}
+        handed_on.await;
+    };
+    if tokio::time::timeout(grace, all_closed).await.is_err() {
+        tracing::warn!(
+            left = connections.len(),
+            "connections still open at the shutdown deadline; dropping them"
+        );
+        connections.shutdown().await;
     }
 }
 

@@ -6,5 +6,5 @@ mod listener;
 mod serve;
 
 pub use accept::{accept, Accept, Acceptor, AcceptorBuilder, HandshakeRequest, Reject};
-pub use listener::{accept_connection, AcceptErrors};
+pub use listener::{accept_connection, serve_connections, AcceptErrors};
 pub use serve::Server;
