@@ -222,6 +222,23 @@ fn extended_connect(parts: &Parts) -> Option<Option<String>> {
 }
 
 /// Why [`WebSocketUpgrade`] refused a request; it answers with its HTTP response.
+///
+/// ```
+/// use axum::response::{IntoResponse, Response};
+/// use switchboard::axum::{WebSocketUpgrade, WebSocketUpgradeRejection};
+///
+/// // Taken as a `Result`, the refusal can be logged before it is answered.
+/// async fn ws(upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
+///     match upgrade {
+///         Ok(upgrade) => upgrade.on_upgrade(|_socket| async {}),
+///         Err(rejection) => {
+///             eprintln!("refused with {}: {}", rejection.status(), rejection.reason());
+///             rejection.into_response()
+///         }
+///     }
+/// }
+/// # let _ = axum::Router::<()>::new().route("/ws", axum::routing::get(ws));
+/// ```
 #[derive(Debug)]
 pub struct WebSocketUpgradeRejection {
     rejection: Rejection,

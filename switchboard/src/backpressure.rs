@@ -14,6 +14,18 @@ use switchboard_protocol::{CloseCode, Message};
 
 /// What `send`/`feed` do when the write queue is over its high-water mark, chosen by the
 /// application for its kind of traffic.
+///
+/// ```
+/// use switchboard::{CloseCode, SlowConsumer, WebSocketConfig};
+///
+/// // A ticker: a client that falls behind misses prices rather than slowing the feed.
+/// let ticker = WebSocketConfig::default()
+///     .write_buffer_high_water(64 << 10)
+///     .slow_consumer(SlowConsumer::Drop);
+/// // A broadcast: a client that cannot keep up is cut off with 1013 Try Again Later.
+/// let broadcast = WebSocketConfig::default().slow_consumer(SlowConsumer::Close(CloseCode::TRY_AGAIN_LATER));
+/// # let _ = (ticker, broadcast);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SlowConsumer {
@@ -32,6 +44,20 @@ pub enum SlowConsumer {
 }
 
 /// Why [`WebSocket::try_send`](crate::WebSocket::try_send) did not queue a message.
+///
+/// ```no_run
+/// # fn run(ws: &mut switchboard::ServerWebSocket) -> Result<(), switchboard::Error> {
+/// use switchboard::TrySendError;
+///
+/// match ws.try_send("update") {
+///     Ok(()) => {}
+///     // Over the high-water mark: keep it for later, or drop it.
+///     Err(TrySendError::Full(message)) => drop(message),
+///     Err(TrySendError::Failed(error)) => return Err(error),
+///     Err(_) => {} // non-exhaustive
+/// }
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 pub enum TrySendError {
     /// The write queue is over its high-water mark; the message is handed back.

@@ -48,7 +48,22 @@ pub(crate) enum Verdict {
 }
 
 /// A server-wide signal that every connection should close with 1001 Going Away.
-/// Cheap to clone.
+/// Cheap to clone. The [`Router`](crate::router::Router) has its own; a server of your own
+/// (around [`accept`](crate::accept), say) fires one at shutdown:
+///
+/// ```no_run
+/// # async fn run(listener: tokio::net::TcpListener) -> Result<(), switchboard::Error> {
+/// use switchboard::GoingAway;
+///
+/// let going_away = GoingAway::new();
+/// let (tcp, _) = listener.accept().await?;
+/// let mut ws = switchboard::accept(tcp).await?;
+/// ws.close_on(&going_away);
+/// let handler = tokio::spawn(async move { while let Some(Ok(_)) = ws.recv().await {} });
+/// going_away.fire(); // the socket sends a 1001 close, and `recv` ends
+/// let _ = handler.await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct GoingAway {
     // One allocation for both: every connection holds a clone.

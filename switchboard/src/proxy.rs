@@ -26,6 +26,17 @@ use tokio::net::TcpStream;
 const MAX_RESPONSE_HEAD: usize = 16 << 10;
 
 /// An HTTP proxy that tunnels with `CONNECT`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), switchboard::Error> {
+/// use switchboard::proxy::Proxy;
+///
+/// let proxy = Proxy::parse("http://user:secret@proxy.internal:3128")?;
+/// assert_eq!((proxy.host(), proxy.port()), ("proxy.internal", 3128));
+/// let client = switchboard::Client::builder().proxy(proxy).build()?;
+/// let (_ws, _response) = client.connect("ws://echo.internal/").await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Proxy {
     host: String,

@@ -9,6 +9,17 @@ use tokio::net::TcpStream;
 /// The stream under a client [`crate::WebSocket`] opened by [`crate::connect`]: plain TCP for
 /// `ws://`, TLS through rustls for `wss://` (feature `tls`). Through a proxy, the TCP
 /// connection is the CONNECT tunnel.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), switchboard::Error> {
+/// use switchboard::MaybeTlsStream;
+///
+/// let (ws, _response) = switchboard::connect("ws://127.0.0.1:9001").await?;
+/// if let MaybeTlsStream::Plain(tcp) = ws.get_ref() {
+///     println!("connected from {}", tcp.local_addr()?);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum MaybeTlsStream {

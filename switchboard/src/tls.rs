@@ -96,7 +96,8 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Reads every certificate in a PEM file, in order (for a server: its certificate first,
-/// then the intermediates).
+/// then the intermediates). [`acceptor_from_pem`] and [`client_config`] call it; its own
+/// use is building a rustls configuration by hand.
 pub fn load_certificates(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let path = path.as_ref();
     let certs = CertificateDer::pem_file_iter(path)
@@ -137,6 +138,18 @@ pub fn server_config_from_pem(
 /// A [`TlsAcceptor`] from a PEM certificate chain and private key: call
 /// [`TlsAcceptor::accept`] on each TCP stream, then run the WebSocket handshake on the
 /// result.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use switchboard::router::{Route, Router};
+///
+/// let acceptor = switchboard::tls::acceptor_from_pem("cert.pem", "key.pem")?;
+/// let router = Router::new()
+///     .fallback(Route::new(|_ws, _info| async {}))
+///     .tls(acceptor); // wss://
+/// router.serve(tokio::net::TcpListener::bind("0.0.0.0:443").await?).await?;
+/// # Ok(()) }
+/// ```
 pub fn acceptor_from_pem(
     cert_path: impl AsRef<Path>,
     key_path: impl AsRef<Path>,
@@ -164,6 +177,14 @@ pub fn client_config_with_roots(roots: RootCertStore) -> Result<Arc<ClientConfig
 
 /// A client configuration that trusts the webpki roots plus every certificate in the
 /// given PEM files (a private or test CA: `switchboard connect --ca FILE`).
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let tls = switchboard::tls::client_config(["test-ca.pem"])?;
+/// let client = switchboard::Client::builder().tls_config(tls).build()?;
+/// let (_ws, _response) = client.connect("wss://localhost:9443/").await?;
+/// # Ok(()) }
+/// ```
 pub fn client_config<P: AsRef<Path>>(
     extra_ca_files: impl IntoIterator<Item = P>,
 ) -> Result<Arc<ClientConfig>, TlsError> {

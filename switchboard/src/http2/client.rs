@@ -21,6 +21,15 @@ const SETTINGS_WAIT: Duration = Duration::from_secs(10);
 const SETTINGS_POLL: Duration = Duration::from_millis(1);
 
 /// Which HTTP version a [`Client`](crate::Client) opens `wss://` WebSockets over.
+///
+/// ```
+/// use switchboard::http2::Http2Mode;
+/// use switchboard::Client;
+///
+/// // Share one TLS connection among this client's WebSockets when the server speaks h2.
+/// let client = Client::builder().http2(Http2Mode::Auto).build();
+/// # let _ = client;
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Http2Mode {

@@ -44,6 +44,18 @@ pub use stream::H2Stream;
 /// The HTTP/2 settings of a server (the [`Router`](crate::router::Router)) or a client:
 /// whether h2 is offered at all, and its windows and stream limit (see the
 /// [module documentation](self) for why these defaults).
+///
+/// ```
+/// use switchboard::http2::Http2Config;
+///
+/// // More streams per connection, larger windows for large messages.
+/// let config = Http2Config::default()
+///     .max_concurrent_streams(128)
+///     .stream_window(1 << 20);
+/// assert!(config.is_enabled());
+/// assert!(!Http2Config::disabled().is_enabled()); // the kill switch: HTTP/1.1 only
+/// # let _ = switchboard::router::Router::new().http2(config);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Http2Config {
     enabled: bool,

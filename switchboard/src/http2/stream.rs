@@ -23,6 +23,10 @@ const MAX_WRITE: usize = 64 << 10;
 ///   `buffered_amount` grows as on a TCP socket.
 /// - Shutting down sends `END_STREAM`, then reads (and drops) what the peer still sends
 ///   until its `END_STREAM`, so a clean close never resets the stream.
+///
+/// No example: only the library makes one (a [`Router`](crate::router::Router) serving an
+/// HTTP/2 connection, a [`Client`](crate::Client) with [`Http2Mode`](super::Http2Mode)),
+/// and a WebSocket over it is used as any other.
 pub struct H2Stream {
     send: h2::SendStream<Bytes>,
     recv: h2::RecvStream,

@@ -44,6 +44,16 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 /// accepted holds `backlog` (the kernel caps it at `net.core.somaxconn`): a reconnect storm
 /// of thousands of clients overflows a small queue, and the kernel then drops their SYNs
 /// and they retry only after a second or more.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use switchboard::router::{listener_with_backlog, Route, Router};
+///
+/// let listener = listener_with_backlog("0.0.0.0:9001".parse()?, 8192)?;
+/// let listener = tokio::net::TcpListener::from_std(listener)?;
+/// Router::new().fallback(Route::new(|_ws, _info| async {})).serve(listener).await?;
+/// # Ok(()) }
+/// ```
 pub fn listener_with_backlog(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),

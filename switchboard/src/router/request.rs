@@ -12,6 +12,28 @@ use std::net::{IpAddr, SocketAddr};
 /// The callback can read headers, cookies and query parameters, and leave what it learnt
 /// (a user id, rights) in [`UpgradeRequest::extensions_mut`] for the handler, which finds it
 /// in [`ConnectionInfo::extensions`].
+///
+/// ```
+/// use http::StatusCode;
+/// use switchboard::router::Route;
+/// use switchboard::Reject;
+///
+/// #[derive(Clone)]
+/// struct User(String);
+///
+/// let route = Route::new(|_ws, info| async move {
+///     let user = info.extensions().get::<User>().map(|u| u.0.clone());
+///     # let _ = user;
+/// })
+/// .authenticate(|req| {
+///     let Some(session) = req.cookie("session").map(str::to_owned) else {
+///         return Err(Reject::new(StatusCode::UNAUTHORIZED, "log in first"));
+///     };
+///     req.extensions_mut().insert(User(session));
+///     Ok(())
+/// });
+/// # let _ = route;
+/// ```
 #[derive(Debug)]
 pub struct UpgradeRequest<'a> {
     pub(super) request: &'a mut Request<()>,
@@ -88,6 +110,16 @@ impl UpgradeRequest<'_> {
 
 /// What a handler knows about its connection besides the socket: the request head (with
 /// what the `authenticate` callback left in its extensions) and the addresses.
+///
+/// ```
+/// use switchboard::router::Route;
+///
+/// let route = Route::new(|mut ws, info| async move {
+///     let greeting = format!("hello {} on {}", info.client_ip(), info.path());
+///     let _ = ws.send(greeting).await;
+/// });
+/// # let _ = route;
+/// ```
 #[derive(Debug)]
 pub struct ConnectionInfo {
     pub(super) request: Request<()>,
