@@ -311,12 +311,16 @@ impl<S> Core<S> {
         Ok(())
     }
 
-    /// Queues a ping.
-    pub(crate) fn queue_ping(&mut self, payload: bytes::Bytes) -> Result<(), Error> {
+    /// Queues a ping, or with `pong` an unsolicited pong.
+    pub(crate) fn queue_control(&mut self, payload: bytes::Bytes, pong: bool) -> Result<(), Error> {
         if self.phase != Phase::Open || self.conn.state() == State::Closed {
             return Err(Error::closed());
         }
-        self.conn.ping(payload)?;
+        if pong {
+            self.conn.pong(payload)?;
+        } else {
+            self.conn.ping(payload)?;
+        }
         Ok(())
     }
 }

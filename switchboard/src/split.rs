@@ -324,9 +324,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketWriter<S> {
 
     /// Sends a ping; see [`WebSocket::ping`].
     pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
-        let payload = payload.into();
+        self.send_control(payload.into(), false).await
+    }
+
+    /// Sends an unsolicited pong; see [`WebSocket::pong`].
+    pub async fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_control(payload.into(), true).await
+    }
+
+    async fn send_control(&mut self, payload: Bytes, pong: bool) -> Result<(), Error> {
         poll_fn(|cx| self.with_core(cx, |core, ww| core.poll_ready(ww))).await?;
-        self.shared.lock().queue_ping(payload)?;
+        self.shared.lock().queue_control(payload, pong)?;
         self.flush().await
     }
 

@@ -291,8 +291,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Sends a ping with up to 125 bytes of payload. The peer's pong is not returned by
     /// `recv`.
     pub async fn ping(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_control(payload.into(), false).await
+    }
+
+    /// Sends an unsolicited pong with up to 125 bytes of payload: a one-way heartbeat
+    /// (RFC 6455 §5.5.3), which the peer does not answer. Pings are answered without
+    /// this: their pongs are queued by the protocol core.
+    pub async fn pong(&mut self, payload: impl Into<Bytes>) -> Result<(), Error> {
+        self.send_control(payload.into(), true).await
+    }
+
+    async fn send_control(&mut self, payload: Bytes, pong: bool) -> Result<(), Error> {
         poll_fn(|cx| self.core.poll_ready(cx.waker())).await?;
-        self.core.queue_ping(payload.into())?;
+        self.core.queue_control(payload, pong)?;
         self.flush().await
     }
 

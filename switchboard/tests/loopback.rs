@@ -89,6 +89,7 @@ mod client_server {
         // The server pings with "from server", then echoes messages.
         tokio::spawn(server.serve(|mut ws| async move {
             ws.ping("from server").await.unwrap();
+            ws.pong("heartbeat").await.unwrap();
             while let Some(Ok(message)) = ws.recv().await {
                 if ws.send(message).await.is_err() {
                     break;
@@ -104,6 +105,19 @@ mod client_server {
                 ws.recv_with_control().await.unwrap().unwrap(),
                 Received::Ping("from server".into())
             );
+            // An unsolicited pong shows as one, and is not answered.
+            assert_eq!(
+                ws.recv_with_control().await.unwrap().unwrap(),
+                Received::Pong("heartbeat".into())
+            );
+            let (mut reader, mut writer) = ws.split();
+            writer.pong("from the writer").await.unwrap();
+            writer.ping("from client").await.unwrap();
+            assert_eq!(
+                reader.recv_with_control().await.unwrap().unwrap(),
+                Received::Pong("from client".into())
+            );
+            let mut ws = reader.reunite(writer).unwrap();
             ws.ping("from client").await.unwrap();
             assert_eq!(
                 ws.recv_with_control().await.unwrap().unwrap(),
