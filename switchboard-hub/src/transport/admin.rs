@@ -9,7 +9,7 @@ use http::StatusCode;
 use super::access;
 use super::error::ApiError;
 use super::params::Params;
-use super::wire::json_response;
+use super::wire::{sorted_response, ConnectionList, Disconnected};
 use super::AppState;
 
 /// `GET /api/admin/connections`:
@@ -30,9 +30,9 @@ pub(crate) async fn connections(
         .into_iter()
         .map(|(_, info)| info)
         .collect();
-    Ok(json_response(
+    Ok(sorted_response(
         StatusCode::OK,
-        &serde_json::json!({ "connections": list }),
+        &ConnectionList { connections: list },
     ))
 }
 
@@ -62,8 +62,8 @@ pub(crate) async fn disconnect(
         }
     }
     tracing::info!(disconnected = n, ?transport, ?channel, "admin disconnect");
-    Ok(json_response(
+    Ok(sorted_response(
         StatusCode::OK,
-        &serde_json::json!({ "disconnected": n }),
+        &Disconnected { disconnected: n },
     ))
 }

@@ -173,7 +173,13 @@ impl ApiError {
 
     /// The JSON body `{"error":{"code":…,"message":…}}`.
     pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}})
+        let body = super::wire::ErrorBody {
+            error: super::wire::ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        };
+        super::wire::sorted_value(&body).unwrap_or_default()
     }
 }
 

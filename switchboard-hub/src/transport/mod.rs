@@ -214,9 +214,12 @@ pub(crate) fn healthz_response(hub: &Hub) -> axum::response::Response {
         crate::broker::BrokerState::Up => (http::StatusCode::OK, "ok"),
         crate::broker::BrokerState::Down => (http::StatusCode::SERVICE_UNAVAILABLE, "degraded"),
     };
-    wire::json_response(
+    wire::sorted_response(
         status,
-        &serde_json::json!({"status": word, "broker": broker}),
+        &wire::Health {
+            status: word,
+            broker,
+        },
     )
 }
 

@@ -25,8 +25,10 @@ use http::StatusCode;
 use super::access::{self, Action};
 use super::error::ApiError;
 use super::params::{self, Params};
-use super::presence::{self, Identity, Shape};
-use super::wire::{json_response, MessageList, WireReset};
+use super::presence::{self, Identity};
+use super::wire::{
+    json_response, sorted_response, MessageList, PollWithPresence, PresenceView, WireReset,
+};
 use super::AppState;
 use crate::core::{Message, ResetReason};
 use crate::hub::Delivery;
@@ -113,8 +115,14 @@ pub(crate) async fn poll(
     if !wants_presence {
         return Ok(json_response(StatusCode::OK, &list));
     }
-    let mut answer = serde_json::to_value(&list).unwrap_or_default();
     let here = presence::read(&state, &channel, None).await?;
-    answer["presence"] = presence::list_json(&Shape::Bare, &channel, &here);
-    Ok(json_response(StatusCode::OK, &answer))
+    let answer = PollWithPresence {
+        list,
+        presence: PresenceView {
+            channel: channel.clone(),
+            news: here,
+        },
+    };
+    // Sorted, as this answer always was (without presence it never was; see `wire`).
+    Ok(sorted_response(StatusCode::OK, &answer))
 }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
 use axum::response::Response;
-use bytes::Bytes;
 use http::StatusCode;
 use switchboard::{CloseCode, Initiator, PreparedMessage};
 use tokio::sync::mpsc;
@@ -21,7 +20,8 @@ use super::access::{self, Action, Caller};
 use super::conn::ConnectionControl;
 use super::error::ApiError;
 use super::params::{self, Params};
-use super::wire::json_response;
+use super::wire::{sorted_response, PresenceView};
+use super::ws::frame::{RoomEvent, ServerFrame};
 use super::ws::Outbound;
 use super::AppState;
 use crate::broker::{PresenceGuard, PresenceList, PresenceUpdate, PresenceWatch};
@@ -116,63 +116,34 @@ pub(crate) fn release_all(guards: impl IntoIterator<Item = PresenceGuard>, goodb
     }
 }
 
-/// The members of a join/leave event or a snapshot, as a JSON object of the given shape.
+/// How a WebSocket transport frames presence news.
 pub(crate) enum Shape {
-    /// `/ws`: `{"op":"join",…}`.
+    /// `/ws`: `{"op":"join",…}` ([`ServerFrame`]).
     Op,
-    /// `/ws/{channel}?presence=1`: `{"event":"join",…}`.
+    /// `/ws/{channel}?presence=1`: `{"event":"join",…}` ([`RoomEvent`]).
     Event,
-    /// SSE: the bare entry or snapshot (the event name carries the kind).
-    Bare,
 }
 
-/// `{"op"|"event":"join"|"leave","channel":…,"client":…,"user":…,"info":…}`.
-pub(crate) fn event_json(
-    shape: &Shape,
-    channel: &ChannelName,
-    ev: &PresenceEvent,
-) -> serde_json::Value {
-    let mut v = serde_json::to_value(ev.entry().as_ref()).unwrap_or_default();
-    tag(shape, &mut v, ev.kind(), channel);
-    v
-}
-
-/// `{"op"|"event":"presence","channel":…,"clients":…,"users":…,"entries":[…],"truncated":…}`.
-pub(crate) fn list_json(
-    shape: &Shape,
-    channel: &ChannelName,
-    list: &PresenceList,
-) -> serde_json::Value {
-    let mut v = serde_json::to_value(list).unwrap_or_default();
-    tag(shape, &mut v, "presence", channel);
-    v
-}
-
-fn tag(shape: &Shape, v: &mut serde_json::Value, kind: &str, channel: &ChannelName) {
-    let Some(map) = v.as_object_mut() else {
-        return;
-    };
-    let mut out = serde_json::Map::with_capacity(map.len() + 2);
-    match shape {
-        Shape::Op => {
-            out.insert("op".into(), kind.into());
+impl Shape {
+    /// A snapshot's frame.
+    fn list(&self, channel: &ChannelName, list: PresenceList) -> Option<PreparedMessage> {
+        let view = PresenceView {
+            channel: channel.clone(),
+            news: list,
+        };
+        match self {
+            Shape::Op => ServerFrame::Presence(view).prepared(),
+            Shape::Event => RoomEvent::Presence(view).prepared(),
         }
-        Shape::Event => {
-            out.insert("event".into(), kind.into());
-        }
-        Shape::Bare => {}
     }
-    out.insert("channel".into(), channel.as_str().into());
-    out.append(map);
-    *map = out;
-}
 
-/// A text frame of `value`.
-pub(crate) fn frame(value: &serde_json::Value) -> Option<PreparedMessage> {
-    let bytes = Bytes::from(serde_json::to_vec(value).ok()?);
-    switchboard::Utf8Bytes::try_from_bytes(bytes)
-        .ok()
-        .map(|t| PreparedMessage::new(switchboard::Message::Text(t)))
+    /// A join's or leave's frame.
+    fn event(&self, channel: &ChannelName, ev: &PresenceEvent) -> Option<PreparedMessage> {
+        match self {
+            Shape::Op => ServerFrame::presence_event(channel, ev).prepared(),
+            Shape::Event => RoomEvent::presence_event(channel, ev).prepared(),
+        }
+    }
 }
 
 /// Sends a WebSocket subscriber `channel`'s snapshot, then its joins and leaves (a fresh
@@ -192,8 +163,8 @@ pub(crate) async fn forward(
     let mut closing = state.closing.clone();
     let limit = state.config.presence.max_list;
     loop {
-        let value = if let Some(list) = first.take() {
-            list_json(&shape, &channel, &list)
+        let frame = if let Some(list) = first.take() {
+            shape.list(&channel, list)
         } else {
             let update = tokio::select! {
                 u = watch.next() => u,
@@ -201,19 +172,19 @@ pub(crate) async fn forward(
             };
             match update {
                 None => return,
-                Some(PresenceUpdate::Event(ev)) => event_json(&shape, &channel, &ev),
+                Some(PresenceUpdate::Event(ev)) => shape.event(&channel, &ev),
                 Some(PresenceUpdate::Lagged) => {
                     match state.hub.watch_presence(&channel, limit).await {
                         Ok((list, again)) => {
                             watch = again;
-                            list_json(&shape, &channel, &list)
+                            shape.list(&channel, list)
                         }
                         Err(_) => return,
                     }
                 }
             }
         };
-        let Some(frame) = frame(&value) else { continue };
+        let Some(frame) = frame else { continue };
         let out = Outbound {
             tag,
             frame,
@@ -241,9 +212,12 @@ pub(crate) async fn rest(
     let channel = params::channel(&channel)?;
     caller.authorize(Action::Subscribe, &channel)?;
     let list = read(&state, &channel, query.count("limit")?).await?;
-    Ok(json_response(
+    Ok(sorted_response(
         StatusCode::OK,
-        &list_json(&Shape::Bare, &channel, &list),
+        &PresenceView {
+            channel,
+            news: list,
+        },
     ))
 }
 

@@ -8,10 +8,12 @@ use http::{header, HeaderMap, StatusCode};
 use super::access::{self, Action};
 use super::error::ApiError;
 use super::params::{self, Params};
-use super::wire::{json_response, MessageList, WireReset};
+use super::wire::{
+    json_response, sorted_response, ChannelList, ListedChannel, MessageList, PublishAnswer,
+    WireReset,
+};
 use super::AppState;
-use crate::broker::ChannelInfo;
-use crate::core::{Payload, PresenceCounts};
+use crate::core::Payload;
 use crate::metrics::Transport;
 
 /// `POST /api/channels/{channel}/messages`: the body is the message, JSON
@@ -39,15 +41,15 @@ pub(crate) async fn publish(
         .hub
         .publish(&channel, payload, Transport::Rest)
         .await?;
-    Ok(json_response(
+    Ok(sorted_response(
         StatusCode::OK,
-        &serde_json::json!({
-            "channel": channel,
-            "id": published.id,
-            "epoch": published.epoch,
-            "ts": published.ts,
-            "cursor": published.cursor(),
-        }),
+        &PublishAnswer {
+            channel: &channel,
+            id: published.id,
+            epoch: published.epoch,
+            ts: published.ts,
+            cursor: published.cursor(),
+        },
     ))
 }
 
@@ -158,10 +160,10 @@ pub(crate) async fn channels(
     let channels = state.hub.channels().await?;
     let names = channels.iter().map(|c| c.name.clone()).collect();
     let counts = state.hub.presence_counts(names).await?;
-    let listed: Vec<Listed<'_>> = channels
+    let listed: Vec<ListedChannel<'_>> = channels
         .iter()
         .zip(counts)
-        .map(|(info, counts)| Listed {
+        .map(|(info, counts)| ListedChannel {
             info,
             presence: state
                 .config
@@ -171,19 +173,10 @@ pub(crate) async fn channels(
                 .then_some(counts),
         })
         .collect();
-    Ok(json_response(
+    Ok(sorted_response(
         StatusCode::OK,
-        &serde_json::json!({ "channels": listed }),
+        &ChannelList { channels: listed },
     ))
-}
-
-/// A channel in the list, with its presence counts.
-#[derive(serde::Serialize)]
-struct Listed<'a> {
-    #[serde(flatten)]
-    info: &'a ChannelInfo,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    presence: Option<PresenceCounts>,
 }
 
 /// `GET /healthz`: see [`super::healthz_response`].

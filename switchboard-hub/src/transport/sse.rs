@@ -50,7 +50,8 @@ use super::access::{self, Action};
 use super::conn::ConnectionControl;
 use super::error::ApiError;
 use super::params::{self, Params};
-use super::presence::{self as presence_wire, Identity, Shape};
+use super::presence::{self as presence_wire, Identity};
+use super::wire::{sorted_json, ErrorDetail, PresenceView, ResetNotice};
 use super::AppState;
 use crate::broker::{PresenceGuard, PresenceUpdate, PresenceWatch};
 use crate::core::{sse_event, ChannelName, Cursor, SseFormat};
@@ -120,7 +121,10 @@ pub(crate) async fn sse(
         let _ = tx.try_send(
             presence_chunk(
                 "presence",
-                &presence_wire::list_json(&Shape::Bare, &channel, &list),
+                &PresenceView {
+                    channel: channel.clone(),
+                    news: list,
+                },
             )
             .into(),
         );
@@ -215,8 +219,18 @@ struct Forwarder {
 }
 
 /// An SSE event without `id:`: presence does not move the stream's resume position.
-fn presence_chunk(kind: &str, value: &serde_json::Value) -> Bytes {
-    Bytes::from(format!("event: {kind}\ndata: {value}\n\n"))
+fn presence_chunk<T: serde::Serialize>(kind: &str, view: &PresenceView<T>) -> Bytes {
+    json_event(kind, "", view)
+}
+
+/// An `event: KIND` whose data is `body`'s JSON (one line: JSON holds no raw line breaks).
+fn json_event<T: serde::Serialize>(kind: &str, id: &str, body: &T) -> Bytes {
+    let json = sorted_json(body);
+    Bytes::from(sse_event(
+        Some(kind),
+        id,
+        std::str::from_utf8(&json).unwrap_or_default(),
+    ))
 }
 
 /// The next presence update, or never without a watch.
@@ -307,7 +321,10 @@ impl Forwarder {
         match update {
             Some(PresenceUpdate::Event(ev)) => Some(presence_chunk(
                 ev.kind(),
-                &presence_wire::event_json(&Shape::Bare, &self.channel, &ev),
+                &PresenceView {
+                    channel: self.channel.clone(),
+                    news: ev.entry(),
+                },
             )),
             Some(PresenceUpdate::Lagged) => {
                 let limit = self.state.config.presence.max_list;
@@ -316,7 +333,10 @@ impl Forwarder {
                         self.watch = Some(watch);
                         Some(presence_chunk(
                             "presence",
-                            &presence_wire::list_json(&Shape::Bare, &self.channel, &list),
+                            &PresenceView {
+                                channel: self.channel.clone(),
+                                news: list,
+                            },
                         ))
                     }
                     Err(_) => {
@@ -343,14 +363,9 @@ impl Forwarder {
                 reason,
                 last,
             } => {
-                let data = serde_json::json!({
-                    "epoch": epoch,
-                    "reason": reason.code(),
-                    "message": reason.describe(),
-                    "last": last,
-                });
                 let id = Cursor::new(epoch, last).to_string();
-                Step::Send(Bytes::from(sse_event(Some("reset"), &id, &data.to_string())).into())
+                let notice = ResetNotice::new(epoch, reason, last);
+                Step::Send(json_event("reset", &id, &notice).into())
             }
             Delivery::Unavailable(e) => {
                 // The stream stays open and resumes when the broker is back; a comment
@@ -360,10 +375,11 @@ impl Forwarder {
             Delivery::Closed(e) => {
                 // Say why, then end the stream: `EventSource` reconnects with its
                 // `Last-Event-ID` and resumes.
-                let data =
-                    serde_json::json!({"code": "subscription_closed", "message": e.to_string()});
-                let event = Bytes::from(sse_event(Some("error"), "", &data.to_string()));
-                let _ = self.tx.try_send(event.into());
+                let detail = ErrorDetail {
+                    code: "subscription_closed",
+                    message: e.to_string(),
+                };
+                let _ = self.tx.try_send(json_event("error", "", &detail).into());
                 Step::End
             }
             // Live messages overtook the subscription; it continues from history by itself,

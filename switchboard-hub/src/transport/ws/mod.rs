@@ -21,6 +21,7 @@
 //! [`Message::plain_text`]: crate::core::Message::plain_text
 
 pub(crate) mod chat;
+pub(crate) mod frame;
 pub(crate) mod protocol;
 
 use std::future::Future;
@@ -31,7 +32,9 @@ use switchboard::axum::WebSocket;
 use switchboard::{CloseCode, Message, PreparedMessage, Utf8Bytes};
 use tokio::sync::{mpsc, watch};
 
+use self::frame::ServerFrame;
 use super::conn::ConnectionControl;
+use super::wire::ResetNotice;
 use super::AppState;
 use crate::core::ChannelName;
 use crate::hub::{Delivery, Subscription};
@@ -97,35 +100,32 @@ impl Encoding {
         let Encoding::Envelope = self else {
             return None;
         };
-        let value = match delivery {
+        let frame = match delivery {
             Delivery::Reset {
                 epoch,
                 reason,
                 last,
-            } => serde_json::json!({
-                "op": "reset",
-                "channel": channel,
-                "epoch": epoch,
-                "reason": reason.code(),
-                "message": reason.describe(),
-                "last": last,
-            }),
-            Delivery::Unavailable(e) => serde_json::json!({
-                "op": "error",
-                "code": "broker_unavailable",
-                "channel": channel,
-                "message": format!("{}; the subscription stays open and resumes when the broker is back", e.describe()),
-            }),
+            } => ServerFrame::Reset {
+                channel: channel.clone(),
+                notice: ResetNotice::new(*epoch, *reason, *last),
+            },
+            Delivery::Unavailable(e) => ServerFrame::Error {
+                code: "broker_unavailable",
+                channel: Some(channel.as_str().to_owned()),
+                message: format!(
+                    "{}; the subscription stays open and resumes when the broker is back",
+                    e.describe()
+                ),
+            },
             // The connection stays; the client may subscribe again.
-            Delivery::Closed(e) => serde_json::json!({
-                "op": "error",
-                "code": "subscription_closed",
-                "channel": channel,
-                "message": e.to_string(),
-            }),
+            Delivery::Closed(e) => ServerFrame::Error {
+                code: "subscription_closed",
+                channel: Some(channel.as_str().to_owned()),
+                message: e.to_string(),
+            },
             Delivery::Message(_) | Delivery::Lagged { .. } => return None,
         };
-        text(json_frame(&value)).map(PreparedMessage::new)
+        frame.prepared()
     }
 }
 
@@ -254,10 +254,6 @@ pub(crate) async fn recv_some<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T
 }
 
 /// Serialises a server frame of the JSON protocol.
-pub(crate) fn json_frame(value: &serde_json::Value) -> Bytes {
-    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
-}
-
 /// A text message from bytes the hub produced (always UTF-8).
 fn text(frame: Bytes) -> Option<Message> {
     Utf8Bytes::try_from_bytes(frame).ok().map(Message::Text)

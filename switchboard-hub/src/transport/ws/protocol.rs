@@ -18,7 +18,8 @@
 //! `presence` snapshot and then `join`/`leave` frames. Unsubscribing, or closing with 1000
 //! or 1001, leaves at once; any other end leaves after the grace period.
 //!
-//! Server frames:
+//! Server frames (the types are [`super::frame::ServerFrame`]; `message` is spliced by
+//! [`crate::core::Message::ws_envelope_frame`]):
 //!
 //! - `{"op":"subscribed","channel":…,"epoch":…,"recovered":true|false,"cursor":"E:N","ref":…}`
 //! - `{"op":"message","channel":…,"id":…,"ts":…,"data":…}` (`ts`: when the hub accepted it, ms)
@@ -46,6 +47,7 @@ use switchboard::Message;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::frame::ServerFrame;
 use super::{Encoding, End, Fed, Outbound};
 use crate::broker::{Delivery, PresenceGuard, Subscription};
 use crate::core::{ChannelName, ClientId, Payload};
@@ -57,6 +59,7 @@ use crate::transport::conn::ConnectionControl;
 use crate::transport::error::ApiError;
 use crate::transport::params::Params;
 use crate::transport::presence::{self, Identity, Shape};
+use crate::transport::wire::PresenceView;
 use crate::transport::AppState;
 
 /// The subprotocol name of this JSON protocol: `new WebSocket(url, "switchboard.v1")`.
@@ -319,7 +322,7 @@ impl Session {
             "subscribe" => self.subscribe(&cmd).await,
             "unsubscribe" => self.unsubscribe(&cmd).map(Some),
             "publish" => self.publish(&cmd).await.map(Some),
-            "ping" => Ok(Some(serde_json::json!({"op": "pong"}))),
+            "ping" => Ok(Some(ServerFrame::Pong)),
             "auth" => self.refresh(&cmd).await,
             "presence" => self.presence(&cmd).await.map(Some),
             other => Err(ApiError::BadMessage(format!("unknown op {other:?}"))),
@@ -335,15 +338,8 @@ impl Session {
     }
 
     /// Sends `answer` with the client's `ref`; `Some` when the connection is gone.
-    async fn reply(
-        &mut self,
-        mut answer: serde_json::Value,
-        reference: Option<&RawValue>,
-    ) -> Option<End> {
-        if let Some(r) = reference {
-            answer["ref"] = raw_to_value(r);
-        }
-        let frame = super::json_frame(&answer);
+    async fn reply(&mut self, answer: ServerFrame, reference: Option<&RawValue>) -> Option<End> {
+        let frame = answer.encode(reference);
         self.exits.send_text(&mut self.ws, frame).await.err()
     }
 
@@ -357,10 +353,7 @@ impl Session {
 
     /// Subscribes and answers `subscribed` itself (it must precede the replay), hence
     /// `Ok(None)`.
-    async fn subscribe(
-        &mut self,
-        cmd: &Command<'_>,
-    ) -> Result<Option<serde_json::Value>, ApiError> {
+    async fn subscribe(&mut self, cmd: &Command<'_>) -> Result<Option<ServerFrame>, ApiError> {
         let channel = Self::channel(cmd)?;
         self.caller.authorize(Action::Subscribe, &channel)?;
         let limit = self.state.config.limits.max_subscriptions;
@@ -391,14 +384,13 @@ impl Session {
         } else {
             None
         };
-        let answer = serde_json::json!({
-            "op": "subscribed",
-            "channel": channel,
-            "epoch": sub.epoch(),
-            "recovered": sub.recovered(),
-            "cursor": sub.cursor(),
-            "presence": watch.is_some(),
-        });
+        let answer = ServerFrame::Subscribed {
+            channel: channel.clone(),
+            epoch: sub.epoch(),
+            recovered: sub.recovered(),
+            cursor: sub.cursor(),
+            presence: watch.is_some(),
+        };
         // Replacing: the old subscription ends, and presence frames already queued for it
         // are skipped.
         if let Some(old) = self.subs.remove(&channel) {
@@ -533,16 +525,19 @@ impl Session {
     }
 
     /// Who is in a channel; needs subscribe rights.
-    async fn presence(&mut self, cmd: &Command<'_>) -> Result<serde_json::Value, ApiError> {
+    async fn presence(&mut self, cmd: &Command<'_>) -> Result<ServerFrame, ApiError> {
         let channel = Self::channel(cmd)?;
         self.caller.authorize(Action::Subscribe, &channel)?;
         let list = presence::read(&self.state, &channel, cmd.limit).await?;
-        Ok(presence::list_json(&Shape::Op, &channel, &list))
+        Ok(ServerFrame::Presence(PresenceView {
+            channel,
+            news: list,
+        }))
     }
 
     /// `{"op":"auth","token":…}`: continues under a new token (before the old one expires).
     /// Subscriptions the new token does not allow end with `unsubscribed`.
-    async fn refresh(&mut self, cmd: &Command<'_>) -> Result<Option<serde_json::Value>, ApiError> {
+    async fn refresh(&mut self, cmd: &Command<'_>) -> Result<Option<ServerFrame>, ApiError> {
         let token = cmd.token.as_deref().ok_or(ApiError::BadParam {
             name: "token",
             message: "missing".into(),
@@ -556,25 +551,27 @@ impl Session {
             .collect();
         for channel in revoked {
             self.drop_subscription(&channel);
-            let gone = serde_json::json!({
-                "op": "unsubscribed",
-                "channel": channel,
-                "reason": "the new token does not allow this channel",
-            });
+            let gone = ServerFrame::Unsubscribed {
+                channel,
+                reason: Some("the new token does not allow this channel"),
+            };
             if let Some(end) = self.reply(gone, None).await {
                 self.ended = Some(end);
                 return Ok(None);
             }
         }
-        Ok(Some(
-            serde_json::json!({"op": "authed", "exp": self.caller.exp()}),
-        ))
+        Ok(Some(ServerFrame::Authed {
+            exp: self.caller.exp(),
+        }))
     }
 
-    fn unsubscribe(&mut self, cmd: &Command<'_>) -> Result<serde_json::Value, ApiError> {
+    fn unsubscribe(&mut self, cmd: &Command<'_>) -> Result<ServerFrame, ApiError> {
         let channel = Self::channel(cmd)?;
         self.drop_subscription(&channel);
-        Ok(serde_json::json!({"op": "unsubscribed", "channel": channel}))
+        Ok(ServerFrame::Unsubscribed {
+            channel,
+            reason: None,
+        })
     }
 
     /// Ends the subscription to `channel`, if any: its forwarder, its queued frames, its
@@ -593,7 +590,7 @@ impl Session {
         }
     }
 
-    async fn publish(&mut self, cmd: &Command<'_>) -> Result<serde_json::Value, ApiError> {
+    async fn publish(&mut self, cmd: &Command<'_>) -> Result<ServerFrame, ApiError> {
         let channel = Self::channel(cmd)?;
         self.caller.authorize(Action::Publish, &channel)?;
         self.caller.charge_frame(&self.state)?;
@@ -610,13 +607,12 @@ impl Session {
             .hub
             .publish(&channel, payload, Transport::WebSocket)
             .await?;
-        Ok(serde_json::json!({
-            "op": "ack",
-            "channel": channel,
-            "id": published.id,
-            "epoch": published.epoch,
-            "ts": published.ts,
-        }))
+        Ok(ServerFrame::Ack {
+            channel,
+            id: published.id,
+            epoch: published.epoch,
+            ts: published.ts,
+        })
     }
 
     async fn reply_error(
@@ -625,22 +621,11 @@ impl Session {
         channel: Option<&str>,
         reference: Option<&RawValue>,
     ) -> Option<End> {
-        let mut frame = serde_json::json!({
-            "op": "error",
-            "code": err.code(),
-            "message": err.to_string(),
-        });
-        if let Some(c) = channel {
-            frame["channel"] = c.into();
-        }
-        if let Some(r) = reference {
-            frame["ref"] = raw_to_value(r);
-        }
-        let frame = super::json_frame(&frame);
-        self.exits.send_text(&mut self.ws, frame).await.err()
+        let frame = ServerFrame::Error {
+            code: err.code(),
+            message: err.to_string(),
+            channel: channel.map(str::to_owned),
+        };
+        self.reply(frame, reference).await
     }
-}
-
-fn raw_to_value(raw: &RawValue) -> serde_json::Value {
-    serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null)
 }
