@@ -61,6 +61,11 @@ type FailureCallback = Box<dyn FnOnce(Error) + Send + 'static>;
 pub struct WebSocketUpgrade {
     offer: ClientOffer,
     origin: Option<HeaderValue>,
+    /// `Host` (HTTP/2: `:authority`), for [`OriginPolicy::check_request`].
+    host: Option<String>,
+    /// The request's scheme as far as it is known: HTTP/2 carries it, HTTP/1.1 does not
+    /// (`http` then).
+    scheme: &'static str,
     on_upgrade: OnUpgrade,
     version: http::Version,
     config: WebSocketConfig,
@@ -103,8 +108,12 @@ impl WebSocketUpgrade {
         self.origin.as_ref().and_then(|v| v.to_str().ok())
     }
 
-    /// Refuses the upgrade with `403 Forbidden` unless `policy` allows the request's
-    /// `Origin` (cross-site WebSocket hijacking, see [`OriginPolicy`]).
+    /// Refuses the upgrade with `403 Forbidden` unless `policy` allows the request
+    /// (cross-site WebSocket hijacking, see [`OriginPolicy`]): its `Origin`, and with
+    /// [`OriginPolicy::hosts`] its `Host`, as [`OriginPolicy::check_request`] checks them.
+    /// HTTP/1.1 does not say whether the request came over TLS, so the server's own origin
+    /// is taken to be `http://` there; an `https://` page of your own passes through the
+    /// policy's list.
     ///
     /// ```
     /// use axum::response::Response;
@@ -121,10 +130,11 @@ impl WebSocketUpgrade {
         reason = "the refusal carries its ready response; it happens once per request"
     )]
     pub fn allow_origins(self, policy: &OriginPolicy) -> Result<Self, WebSocketUpgradeRejection> {
-        if policy.is_allowed_value(self.origin.as_ref()) {
-            Ok(self)
-        } else {
-            Err(Rejection::with_status(StatusCode::FORBIDDEN, "origin not allowed").into())
+        match policy.check_request(self.origin.as_ref(), self.host.as_deref(), self.scheme) {
+            Ok(_) => Ok(self),
+            Err(refusal) => {
+                Err(Rejection::with_status(StatusCode::FORBIDDEN, &refusal.to_string()).into())
+            }
         }
     }
 
@@ -196,6 +206,16 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
         Ok(WebSocketUpgrade {
             offer,
             origin: parts.headers.get(http::header::ORIGIN).cloned(),
+            host: parts
+                .headers
+                .get(http::header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .or_else(|| parts.uri.authority().map(http::uri::Authority::as_str))
+                .map(str::to_owned),
+            scheme: match parts.uri.scheme_str() {
+                Some("https" | "wss") => "https",
+                _ => "http",
+            },
             on_upgrade,
             version: parts.version,
             config: WebSocketConfig::default(),

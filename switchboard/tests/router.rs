@@ -453,3 +453,44 @@ async fn shutdown_stops_accepting_and_keeps_its_deadline() {
     ));
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+/// A route's `OriginPolicy` is the whole policy, `Host` rules included: `hosts` refuses a
+/// request for any other name, and the router's own origin passes on a known host.
+#[tokio::test]
+async fn a_routes_origin_policy_checks_the_host_too() {
+    let router = Router::new()
+        .route(
+            "/named",
+            Route::new(|ws, _| echo(ws)).origins(OriginPolicy::any().hosts(["chat.example"])),
+        )
+        .route(
+            "/listed",
+            Route::new(|ws, _| echo(ws)).origins(OriginPolicy::allow(["https://app.example"])),
+        );
+    let addr = start(router).await;
+    // The client's `Host` is 127.0.0.1:PORT, not chat.example.
+    let error = switchboard::connect(format!("ws://{addr}/named").as_str())
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(StatusCode::FORBIDDEN));
+    let named = http::Request::get(format!("ws://{addr}/named"))
+        .header("host", "chat.example")
+        .body(())
+        .unwrap();
+    switchboard::connect(named).await.unwrap();
+    // The router's own origin (a page it would serve) is not on the list, and passes.
+    let own = Client::builder()
+        .header("origin", format!("http://{addr}"))
+        .build()
+        .unwrap();
+    own.connect(format!("ws://{addr}/listed")).await.unwrap();
+    let foreign = Client::builder()
+        .header("origin", "http://elsewhere.example")
+        .build()
+        .unwrap();
+    let error = foreign
+        .connect(format!("ws://{addr}/listed"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(StatusCode::FORBIDDEN));
+}

@@ -359,6 +359,21 @@ async fn origin_policy_and_connection_limits_guard_a_route() {
         );
     }
 
+    // The server's own origin (a page it serves, on its IP address) is not listed, and
+    // passes, as OriginPolicy::check_request has it.
+    let (own, _) = with_origin(&format!("http://{addr}"))
+        .connect(&url)
+        .await
+        .unwrap();
+    drop(own);
+    tokio::time::timeout(LIMIT, async {
+        while limiter.active() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+
     let good = with_origin("https://good.example");
     let (mut first, _) = good.connect(&url).await.unwrap();
     let error = good.connect(&url).await.unwrap_err();
