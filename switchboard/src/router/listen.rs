@@ -26,6 +26,12 @@ const BACKLOG: i32 = 1024;
 /// of the connections, and that binding succeeds while an older server of yours still
 /// listens there: with a single socket, bind without this option and get `AddrInUse`.
 pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    listening_socket(addr, BACKLOG, true)
+}
+
+/// A non-blocking socket listening on `addr` with a queue of `backlog`, sharing its port
+/// ([`reuseport_listener`]) or not.
+fn listening_socket(addr: SocketAddr, backlog: i32, shared: bool) -> io::Result<TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -33,10 +39,12 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     )?;
     // What `std` does on Unix: rebinding while old connections sit in TIME_WAIT is fine.
     socket.set_reuse_address(true)?;
-    share_port(&socket)?;
+    if shared {
+        share_port(&socket)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
+    socket.listen(backlog)?;
     Ok(socket.into())
 }
 
@@ -55,16 +63,7 @@ pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
 /// # Ok(()) }
 /// ```
 pub fn listener_with_backlog(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-    Ok(socket.into())
+    listening_socket(addr, i32::try_from(backlog).unwrap_or(i32::MAX), false)
 }
 
 /// `threads` non-blocking listening sockets on `addr`, one per serving thread: a plain one

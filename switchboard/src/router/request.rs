@@ -42,44 +42,64 @@ pub struct UpgradeRequest<'a> {
     pub(super) protocols: &'a [String],
 }
 
+/// The getters of the request head and the addresses, the same for the callback's view
+/// ([`UpgradeRequest`]) and the handler's ([`ConnectionInfo`]): written once.
+macro_rules! request_getters {
+    () => {
+        /// The whole request head.
+        pub fn request(&self) -> &Request<()> {
+            &self.request
+        }
+
+        /// The request path, e.g. `/chat`.
+        pub fn path(&self) -> &str {
+            self.request.uri().path()
+        }
+
+        /// The query string, without the `?`.
+        pub fn query(&self) -> Option<&str> {
+            self.request.uri().query()
+        }
+
+        /// The first value of a query parameter, `+` and `%XX` decoded (`?token=a%2Bb` →
+        /// `a+b`).
+        pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
+            query_param(self.query()?, name)
+        }
+
+        /// The request headers.
+        pub fn headers(&self) -> &HeaderMap {
+            self.request.headers()
+        }
+
+        /// A header's value, if present and visible ASCII.
+        pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
+            self.request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+        }
+
+        /// A cookie's value from the `Cookie` header(s).
+        pub fn cookie(&self, name: &str) -> Option<&str> {
+            cookie(self.request.headers(), name)
+        }
+
+        /// The TCP peer (a proxy, behind one).
+        pub fn peer_addr(&self) -> SocketAddr {
+            self.peer
+        }
+
+        /// The client's address: the peer, or the forwarded address when the peer is a
+        /// trusted proxy (see [`Router::trusted_proxies`](super::Router::trusted_proxies)).
+        pub fn client_ip(&self) -> IpAddr {
+            self.client_ip
+        }
+    };
+}
+
 impl UpgradeRequest<'_> {
-    /// The whole request head.
-    pub fn request(&self) -> &Request<()> {
-        self.request
-    }
-
-    /// The request path, e.g. `/chat`.
-    pub fn path(&self) -> &str {
-        self.request.uri().path()
-    }
-
-    /// The query string, without the `?`.
-    pub fn query(&self) -> Option<&str> {
-        self.request.uri().query()
-    }
-
-    /// The first value of a query parameter, `+` and `%XX` decoded (`?token=a%2Bb` → `a+b`).
-    pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
-        query_param(self.query()?, name)
-    }
-
-    /// The request headers.
-    pub fn headers(&self) -> &HeaderMap {
-        self.request.headers()
-    }
-
-    /// A header's value, if present and visible ASCII.
-    pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
-        self.request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-    }
-
-    /// A cookie's value from the `Cookie` header(s).
-    pub fn cookie(&self, name: &str) -> Option<&str> {
-        cookie(self.request.headers(), name)
-    }
+    request_getters!();
 
     /// The `Origin` header (already checked against the route's policy).
     pub fn origin(&self) -> Option<&str> {
@@ -89,17 +109,6 @@ impl UpgradeRequest<'_> {
     /// The subprotocols the client offers, most preferred first.
     pub fn protocols(&self) -> &[String] {
         self.protocols
-    }
-
-    /// The TCP peer (a proxy, behind one).
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
-    }
-
-    /// The client's address: the peer, or the forwarded address when the peer is a
-    /// trusted proxy (see [`Router::trusted_proxies`](super::Router::trusted_proxies)).
-    pub fn client_ip(&self) -> IpAddr {
-        self.client_ip
     }
 
     /// Data for the handler (see [`ConnectionInfo::extensions`]).
@@ -128,49 +137,11 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    /// The whole request head.
-    pub fn request(&self) -> &Request<()> {
-        &self.request
-    }
-
-    /// The request path.
-    pub fn path(&self) -> &str {
-        self.request.uri().path()
-    }
-
-    /// The query string, without the `?`.
-    pub fn query(&self) -> Option<&str> {
-        self.request.uri().query()
-    }
-
-    /// The first value of a query parameter, decoded.
-    pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
-        query_param(self.query()?, name)
-    }
-
-    /// The request headers.
-    pub fn headers(&self) -> &HeaderMap {
-        self.request.headers()
-    }
-
-    /// A cookie's value.
-    pub fn cookie(&self, name: &str) -> Option<&str> {
-        cookie(self.request.headers(), name)
-    }
+    request_getters!();
 
     /// What the `authenticate` callback left for the handler.
     pub fn extensions(&self) -> &http::Extensions {
         self.request.extensions()
-    }
-
-    /// The TCP peer (a proxy, behind one).
-    pub fn peer_addr(&self) -> SocketAddr {
-        self.peer
-    }
-
-    /// The client's address, through trusted proxies.
-    pub fn client_ip(&self) -> IpAddr {
-        self.client_ip
     }
 }
 
