@@ -1,8 +1,13 @@
 //! [`HubConfig`]: every setting of `switchboard serve`, loadable from TOML.
 //!
-//! The example below is `switchboard.example.toml` at the top of the repository, included
-//! here as it is; a test checks that it parses and equals [`HubConfig::default`], so the
-//! defaults it shows are the code's.
+//! The hub's defaults are written once, here: the `Default` impls of [`HubConfig`]'s
+//! sections. Everything else takes them from there — the brokers' and the hub's own
+//! settings (`MemoryBrokerConfig`, `RedisBrokerConfig`, `HistoryLimits`, `HubOptions`,
+//! `PresenceSettings` default to what [`HubConfig::default`] converts to), `serve --help`,
+//! and the documents, which tests check against it: the example below is
+//! `switchboard.example.toml` at the top of the repository, included here as it is, and it
+//! must parse to [`HubConfig::default`]; every default `docs/protocol.md` states must be
+//! the code's.
 //!
 //! ```toml
 #![doc = include_str!("../../switchboard.example.toml")]
@@ -93,12 +98,11 @@ pub enum BrokerKind {
 
 impl Default for BrokerConfig {
     fn default() -> Self {
-        let redis = crate::broker::RedisBrokerConfig::default();
         Self {
             kind: BrokerKind::Memory,
-            url: redis.url,
-            key_prefix: redis.key_prefix,
-            check_interval_ms: u64::try_from(redis.check_interval.as_millis()).unwrap_or(5000),
+            url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "switchboard:".into(),
+            check_interval_ms: 5000,
         }
     }
 }
@@ -113,14 +117,14 @@ pub struct PresenceConfig {
     /// matches. Default on.
     pub events: bool,
     /// Milliseconds an entry stays after its last connection ended, so that a reconnect
-    /// (or the next long poll) does not leave and join again. Default 5000.
+    /// (or the next long poll) does not leave and join again.
     pub grace_ms: u64,
-    /// Largest client info accepted, in bytes of compact JSON. Default 256.
+    /// Largest client info accepted, in bytes of compact JSON.
     pub max_info_bytes: usize,
-    /// Most entries one presence answer lists; counts are exact regardless. Default 100.
+    /// Most entries one presence answer lists; counts are exact regardless.
     pub max_list: usize,
     /// Redis broker: seconds between a node's refreshes of its entries' expiry. Entries
-    /// expire after 2.5 times this, so a killed node's clients leave within that. Default 10.
+    /// expire after 2.5 times this, so a killed node's clients leave within that.
     pub refresh_secs: u64,
     /// Per-pattern overrides; the first match wins.
     pub rules: Vec<PresenceRule>,
@@ -353,6 +357,16 @@ impl Default for HubConfig {
     }
 }
 
+impl HistoryConfig {
+    /// As the brokers take them (`max_age_secs = 0`: no age limit).
+    pub fn limits(&self) -> HistoryLimits {
+        HistoryLimits {
+            max_messages: self.max_messages,
+            max_age: (self.max_age_secs > 0).then(|| Duration::from_secs(self.max_age_secs)),
+        }
+    }
+}
+
 impl Default for HistoryConfig {
     fn default() -> Self {
         Self {
@@ -379,7 +393,8 @@ impl Default for LimitsConfig {
             max_connections: 0,
             max_connections_per_ip: 20_000,
             listen_backlog: 4096,
-            max_json_depth: 64,
+            // The depth `Payload::from_json` allows (what Redis-stored payloads are read with).
+            max_json_depth: crate::core::DEFAULT_MAX_DEPTH,
         }
     }
 }
@@ -652,11 +667,7 @@ impl HubConfig {
 
     /// The history limits for the broker.
     pub fn history_limits(&self) -> HistoryLimits {
-        HistoryLimits {
-            max_messages: self.history.max_messages,
-            max_age: (self.history.max_age_secs > 0)
-                .then(|| Duration::from_secs(self.history.max_age_secs)),
-        }
+        self.history.limits()
     }
 
     /// The in-memory broker's settings.
@@ -707,6 +718,91 @@ mod tests {
     fn the_example_file_is_the_defaults() {
         let example = include_str!("../../switchboard.example.toml");
         assert_eq!(HubConfig::from_toml(example).unwrap(), HubConfig::default());
+    }
+
+    /// The defaults `docs/protocol.md` states, as `` `section.key` (default N …`` (or
+    /// `` `key`, default N`` after another key of the same section, or a number right after
+    /// the key: `` `limits.listen_backlog` (4096``), read from the text.
+    fn documented_defaults(doc: &str) -> Vec<(String, f64)> {
+        let text = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        let number = |rest: &str| -> Option<f64> {
+            let digits: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
+                .filter(|c| *c != ',')
+                .collect();
+            let value: f64 = digits.trim_end_matches('.').parse().ok()?;
+            let unit = rest[digits.len()..].trim_start_matches(',').trim_start();
+            Some(if unit.starts_with("KiB") {
+                value * 1024.0
+            } else if unit.starts_with("MiB") {
+                value * 1048576.0
+            } else {
+                value
+            })
+        };
+        let mut found = Vec::new();
+        let mut section = String::new();
+        let mut spans = text.split('`');
+        spans.next();
+        while let (Some(key), Some(rest)) = (spans.next(), spans.next()) {
+            if key.is_empty()
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || "._".contains(c))
+            {
+                continue;
+            }
+            let value = if !key.contains('.') {
+                // A bare name counts only in a list, "`burst`, default 100" (else it is a
+                // query parameter or an error code).
+                rest.strip_prefix(", default ").and_then(number)
+            } else if let Some(r) = rest
+                .strip_prefix(" (default ")
+                .or(rest.strip_prefix(", default "))
+            {
+                number(r)
+            } else if let Some(r) = rest.strip_prefix(" (").or(rest.strip_prefix(", ")) {
+                number(r)
+            } else {
+                rest.split_once("(default ")
+                    .filter(|(between, _)| between.len() < 40 && !between.contains('('))
+                    .and_then(|(_, r)| number(r))
+            };
+            let full = match key.split_once('.') {
+                // `switchboard.js`, `docs/protocol.md`: not settings.
+                Some((s, _)) if s == "switchboard" || s == "docs" => continue,
+                Some((s, _)) => {
+                    section = s.to_owned();
+                    key.to_owned()
+                }
+                None => format!("{section}.{key}"),
+            };
+            if let Some(v) = value {
+                found.push((full, v));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_defaults_the_protocol_doc_states_are_the_codes() {
+        let doc = include_str!("../../docs/protocol.md");
+        let defaults = serde_json::to_value(HubConfig::default()).unwrap();
+        let stated = documented_defaults(doc);
+        assert!(
+            stated.len() >= 20,
+            "the doc's defaults are no longer found: {stated:?}"
+        );
+        for (key, value) in &stated {
+            let (section, name) = key.split_once('.').unwrap();
+            let code = defaults[section][name].as_f64();
+            assert_eq!(
+                code,
+                Some(*value),
+                "docs/protocol.md says {key} defaults to {value}"
+            );
+        }
     }
 
     #[test]

@@ -33,13 +33,10 @@ pub struct MemoryBrokerConfig {
 }
 
 impl Default for MemoryBrokerConfig {
+    /// `switchboard serve`'s: from [`crate::HubConfig::default`], where the hub's defaults
+    /// are written (once).
     fn default() -> Self {
-        Self {
-            history: HistoryLimits::default(),
-            queue_size: 1024,
-            max_channels: 10_000,
-            history_max_bytes: 256 << 20,
-        }
+        crate::HubConfig::default().memory_broker()
     }
 }
 

@@ -115,13 +115,10 @@ pub struct PresenceSettings {
 }
 
 impl Default for PresenceSettings {
-    /// 5 s grace, 1024 events, 10 s refresh.
+    /// `switchboard serve`'s: from [`crate::HubConfig::default`] (`[presence]`, and
+    /// `limits.queue_size` for the events), where the hub's defaults are written (once).
     fn default() -> Self {
-        Self {
-            grace: std::time::Duration::from_secs(5),
-            queue_size: 1024,
-            refresh: std::time::Duration::from_secs(10),
-        }
+        crate::HubConfig::default().hub_options().presence
     }
 }
 

@@ -28,12 +28,10 @@ pub struct HistoryLimits {
 }
 
 impl Default for HistoryLimits {
-    /// 1000 messages, for at most one hour.
+    /// `switchboard serve`'s: [`crate::config::HistoryConfig::default`], where the hub's
+    /// defaults are written (once).
     fn default() -> Self {
-        Self {
-            max_messages: 1000,
-            max_age: Some(Duration::from_secs(3600)),
-        }
+        crate::config::HistoryConfig::default().limits()
     }
 }
 

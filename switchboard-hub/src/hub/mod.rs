@@ -44,12 +44,10 @@ pub struct HubOptions {
 }
 
 impl Default for HubOptions {
-    /// 64 KiB messages, the default presence settings.
+    /// `switchboard serve`'s: from [`crate::HubConfig::default`], where the hub's defaults
+    /// are written (once).
     fn default() -> Self {
-        Self {
-            max_message_bytes: 64 * 1024,
-            presence: PresenceSettings::default(),
-        }
+        crate::HubConfig::default().hub_options()
     }
 }
 

@@ -70,15 +70,10 @@ pub struct RedisBrokerConfig {
 }
 
 impl Default for RedisBrokerConfig {
+    /// `switchboard serve`'s: from [`crate::HubConfig::default`] (`[broker]`, `[history]`
+    /// and `[limits]`), where the hub's defaults are written (once).
     fn default() -> Self {
-        Self {
-            url: "redis://127.0.0.1:6379".into(),
-            key_prefix: "switchboard:".into(),
-            history: HistoryLimits::default(),
-            queue_size: 1024,
-            max_channels: 10_000,
-            check_interval: Duration::from_secs(5),
-        }
+        crate::HubConfig::default().redis_broker()
     }
 }
 
