@@ -240,7 +240,8 @@ async fn try_open(spec: &Spec, n: u64) -> anyhow::Result<TcpStream> {
                 loop {
                     if let Some((payload, used)) = wire::parse_whole_message(&buf)? {
                         buf.drain(..used);
-                        if payload.windows(18).any(|w| w == br#""op":"subscribed""#) {
+                        let subscribed = br#""op":"subscribed""#;
+                        if payload.windows(subscribed.len()).any(|w| w == subscribed) {
                             break;
                         }
                         anyhow::bail!(
