@@ -84,21 +84,46 @@ pub(crate) enum Step {
     Read,
 }
 
-impl Step {
-    fn into_received(self) -> Received {
-        match self {
-            Step::Received(received) => received,
-            Step::Inflate(_) | Step::Read => unreachable!("only the split reader stops there"),
-        }
+/// What [`Core::poll_step`] hands out: [`Received`] for the whole socket, whose path stays
+/// as it was without the split reader's stops (same type, same moves), or [`Step`].
+pub(crate) trait Stop: Sized {
+    /// Whether this is the split reader's loop (see [`Core::poll_step`]).
+    const SPLIT: bool;
+    fn received(received: Received) -> Self;
+    fn inflate(job: Inflation) -> Self;
+    fn read() -> Self;
+}
+
+impl Stop for Received {
+    const SPLIT: bool = false;
+
+    #[inline]
+    fn received(received: Received) -> Self {
+        received
     }
 
-    fn into_message(self) -> Message {
-        match self.into_received() {
-            Received::Message(message) => message,
-            Received::Ping(_) | Received::Pong(_) => {
-                unreachable!("control frames are surfaced only when asked for")
-            }
-        }
+    fn inflate(_: Inflation) -> Self {
+        unreachable!("only the split reader defers inflation")
+    }
+
+    fn read() -> Self {
+        unreachable!("only the split reader stops after a read")
+    }
+}
+
+impl Stop for Step {
+    const SPLIT: bool = true;
+
+    fn received(received: Received) -> Self {
+        Step::Received(received)
+    }
+
+    fn inflate(job: Inflation) -> Self {
+        Step::Inflate(job)
+    }
+
+    fn read() -> Self {
+        Step::Read
     }
 }
 
@@ -333,8 +358,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         rw: &Waker,
         ww: &Waker,
     ) -> Poll<Option<Result<Message, Error>>> {
-        Poll::Ready(match ready!(self.poll_step::<false, false>(rw, ww)) {
-            Some(Ok(step)) => Some(Ok(step.into_message())),
+        Poll::Ready(match ready!(self.poll_step::<false, Received>(rw, ww)) {
+            Some(Ok(Received::Message(message))) => Some(Ok(message)),
+            Some(Ok(Received::Ping(_) | Received::Pong(_))) => {
+                unreachable!("control frames are surfaced only when asked for")
+            }
             Some(Err(error)) => Some(Err(error)),
             None => None,
         })
@@ -347,8 +375,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         rw: &Waker,
         ww: &Waker,
     ) -> Poll<Option<Result<Received, Error>>> {
-        self.poll_step::<CONTROL, false>(rw, ww)
-            .map(|step| step.map(|step| step.map(Step::into_received)))
+        self.poll_step::<CONTROL, Received>(rw, ww)
     }
 
     /// Takes back a frame [`Step::Inflate`] handed out, inflated: the message once its last
@@ -373,16 +400,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         self.enter_finishing();
     }
 
-    /// The reading loop behind [`Core::poll_received`]. With `SPLIT` (the split reader,
+    /// The reading loop behind [`Core::poll_received`]. With `SPLIT` ([`Step`]: the split reader,
     /// which holds a lock the writer also needs) it stops after every read, so the lock can
     /// be let go between reads, and at every compressed frame, which it hands out to be
     /// inflated without the lock ([`Step::Inflate`]); reads are then at most
     /// [`SPLIT_READ_MAX`] bytes, so no one read decrypts much under the lock either.
-    pub(crate) fn poll_step<const CONTROL: bool, const SPLIT: bool>(
+    pub(crate) fn poll_step<const CONTROL: bool, O: Stop>(
         &mut self,
         rw: &Waker,
         ww: &Waker,
-    ) -> Poll<Option<Result<Step, Error>>> {
+    ) -> Poll<Option<Result<O, Error>>> {
         loop {
             match self.phase {
                 Phase::Done => return Poll::Ready(None),
@@ -397,16 +424,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
             match self.conn.poll_event(&mut self.read_buf) {
                 Ok(Some(Event::Message(message))) => {
-                    return Poll::Ready(Some(Ok(Step::Received(Received::Message(message)))))
+                    return Poll::Ready(Some(Ok(O::received(Received::Message(message)))))
                 }
                 // The pong is queued by the connection; it goes out before the next read.
                 Ok(Some(Event::Ping(payload))) if CONTROL => {
-                    return Poll::Ready(Some(Ok(Step::Received(Received::Ping(payload)))))
+                    return Poll::Ready(Some(Ok(O::received(Received::Ping(payload)))))
                 }
                 Ok(Some(Event::Pong(payload))) => {
                     self.liveness.on_pong(&payload);
                     if CONTROL {
-                        return Poll::Ready(Some(Ok(Step::Received(Received::Pong(payload)))));
+                        return Poll::Ready(Some(Ok(O::received(Received::Pong(payload)))));
                     }
                     continue;
                 }
@@ -420,9 +447,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     continue;
                 }
                 Ok(None) => {
-                    if SPLIT {
+                    if O::SPLIT {
                         if let Some(job) = self.conn.take_inflation() {
-                            return Poll::Ready(Some(Ok(Step::Inflate(job))));
+                            return Poll::Ready(Some(Ok(O::inflate(job))));
                         }
                     }
                 }
@@ -490,7 +517,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 }
             }
 
-            match self.poll_fill::<SPLIT>(rw) {
+            // `O::SPLIT` is a constant: one arm is left.
+            let filled = if O::SPLIT {
+                self.poll_fill::<true>(rw)
+            } else {
+                self.poll_fill::<false>(rw)
+            };
+            match filled {
                 Poll::Pending => {
                     if self.read_buf.is_empty() {
                         // Idle: hold no buffer while waiting (the next read uses the stack).
@@ -512,8 +545,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 }
                 Poll::Ready(Ok(_)) => {
                     self.liveness.on_inbound();
-                    if SPLIT {
-                        return Poll::Ready(Some(Ok(Step::Read)));
+                    if O::SPLIT {
+                        return Poll::Ready(Some(Ok(O::read())));
                     }
                     continue;
                 }

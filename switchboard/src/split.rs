@@ -203,7 +203,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketReader<S> {
         loop {
             let step = {
                 let mut core = shared.lock();
-                let step = core.poll_step::<CONTROL, true>(cx.waker(), &shared.write_waker);
+                let step = core.poll_step::<CONTROL, Step>(cx.waker(), &shared.write_waker);
                 if step.is_pending() {
                     let mut reader = shared.reader_waker();
                     match &*reader {
