@@ -215,12 +215,11 @@ pub fn client_config_pinning<P: AsRef<Path>>(
             pinned.push(cert);
         }
     }
-    let inner =
+    let webpki =
         rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
             .build()
             .map_err(|e| TlsError::Config(rustls::Error::General(e.to_string())))?;
-    let verifier = verify::Pinning { pinned, inner };
-    Ok(with_verifier(Arc::new(verifier)))
+    Ok(with_verifier(verify::Trust::Pinning { pinned, webpki }))
 }
 
 /// A client configuration that accepts any server certificate (`connect --insecure`): the
@@ -228,12 +227,14 @@ pub fn client_config_pinning<P: AsRef<Path>>(
 /// read it. For tests against a server whose certificate is at hand, use
 /// [`client_config_pinning`] instead. The handshake signatures are still checked.
 pub fn insecure_client_config() -> Arc<ClientConfig> {
-    with_verifier(Arc::new(verify::AnyCertificate(provider())))
+    with_verifier(verify::Trust::Any)
 }
 
-fn with_verifier(
-    verifier: Arc<dyn rustls::client::danger::ServerCertVerifier>,
-) -> Arc<ClientConfig> {
+fn with_verifier(trust: verify::Trust) -> Arc<ClientConfig> {
+    let verifier = Arc::new(verify::Verifier {
+        trust,
+        provider: provider(),
+    });
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports the default protocol versions")
@@ -297,7 +298,7 @@ fn explain_rustls(error: &rustls::Error) -> String {
 }
 
 mod verify {
-    //! The two certificate verifiers behind `connect --ca` (pinning) and `--insecure`.
+    //! The one certificate verifier behind `connect --ca` (pinning) and `--insecure`.
 
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::client::WebPkiServerVerifier;
@@ -306,14 +307,28 @@ mod verify {
     use rustls::{DigitallySignedStruct, Error, SignatureScheme};
     use std::sync::Arc;
 
-    /// The webpki rules, or exactly one of the pinned certificates.
+    /// Which server certificates are trusted.
     #[derive(Debug)]
-    pub(super) struct Pinning {
-        pub(super) pinned: Vec<CertificateDer<'static>>,
-        pub(super) inner: Arc<WebPkiServerVerifier>,
+    pub(super) enum Trust {
+        /// The webpki rules, or exactly one of the pinned certificates.
+        Pinning {
+            pinned: Vec<CertificateDer<'static>>,
+            webpki: Arc<WebPkiServerVerifier>,
+        },
+        /// Any certificate (`--insecure`).
+        Any,
     }
 
-    impl ServerCertVerifier for Pinning {
+    /// Checks the certificate by its [`Trust`]; the handshake signatures are checked
+    /// against the certificate in every case, with the provider's algorithms (what
+    /// webpki's verifier does too), so both kinds share that half.
+    #[derive(Debug)]
+    pub(super) struct Verifier {
+        pub(super) trust: Trust,
+        pub(super) provider: Arc<CryptoProvider>,
+    }
+
+    impl ServerCertVerifier for Verifier {
         fn verify_server_cert(
             &self,
             end_entity: &CertificateDer<'_>,
@@ -322,65 +337,25 @@ mod verify {
             ocsp_response: &[u8],
             now: UnixTime,
         ) -> Result<ServerCertVerified, Error> {
-            match self.inner.verify_server_cert(
+            let Trust::Pinning { pinned, webpki } = &self.trust else {
+                return Ok(ServerCertVerified::assertion());
+            };
+            let refused = match webpki.verify_server_cert(
                 end_entity,
                 intermediates,
                 server_name,
                 ocsp_response,
                 now,
             ) {
-                Ok(verified) => Ok(verified),
-                Err(refused) => {
-                    if !self
-                        .pinned
-                        .iter()
-                        .any(|p| p.as_ref() == end_entity.as_ref())
-                    {
-                        return Err(refused);
-                    }
-                    let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
-                    rustls::client::verify_server_name(&parsed, server_name)?;
-                    Ok(ServerCertVerified::assertion())
-                }
+                Ok(verified) => return Ok(verified),
+                Err(refused) => refused,
+            };
+            if !pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
+                return Err(refused);
             }
-        }
-
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            self.inner.verify_tls12_signature(message, cert, dss)
-        }
-
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &CertificateDer<'_>,
-            dss: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, Error> {
-            self.inner.verify_tls13_signature(message, cert, dss)
-        }
-
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.inner.supported_verify_schemes()
-        }
-    }
-
-    /// Any certificate; the handshake signatures are still checked against it.
-    #[derive(Debug)]
-    pub(super) struct AnyCertificate(pub(super) Arc<CryptoProvider>);
-
-    impl ServerCertVerifier for AnyCertificate {
-        fn verify_server_cert(
-            &self,
-            _end_entity: &CertificateDer<'_>,
-            _intermediates: &[CertificateDer<'_>],
-            _server_name: &ServerName<'_>,
-            _ocsp_response: &[u8],
-            _now: UnixTime,
-        ) -> Result<ServerCertVerified, Error> {
+            // A pinned certificate still has to be the named server's.
+            let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_name(&parsed, server_name)?;
             Ok(ServerCertVerified::assertion())
         }
 
@@ -390,12 +365,8 @@ mod verify {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
+            let algorithms = &self.provider.signature_verification_algorithms;
+            rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
         }
 
         fn verify_tls13_signature(
@@ -404,16 +375,14 @@ mod verify {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
+            let algorithms = &self.provider.signature_verification_algorithms;
+            rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
         }
     }
 }
