@@ -43,16 +43,26 @@ async fn the_writer_sends_while_the_reader_inflates_a_large_message() {
 
     let (mut reader, mut writer) = server.split();
     let done = Arc::new(AtomicBool::new(false));
-    let writes = tokio::spawn({
+    // The writer runs on a thread and runtime of its own, so that nothing but the halves'
+    // lock can hold it up: on the reader's runtime a task woken by the reader may wait
+    // in that worker's queue (tokio's LIFO slot is not stolen) for as long as the
+    // inflation runs, which says nothing about the lock.
+    let writes = std::thread::spawn({
         let done = done.clone();
-        async move {
-            let mut sent_at = Vec::new();
-            while !done.load(Ordering::Acquire) && sent_at.len() < 1_000_000 {
-                writer.send("tick").await.unwrap();
-                sent_at.push(Instant::now());
-                tokio::task::yield_now().await;
-            }
-            (writer, sent_at)
+        move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let mut sent_at = Vec::new();
+                while !done.load(Ordering::Acquire) && sent_at.len() < 1_000_000 {
+                    writer.send("tick").await.unwrap();
+                    sent_at.push(Instant::now());
+                    tokio::task::yield_now().await;
+                }
+                (writer, sent_at)
+            })
         }
     });
     let reads = tokio::spawn(async move {
@@ -62,7 +72,9 @@ async fn the_writer_sends_while_the_reader_inflates_a_large_message() {
     });
     let (reader, message, started, ended) = reads.await.unwrap();
     done.store(true, Ordering::Release);
-    let (writer, sent_at) = writes.await.unwrap();
+    let (writer, sent_at) = tokio::task::spawn_blocking(move || writes.join().unwrap())
+        .await
+        .unwrap();
     assert_eq!(message.len(), SIZE);
     assert!(message.as_bytes().iter().all(|&b| b == 0));
     let during: Vec<Instant> = sent_at
