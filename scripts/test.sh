@@ -11,7 +11,7 @@
 #   lint      cargo fmt --all -- --check; cargo clippy --workspace --all-targets -- -D warnings
 #   test      tests/redis/install.sh (Debian redis-server, for the broker contract tests);
 #             cargo test --workspace; cargo test --benches --workspace (only if benches exist)
-#   doc       cargo doc --workspace --no-deps with rustdoc::broken-intra-doc-links denied;
+#   doc       cargo doc --workspace --no-deps with every rustdoc warning denied;
 #             scripts/package-check.sh (every library crate packages, with README and metadata)
 #   fuzz      scripts/fuzz.sh: every cargo-fuzz target for FUZZ_SECONDS (default 20) from the
 #             committed seeds (fuzz/seeds/), failing on any crash or broken oracle
@@ -219,7 +219,7 @@ print(sum(1 for p in meta["packages"] if p["id"] in members for t in p["targets"
   esac
 fi
 if wanted doc; then
-  step "cargo doc (broken links denied)" env RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D rustdoc::broken-intra-doc-links" \
+  step "cargo doc (warnings denied)" env RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D warnings" \
     cargo doc --workspace --no-deps
   step "cargo package --list (library crates)" scripts/package-check.sh
 fi

@@ -53,6 +53,7 @@
 //! # }
 //! ```
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod broker;
 pub mod config;

@@ -77,6 +77,8 @@
 //! everything after the first echo. Use the `switchboard` crate's `Client` to talk to a
 //! server; use this one to measure it.
 
+#![warn(missing_docs)]
+
 pub mod load;
 pub mod procstat;
 pub mod wire;

@@ -50,6 +50,7 @@
 //! It does not read or write sockets, run timers (ping intervals and close timeouts belong to
 //! the shell, see the `switchboard` crate), or speak HTTP beyond the upgrade handshake.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 mod close;
 mod config;

@@ -58,6 +58,7 @@
 //! released when it empties. Received messages are handed out as `Bytes` that share the
 //! read buffer, without a copy.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 mod client;
 mod config;
