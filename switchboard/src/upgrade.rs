@@ -56,7 +56,7 @@ use switchboard_protocol::handshake::{validate_request, Rejection};
 /// A connection hyper handed over after the 101 (or, over HTTP/2, the 200 to an extended
 /// CONNECT), inside [`ServerStream::Upgraded`]: handlers see a [`ServerWebSocket`], the
 /// same type a [`Router`](crate::router::Router) or [`Server`](crate::Server) gives them.
-/// There is no example of its own: only a live hyper connection makes one (see the module
+/// No example: only a live hyper connection makes one (see the module
 /// example).
 pub struct UpgradedStream {
     io: TokioIo<hyper::upgrade::Upgraded>,
