@@ -10,9 +10,30 @@ use sha1::{Digest, Sha1};
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// The longest handshake either end will buffer; a larger one is an error, not a wait.
+///
+/// ```
+/// use switchboard_loadgen::wire::{server_response, MAX_HANDSHAKE_LEN};
+///
+/// // An unfinished header block is waited for, until it reaches the limit.
+/// let mut request = b"GET / HTTP/1.1\r\nX-Padding: ".to_vec();
+/// assert!(server_response(&request).unwrap().is_none());
+/// request.resize(MAX_HANDSHAKE_LEN, b'a');
+/// assert!(server_response(&request).is_err());
+/// ```
 pub const MAX_HANDSHAKE_LEN: usize = 8 * 1024;
 
 /// Why the wire format was not what we expected.
+///
+/// ```
+/// use switchboard_loadgen::wire::{EchoParser, WireError};
+///
+/// // A close frame (opcode 0x8) from the server in the middle of a run.
+/// match EchoParser::new().feed(&[0x88, 0x00]) {
+///     Err(WireError::Closed) => println!("the server closed the connection"),
+///     Err(e) => println!("protocol error: {e}"),
+///     Ok(echoes) => println!("{echoes} echoes"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
     /// The HTTP upgrade request or response could not be parsed or was refused.
@@ -27,6 +48,13 @@ pub enum WireError {
 }
 
 /// `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2, item 5.4).
+///
+/// ```
+/// use switchboard_loadgen::wire::accept_key;
+///
+/// // The example from RFC 6455 §1.3.
+/// assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// ```
 pub fn accept_key(key: &str) -> String {
     let mut sha = Sha1::new();
     sha.update(key.as_bytes());
@@ -36,6 +64,13 @@ pub fn accept_key(key: &str) -> String {
 
 /// A `Sec-WebSocket-Key` for connection number `n`. The RFC asks for a random nonce; a load
 /// generator only needs it to differ between connections, so it is derived from `n`.
+///
+/// ```
+/// use switchboard_loadgen::wire::client_key;
+///
+/// assert_eq!(client_key(7).len(), 24); // 16 bytes, base64
+/// assert_ne!(client_key(0), client_key(1));
+/// ```
 pub fn client_key(n: u64) -> String {
     let mut nonce = [0x5au8; 16];
     nonce[..8].copy_from_slice(&n.to_le_bytes());
@@ -44,6 +79,14 @@ pub fn client_key(n: u64) -> String {
 
 /// The client's opening handshake request (RFC 6455 §4.1), without extensions, so servers
 /// never negotiate compression with the generator.
+///
+/// ```
+/// use switchboard_loadgen::wire::{client_key, client_request};
+///
+/// let request = client_request("127.0.0.1:9001", "/echo", &client_key(0));
+/// assert!(request.starts_with(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1:9001\r\n"));
+/// assert!(request.ends_with(b"\r\n\r\n"));
+/// ```
 pub fn client_request(host: &str, path: &str, key: &str) -> Vec<u8> {
     format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -55,6 +98,18 @@ pub fn client_request(host: &str, path: &str, key: &str) -> Vec<u8> {
 /// Checks a complete server response (`buf` holds at least the header block) against the key
 /// we sent. Returns the length of the header block, so any bytes after it can be kept.
 /// `Ok(None)` means the header block is not complete yet.
+///
+/// ```
+/// use switchboard_loadgen::wire::{check_server_response, client_key, client_request, server_response};
+///
+/// let key = client_key(0);
+/// let request = client_request("127.0.0.1:9001", "/", &key);
+/// let (answer, _) = server_response(&request)?.unwrap();
+/// assert_eq!(check_server_response(&answer, &key)?, Some(answer.len()));
+/// assert_eq!(check_server_response(&answer[..10], &key)?, None); // not complete yet
+/// assert!(check_server_response(b"HTTP/1.1 404 Not Found\r\n\r\n", &key).is_err());
+/// # Ok::<(), switchboard_loadgen::wire::WireError>(())
+/// ```
 pub fn check_server_response(buf: &[u8], key: &str) -> Result<Option<usize>, WireError> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
@@ -89,6 +144,16 @@ pub fn check_server_response(buf: &[u8], key: &str) -> Result<Option<usize>, Wir
 /// Parses a client's upgrade request and builds the `101` answer (RFC 6455 §4.2.2), for echo
 /// servers that do the handshake themselves. Returns the answer and the length of the request's
 /// header block; `Ok(None)` means the header block is not complete yet.
+///
+/// ```
+/// use switchboard_loadgen::wire::{client_key, client_request, server_response};
+///
+/// let request = client_request("127.0.0.1:9001", "/", &client_key(0));
+/// let (answer, used) = server_response(&request)?.expect("a whole header block");
+/// assert_eq!(used, request.len());
+/// assert!(answer.starts_with(b"HTTP/1.1 101 Switching Protocols\r\n"));
+/// # Ok::<(), switchboard_loadgen::wire::WireError>(())
+/// ```
 pub fn server_response(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, WireError> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
@@ -115,6 +180,14 @@ pub fn server_response(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, WireError
 }
 
 /// The kind of data message the generator sends.
+///
+/// ```
+/// use switchboard_loadgen::wire::payload;
+/// use switchboard_loadgen::PayloadKind;
+///
+/// assert!(std::str::from_utf8(&payload(PayloadKind::Text, 20)).is_ok());
+/// assert!(std::str::from_utf8(&payload(PayloadKind::Binary, 20)).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PayloadKind {
@@ -126,6 +199,16 @@ pub enum PayloadKind {
 
 /// A payload of `len` bytes: ASCII letters for text, a byte pattern that is not UTF-8 for
 /// binary (so a server that validated binary by mistake would fail, not pass).
+///
+/// ```
+/// use switchboard_loadgen::wire::payload;
+/// use switchboard_loadgen::PayloadKind;
+///
+/// let text = payload(PayloadKind::Text, 16);
+/// assert_eq!(text.len(), 16);
+/// assert!(text.is_ascii());
+/// assert!(std::str::from_utf8(&payload(PayloadKind::Binary, 16)).is_err());
+/// ```
 pub fn payload(kind: PayloadKind, len: usize) -> Vec<u8> {
     match kind {
         PayloadKind::Text => (0..len).map(|i| b'a' + (i % 26) as u8).collect(),
@@ -143,6 +226,15 @@ pub fn payload(kind: PayloadKind, len: usize) -> Vec<u8> {
 }
 
 /// One complete, masked client data frame (FIN set) carrying `payload` (RFC 6455 §5.2, §5.3).
+///
+/// ```
+/// use switchboard_loadgen::wire::client_frame;
+/// use switchboard_loadgen::PayloadKind;
+///
+/// let frame = client_frame(PayloadKind::Text, b"hi", [1, 2, 3, 4]);
+/// // FIN + text, MASK + length 2, the mask key, then the masked payload.
+/// assert_eq!(frame, [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2]);
+/// ```
 pub fn client_frame(kind: PayloadKind, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let opcode = match kind {
         PayloadKind::Text => 0x1,
@@ -153,6 +245,13 @@ pub fn client_frame(kind: PayloadKind, payload: &[u8], mask: [u8; 4]) -> Vec<u8>
 
 /// One complete, masked client frame (FIN set) with any `opcode` (low nibble), e.g. a pong
 /// (0xA) answering a server's ping.
+///
+/// ```
+/// use switchboard_loadgen::wire::masked_frame;
+///
+/// let pong = masked_frame(0xA, b"", [1, 2, 3, 4]);
+/// assert_eq!(pong, [0x8A, 0x80, 1, 2, 3, 4]);
+/// ```
 pub fn masked_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(payload.len() + 14);
     frame.push(0x80 | opcode);
@@ -176,6 +275,16 @@ pub fn masked_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
 /// It reads headers (which may be split across reads) and skips payloads by counting, so its
 /// cost per message is a few branches whatever the size. It accepts masked frames too: a plain
 /// TCP echo returns our own masked frames, and the same parser then measures it.
+///
+/// ```
+/// use switchboard_loadgen::wire::EchoParser;
+///
+/// let mut parser = EchoParser::new();
+/// // Two unmasked server frames ("hi" as text, then an empty binary), the first header split.
+/// assert_eq!(parser.feed(&[0x81])?, 0);
+/// assert_eq!(parser.feed(&[0x02, b'h', b'i', 0x82, 0x00])?, 2);
+/// # Ok::<(), switchboard_loadgen::wire::WireError>(())
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct EchoParser {
     /// Payload bytes of the current frame still to skip; `None` between frames.
@@ -284,6 +393,16 @@ fn parse_header(buf: &[u8]) -> Result<Option<(u64, usize, bool)>, WireError> {
 /// Reads one whole unmasked-or-masked data message from the front of `buf`, for the one-time
 /// echo check: `Some((payload, consumed))` once the message is complete. Only single-frame
 /// messages are accepted, which is what every server under test sends back.
+///
+/// ```
+/// use switchboard_loadgen::wire::{client_frame, parse_whole_message};
+/// use switchboard_loadgen::PayloadKind;
+///
+/// let frame = client_frame(PayloadKind::Binary, b"echo", [9, 8, 7, 6]);
+/// assert_eq!(parse_whole_message(&frame)?, Some((b"echo".to_vec(), frame.len())));
+/// assert_eq!(parse_whole_message(&frame[..3])?, None); // not complete yet
+/// # Ok::<(), switchboard_loadgen::wire::WireError>(())
+/// ```
 pub fn parse_whole_message(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, WireError> {
     let Some((len, used, ends)) = parse_header(buf)? else {
         return Ok(None);
