@@ -25,6 +25,22 @@ use crate::procstat;
 use crate::wire::{self, EchoParser, PayloadKind, WireError};
 
 /// Where to send load.
+///
+/// ```
+/// use switchboard_loadgen::Target;
+///
+/// let target = Target::parse("ws://127.0.0.1:9001/echo?room=1")?;
+/// assert_eq!(
+///     target,
+///     Target::WebSocket {
+///         addr: "127.0.0.1:9001".parse().unwrap(),
+///         host: "127.0.0.1:9001".into(),
+///         path: "/echo?room=1".into(),
+///     }
+/// );
+/// assert!(matches!(Target::parse("tcp://127.0.0.1:9002")?, Target::RawTcp { .. }));
+/// # Ok::<(), switchboard_loadgen::LoadError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// A WebSocket server: `ws://host:port/path`.
@@ -87,6 +103,22 @@ impl Target {
 }
 
 /// What to run. `Options::new` gives the defaults documented on each field.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_loadgen::{Options, PayloadKind, Target};
+///
+/// let opts = Options {
+///     connections: 10,
+///     in_flight: 4,
+///     kind: PayloadKind::Binary,
+///     max_messages: Some(100_000),
+///     ..Options::new(Target::parse("ws://127.0.0.1:9001/")?)
+/// };
+/// assert_eq!(opts.size, 20);
+/// assert_eq!(opts.duration, Duration::from_secs(5));
+/// # Ok::<(), switchboard_loadgen::LoadError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The server.
@@ -137,6 +169,9 @@ impl Options {
 }
 
 /// Latency percentiles in microseconds, from send to the end of the echo.
+///
+/// No example: a value only the library hands out, as [`Report::latency`] of a run's
+/// [`Report`]; read its fields.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Latency {
     /// Median.
@@ -152,6 +187,22 @@ pub struct Latency {
 }
 
 /// The result of a run. MB are 10^6 bytes of payload, counted once per echoed message.
+///
+/// ```no_run
+/// use switchboard_loadgen::{load, Options, Target};
+///
+/// let opts = Options {
+///     server_pid: Some(4242), // the echo server's PID, for its CPU figures
+///     ..Options::new(Target::parse("ws://127.0.0.1:9001/")?)
+/// };
+/// let report = load::run_on_current_thread(&opts)?;
+/// println!("{:.0} msgs/s, {:.1} MB/s", report.msgs_per_sec, report.mb_per_sec);
+/// println!("p50 {:.1} µs, p99 {:.1} µs", report.latency.p50_us, report.latency.p99_us);
+/// if let (Some(server), Some(client)) = (report.server_us_per_msg(), report.client_us_per_msg()) {
+///     println!("CPU per message: server {server:.2} µs, generator {client:.2} µs");
+/// }
+/// # Ok::<(), switchboard_loadgen::LoadError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// The target as given.
@@ -210,6 +261,15 @@ impl Report {
 }
 
 /// Why a run could not be done.
+///
+/// ```
+/// use switchboard_loadgen::{LoadError, Target};
+///
+/// match Target::parse("http://127.0.0.1:9001/") {
+///     Err(LoadError::Target(why)) => assert!(why.contains("use ws:// or tcp://")),
+///     other => panic!("expected a bad target, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The target URL is not usable.
@@ -245,6 +305,16 @@ pub enum LoadError {
 /// The returned future is not `Send`: every connection is a task on a [`tokio::task::LocalSet`]
 /// sharing one histogram without locks. Await it from `block_on` (or use
 /// [`run_on_current_thread`], which makes its own one-thread runtime).
+///
+/// ```no_run
+/// use switchboard_loadgen::{load, Options, Target};
+///
+/// let opts = Options::new(Target::parse("ws://127.0.0.1:9001/")?);
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// let report = rt.block_on(load::run(&opts))?;
+/// println!("{:.0} msgs/s", report.msgs_per_sec);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub async fn run(opts: &Options) -> Result<Report, LoadError> {
     if opts.connections == 0 || opts.in_flight == 0 {
         return Err(LoadError::Options(
@@ -256,6 +326,14 @@ pub async fn run(opts: &Options) -> Result<Report, LoadError> {
 }
 
 /// [`run`] on a new current-thread runtime: the generator uses exactly one core.
+///
+/// ```no_run
+/// use switchboard_loadgen::{load, Options, Target};
+///
+/// let report = load::run_on_current_thread(&Options::new(Target::parse("tcp://127.0.0.1:9002")?))?;
+/// println!("p99.9 {:.1} µs", report.latency.p999_us);
+/// # Ok::<(), switchboard_loadgen::LoadError>(())
+/// ```
 pub fn run_on_current_thread(opts: &Options) -> Result<Report, LoadError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -461,6 +539,18 @@ async fn connect_all(opts: &Options, payload: &[u8]) -> Result<Vec<TcpStream>, L
 }
 
 /// Connects, does the handshake (unless raw TCP) and checks one echo byte for byte.
+///
+/// ```no_run
+/// use switchboard_loadgen::{load, wire, PayloadKind, Target};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let target = Target::parse("ws://127.0.0.1:9001/")?;
+/// let hello = wire::payload(PayloadKind::Text, 20);
+/// let stream = load::open(&target, 0, PayloadKind::Text, &hello).await?;
+/// // `stream` is past the handshake and has echoed `hello` once.
+/// # drop(stream);
+/// # Ok(()) }
+/// ```
 pub async fn open(
     target: &Target,
     index: usize,
@@ -663,6 +753,17 @@ impl Future for Driver {
 }
 
 /// Options for [`hold_idle`].
+///
+/// ```
+/// use switchboard_loadgen::{IdleOptions, Target};
+///
+/// let opts = IdleOptions {
+///     echo_once: false, // handshake only
+///     ..IdleOptions::new(Target::parse("ws://127.0.0.1:9001/")?, 10_000)
+/// };
+/// assert_eq!(opts.connect_concurrency, 64);
+/// # Ok::<(), switchboard_loadgen::LoadError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct IdleOptions {
     /// The server.
@@ -695,6 +796,18 @@ impl IdleOptions {
 /// Opens `opts.connections` connections, calls `ready` once all are open, then keeps them
 /// open until `hold` completes, and closes them. For measuring a server's memory per idle
 /// connection from the outside. Returns how long connecting took.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use switchboard_loadgen::{load, IdleOptions, Target};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let opts = IdleOptions::new(Target::parse("ws://127.0.0.1:9001/")?, 1_000);
+/// let hold = tokio::time::sleep(Duration::from_secs(10)); // read the server's RSS meanwhile
+/// let took = load::hold_idle(&opts, |n| println!("{n} connections open"), hold).await?;
+/// println!("connecting took {took:?}");
+/// # Ok(()) }
+/// ```
 pub async fn hold_idle(
     opts: &IdleOptions,
     ready: impl FnOnce(usize),

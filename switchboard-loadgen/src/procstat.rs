@@ -5,6 +5,15 @@
 use std::time::Duration;
 
 /// CPU time this process has used so far.
+///
+/// ```
+/// use switchboard_loadgen::procstat::own_cpu_time;
+///
+/// let before = own_cpu_time();
+/// let _sum: u64 = (0..1_000_000u64).sum();
+/// let used = own_cpu_time().since(before);
+/// println!("{:?} user, {:?} kernel", used.user, used.system);
+/// ```
 pub fn own_cpu_time() -> CpuTime {
     // SAFETY: `getrusage` only writes the struct we pass, which is zero-initialised.
     #[allow(unsafe_code)]
@@ -21,6 +30,17 @@ pub fn own_cpu_time() -> CpuTime {
 }
 
 /// CPU time split by where it was spent.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_loadgen::procstat::CpuTime;
+///
+/// let start = CpuTime { user: Duration::from_millis(100), system: Duration::from_millis(50) };
+/// let end = CpuTime { user: Duration::from_millis(400), system: Duration::from_millis(150) };
+/// let used = end.since(start);
+/// assert_eq!(used.user, Duration::from_millis(300));
+/// assert_eq!(used.total(), Duration::from_millis(400));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CpuTime {
     /// In the process's own code (and its libraries).
@@ -46,6 +66,13 @@ impl CpuTime {
 
 /// CPU time (all threads) process `pid` has used so far, from `/proc/PID/stat`; `None` if
 /// the process is gone. Resolution is one clock tick (10 ms).
+///
+/// ```
+/// use switchboard_loadgen::procstat::process_cpu_time;
+///
+/// let cpu = process_cpu_time(std::process::id()).expect("this process is running");
+/// println!("{:?} of CPU so far", cpu.total());
+/// ```
 pub fn process_cpu_time(pid: u32) -> Option<CpuTime> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; fields after it are fixed.
@@ -67,6 +94,15 @@ pub fn process_cpu_time(pid: u32) -> Option<CpuTime> {
 /// Time process `pid` has been on a CPU so far, summed over its threads, in nanoseconds
 /// from `/proc/PID/task/*/schedstat`: exact where [`process_cpu_time`] counts 10 ms ticks.
 /// `None` if the process is gone. Threads that already exited are not counted.
+///
+/// ```
+/// use switchboard_loadgen::procstat::process_run_time;
+///
+/// let pid = std::process::id();
+/// let before = process_run_time(pid).expect("this process is running");
+/// let _sum: u64 = (0..1_000_000u64).sum();
+/// assert!(process_run_time(pid).unwrap() >= before);
+/// ```
 pub fn process_run_time(pid: u32) -> Option<Duration> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
     let mut total = 0u64;
@@ -84,6 +120,13 @@ pub fn process_run_time(pid: u32) -> Option<Duration> {
 }
 
 /// Resident set size of process `pid` in KiB (`VmRSS` in `/proc/PID/status`).
+///
+/// ```
+/// use switchboard_loadgen::procstat::rss_kib;
+///
+/// let kib = rss_kib(std::process::id()).expect("this process is running");
+/// assert!(kib > 0);
+/// ```
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
