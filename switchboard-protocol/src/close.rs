@@ -5,6 +5,17 @@ use std::fmt;
 
 /// A close status code: an open newtype, so codes this crate has no name for (3000–4999,
 /// registered or private) still round-trip.
+///
+/// ```
+/// use switchboard_protocol::CloseCode;
+///
+/// let private = CloseCode::from(4001); // an application's own code: 4000–4999
+/// assert!(private.is_valid_on_wire());
+/// assert_eq!(private.to_string(), "4001");
+/// assert_eq!(u16::from(CloseCode::GOING_AWAY), 1001);
+/// // 1006 only reports a dropped connection; it may not be sent.
+/// assert!(!CloseCode::ABNORMAL.is_valid_on_wire());
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CloseCode(pub u16);
 
@@ -74,6 +85,16 @@ impl From<CloseCode> for u16 {
 }
 
 /// The payload of a close frame: a status code and a UTF-8 reason of at most 123 bytes.
+///
+/// ```
+/// use switchboard_protocol::{CloseCode, CloseFrame, Config, Connection};
+///
+/// let mut server = Connection::server(Config::default());
+/// server.close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "restarting")))?;
+/// // FIN + close, 12 bytes of payload: the code 1001 (0x03e9), then the reason.
+/// assert_eq!(server.output_chunks_vec().concat(), b"\x88\x0c\x03\xe9restarting");
+/// # Ok::<(), switchboard_protocol::SendError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseFrame {
     /// The status code.

@@ -2,6 +2,23 @@ use crate::deflate::DeflateConfig;
 
 /// Limits and options for a [`crate::Connection`]. Every limit has a default that is safe
 /// for a server on the open internet.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use switchboard_protocol::deflate::DeflateConfig;
+/// use switchboard_protocol::{CloseCode, Config, Connection};
+///
+/// // Small messages only, and permessage-deflate when a client offers it.
+/// let config = Config::default()
+///     .max_frame_size(1024)
+///     .max_message_size(64 << 10)
+///     .deflate(Some(DeflateConfig::default()));
+/// let mut server = Connection::server(config);
+/// // A masked binary frame announcing 4096 bytes is refused from its header alone.
+/// let mut buf = BytesMut::from(&[0x82, 0xfe, 0x10, 0x00, 1, 2, 3, 4][..]);
+/// let error = server.poll_event(&mut buf).unwrap_err();
+/// assert_eq!(error.close_code(), CloseCode::MESSAGE_TOO_BIG);
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {

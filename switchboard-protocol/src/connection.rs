@@ -13,6 +13,25 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 
 /// What the peer sent, as the application sees it.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use switchboard_protocol::{Config, Connection, Event};
+///
+/// let mut server = Connection::server(Config::default());
+/// // A masked ping "hi" (with an all-zero key, so the payload stays readable).
+/// let mut buf = BytesMut::from(&b"\x89\x82\0\0\0\0hi"[..]);
+/// while let Some(event) = server.poll_event(&mut buf)? {
+///     match event {
+///         Event::Message(message) => println!("{} bytes", message.len()),
+///         Event::Ping(payload) => assert_eq!(payload, "hi"),
+///         Event::Pong(_) => {}
+///         Event::Close(frame) => println!("the peer closed: {frame:?}"),
+///     }
+/// }
+/// assert_eq!(server.output_chunks_vec().concat(), b"\x8a\x02hi"); // the pong, queued
+/// # Ok::<(), switchboard_protocol::ProtocolError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// A complete text or binary message.
@@ -27,6 +46,18 @@ pub enum Event {
 }
 
 /// Lifecycle of a connection after the handshake (RFC 6455 §7).
+///
+/// ```
+/// use switchboard_protocol::{Config, Connection, State};
+///
+/// let mut server = Connection::server(Config::default());
+/// assert_eq!(server.state(), State::Open);
+/// server.close(None)?; // our close frame is queued; the peer's has not come yet
+/// assert_eq!(server.state(), State::Closing);
+/// server.handle_eof(); // the transport ended instead
+/// assert_eq!(server.state(), State::Closed);
+/// # Ok::<(), switchboard_protocol::SendError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Messages flow both ways.
@@ -38,6 +69,20 @@ pub enum State {
 }
 
 /// Who started the close.
+///
+/// ```
+/// use switchboard_protocol::{Config, Connection, Initiator};
+///
+/// let mut server = Connection::server(Config::default());
+/// server.close(None)?;
+/// let who = match server.close_info().map(|info| info.initiator) {
+///     Some(Initiator::Local) => "we closed",
+///     Some(Initiator::Remote) => "the peer closed",
+///     None => "still open",
+/// };
+/// assert_eq!(who, "we closed");
+/// # Ok::<(), switchboard_protocol::SendError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Initiator {
     /// This end (the application, or the library on a protocol error).
@@ -47,6 +92,22 @@ pub enum Initiator {
 }
 
 /// How a connection ended.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use switchboard_protocol::{CloseCode, Config, Connection, Initiator};
+///
+/// let mut server = Connection::server(Config::default());
+/// assert!(server.close_info().is_none()); // open
+/// // The client's masked close frame with code 1000 (zero key: the payload reads as is).
+/// let mut buf = BytesMut::from(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8][..]);
+/// server.poll_event(&mut buf)?; // our reply is queued: the close handshake is complete
+/// let info = server.close_info().expect("closing");
+/// assert_eq!(info.code, CloseCode::NORMAL);
+/// assert_eq!(info.initiator, Initiator::Remote);
+/// assert!(info.clean);
+/// # Ok::<(), switchboard_protocol::ProtocolError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {
     /// The code: the peer's if the peer closed first, ours otherwise; 1005 when a close frame
@@ -62,6 +123,20 @@ pub struct CloseInfo {
 
 /// A data message encoded once as an unmasked, uncompressed frame, to be sent to many
 /// connections with [`Connection::send_prepared`]. Cloning it is cheap.
+///
+/// ```
+/// use switchboard_protocol::{Config, Connection, Message, PreparedMessage};
+///
+/// let tick = PreparedMessage::new(Message::from("tick")); // encoded once
+/// assert_eq!(&tick.frame()[..], b"\x81\x04tick");
+/// let mut subscribers: Vec<Connection> =
+///     (0..3).map(|_| Connection::server(Config::default())).collect();
+/// for subscriber in &mut subscribers {
+///     subscriber.send_prepared(&tick)?; // queues the shared bytes, without a copy
+/// }
+/// assert_eq!(subscribers[2].output_chunks_vec().concat(), b"\x81\x04tick");
+/// # Ok::<(), switchboard_protocol::SendError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct PreparedMessage {
     message: Message,
@@ -129,6 +204,29 @@ impl PreparedMessage {
 ///   Open ─────────────────────────────► Closing ─────────────► Closed
 ///     │                                                         ▲
 ///     └──────────── peer's Close (reply queued) / EOF ──────────┘
+/// ```
+///
+/// # Example
+///
+/// A client and a server talking through a buffer instead of a socket (see the
+/// [crate documentation](crate) for a server reading real bytes):
+///
+/// ```
+/// use bytes::BytesMut;
+/// use switchboard_protocol::{Config, Connection, Event, Message, State};
+///
+/// // A fixed key keeps the example short; a real client draws each one from a CSPRNG.
+/// let mut client = Connection::client(Config::default(), || [0x37, 0xfa, 0x21, 0x3d]);
+/// let mut server = Connection::server(Config::default());
+/// client.send(Message::from("hello"))?;
+/// client.close(None)?;
+/// // The "transport": hand the client's queued bytes to the server.
+/// let mut wire = BytesMut::from(&client.output_chunks_vec().concat()[..]);
+/// client.advance_output(wire.len());
+/// assert_eq!(server.poll_event(&mut wire)?, Some(Event::Message("hello".into())));
+/// assert_eq!(server.poll_event(&mut wire)?, Some(Event::Close(None)));
+/// assert_eq!(server.state(), State::Closed); // and its reply is queued for the client
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// [`poll_event`]: Connection::poll_event

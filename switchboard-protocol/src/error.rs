@@ -6,6 +6,21 @@ use thiserror::Error;
 /// The peer broke RFC 6455 or RFC 7692, or exceeded a limit. The connection has already
 /// queued a close frame with [`ProtocolError::close_code`] and will close the transport once
 /// it is written.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use switchboard_protocol::{CloseCode, Config, Connection, ProtocolError, State};
+///
+/// let mut server = Connection::server(Config::default());
+/// // An unmasked text frame "hi": a server must refuse it (RFC 6455 §5.1).
+/// let mut buf = BytesMut::from(&b"\x81\x02hi"[..]);
+/// let error = server.poll_event(&mut buf).unwrap_err();
+/// assert_eq!(error, ProtocolError::UnmaskedFrame);
+/// assert_eq!(error.close_code(), CloseCode::PROTOCOL_ERROR);
+/// // The close frame with 1002 is queued: write it out, then close the transport.
+/// assert_eq!(server.state(), State::Closed);
+/// assert!(server.buffered_amount() > 0 && !server.should_close_transport());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
@@ -91,6 +106,19 @@ impl ProtocolError {
 }
 
 /// The application asked for something the connection cannot do. Never caused by the peer.
+///
+/// ```
+/// use bytes::Bytes;
+/// use switchboard_protocol::{Config, Connection, Message, SendError};
+///
+/// let mut server = Connection::server(Config::default());
+/// let too_long = Bytes::from(vec![0; 126]);
+/// assert_eq!(server.ping(too_long), Err(SendError::ControlTooLong(126)));
+/// server.close(None)?;
+/// // After our close frame, nothing more may be sent (RFC 6455 §5.5.1).
+/// assert_eq!(server.send(Message::from("late")), Err(SendError::Closed));
+/// # Ok::<(), SendError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum SendError {

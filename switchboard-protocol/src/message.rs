@@ -3,6 +3,20 @@ use bytes::Bytes;
 
 /// A complete data message (RFC 6455 §5.6). Control frames are not messages: pings and
 /// pongs are reported as [`crate::Event`]s, and the close handshake has its own methods.
+///
+/// ```
+/// use switchboard_protocol::Message;
+///
+/// let text = Message::from("héllo");
+/// assert_eq!(text.as_text(), Some("héllo"));
+/// assert_eq!(text.len(), 6); // bytes, not characters
+/// let binary = Message::from(vec![1, 2, 3]);
+/// assert_eq!(binary.as_text(), None);
+/// match binary {
+///     Message::Text(text) => println!("text: {text}"),
+///     Message::Binary(bytes) => assert_eq!(bytes, [1, 2, 3][..]),
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A text message, already checked to be UTF-8.

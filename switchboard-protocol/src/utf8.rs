@@ -11,6 +11,21 @@ use std::fmt;
 /// at the end, lets a connection fail as soon as the first bad byte is in, even in the middle
 /// of a frame or of a code point. The bulk check is `simdutf8`; only the at most three bytes
 /// of a code point cut by a piece boundary are carried over.
+///
+/// ```
+/// use switchboard_protocol::Utf8Validator;
+///
+/// // "café" in two fragments, cut inside the two bytes of "é" (C3 A9).
+/// let mut utf8 = Utf8Validator::new();
+/// assert!(utf8.feed(b"caf\xc3").is_ok());
+/// assert!(utf8.feed(b"\xa9").is_ok());
+/// assert!(utf8.finish().is_ok());
+/// // A byte that can never be UTF-8 fails at once, before the message ends…
+/// assert!(Utf8Validator::new().feed(b"ok \xff").is_err());
+/// // …and a message that stops inside a code point fails at the end.
+/// let mut utf8 = Utf8Validator::new();
+/// assert!(utf8.feed(b"caf\xc3").is_ok() && utf8.finish().is_err());
+/// ```
 #[derive(Debug, Default, Clone)]
 pub struct Utf8Validator {
     partial: [u8; 4],
@@ -79,6 +94,18 @@ impl Utf8Validator {
 }
 
 /// Bytes that are valid UTF-8: the payload of a text message, shared without copying.
+///
+/// ```
+/// use bytes::Bytes;
+/// use switchboard_protocol::Utf8Bytes;
+///
+/// let text = Utf8Bytes::try_from_bytes(Bytes::from_static("grüß".as_bytes())).unwrap();
+/// assert_eq!(text, "grüß");
+/// assert!(text.starts_with("gr")); // derefs to `str`
+/// assert!(Utf8Bytes::try_from_bytes(Bytes::from_static(b"\xff")).is_err());
+/// let greeting = Utf8Bytes::from_static("hello"); // no copy, no check
+/// assert_eq!(greeting.len(), 5);
+/// ```
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Utf8Bytes(Bytes);
 
