@@ -300,7 +300,7 @@ async fn the_listen_backlog_is_the_configured_one() {
 }
 
 #[tokio::test]
-async fn deep_json_and_lone_surrogates_are_refused_and_escaped_names_understood() {
+async fn deep_json_lone_surrogates_and_infinite_numbers_are_refused_and_escaped_names_understood() {
     let hub = start(no_rate_limit()).await;
     let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
     let r = request(
@@ -321,6 +321,17 @@ async fn deep_json_and_lone_surrogates_are_refused_and_escaped_names_understood(
     )
     .await;
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    // Valid JSON text that subscribers' decoders refuse or turn into infinity.
+    let r = request(
+        hub.addr,
+        "POST",
+        "/api/channels/c/messages",
+        &[("content-type", "application/json")],
+        br#"{"t":[1e400]}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(String::from_utf8_lossy(&r.body).contains("1e400"));
     let (mut ws, _) = switchboard::connect(&format!("ws://{}/ws", hub.addr))
         .await
         .unwrap();
@@ -342,6 +353,11 @@ async fn deep_json_and_lone_surrogates_are_refused_and_escaped_names_understood(
     assert_eq!(
         (e["code"].as_str(), e["ref"].as_i64()),
         (Some("invalid_message"), Some(1))
+    );
+    let e = ask(r#"{"op":"publish","channel":"c","data":-2e999,"ref":4}"#.into()).await;
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_i64()),
+        (Some("invalid_message"), Some(4))
     );
     let a = ask(r#"{"op":"publ\u0069sh","channel":"\u0063","data":2,"ref":2}"#.into()).await;
     assert_eq!(

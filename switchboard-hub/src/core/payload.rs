@@ -34,15 +34,20 @@ pub enum PayloadError {
     /// character, and many decoders reject or mangle it.
     #[error("payload holds a lone surrogate escape ({0}) that names no character")]
     LoneSurrogate(String),
+    /// A number too large for a 64-bit float (`1e400`): valid JSON text, but most
+    /// decoders refuse it (serde_json, Go) or turn it into infinity (JavaScript).
+    #[error("payload holds a number beyond the range of a 64-bit float ({0})")]
+    NumberOutOfRange(String),
 }
 
 /// The nesting depth [`Payload::from_json`] allows.
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 
-/// Checks what serde_json lets through: nesting deeper than `max_depth` and escapes of
-/// lone UTF-16 surrogates. One pass over the bytes, before (or instead of) parsing, so a
-/// 30,000-deep array costs no recursion. Meaningful on valid JSON; on anything else it
-/// only counts brackets.
+/// Checks what serde_json lets through: nesting deeper than `max_depth`, escapes of
+/// lone UTF-16 surrogates, and numbers beyond a 64-bit float's range (serde_json skips
+/// those unparsed, then refuses them when a subscriber decodes the message). One pass over
+/// the bytes, before (or instead of) parsing, so a 30,000-deep array costs no recursion.
+/// Meaningful on valid JSON; on anything else it only counts brackets.
 pub fn check_json_shape(json: &[u8], max_depth: usize) -> Result<(), PayloadError> {
     let mut depth = 0usize;
     let mut i = 0;
@@ -86,12 +91,38 @@ pub fn check_json_shape(json: &[u8], max_depth: usize) -> Result<(), PayloadErro
                     }
                 }
                 b']' | b'}' => depth = depth.saturating_sub(1),
+                b'-' | b'0'..=b'9' => {
+                    let end = json[i..]
+                        .iter()
+                        .position(|b| !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                        .map_or(json.len(), |n| i + n);
+                    check_number(&json[i..end])?;
+                    i = end;
+                    continue;
+                }
                 _ => {}
             }
         }
         i += 1;
     }
     Ok(())
+}
+
+/// Only an exponent or some 309 digits can take a JSON number past `f64::MAX`, so the
+/// common number is not parsed at all.
+fn check_number(number: &[u8]) -> Result<(), PayloadError> {
+    if number.len() < 300 && !number.iter().any(|b| matches!(b, b'e' | b'E')) {
+        return Ok(());
+    }
+    let text = std::str::from_utf8(number).unwrap_or_default();
+    match text.parse::<f64>() {
+        Ok(value) if value.is_infinite() => {
+            let shown: String = text.chars().take(40).collect();
+            Err(PayloadError::NumberOutOfRange(shown))
+        }
+        // Not a number (invalid JSON): the parser says so.
+        _ => Ok(()),
+    }
 }
 
 fn hex4(json: &[u8], at: usize) -> Option<u16> {
@@ -268,6 +299,39 @@ mod tests {
         }
         let pair = Payload::from_json(br#""\ud83d\ude00 \u00e9 \\ud800""#).unwrap();
         assert_eq!(pair.plain_text(), "\u{1F600} \u{e9} \\ud800");
+    }
+
+    #[test]
+    fn numbers_past_a_float_are_refused_and_the_rest_kept() {
+        // The fuzzer's find: serde_json skipped it, then refused it in every subscriber.
+        let found = b"{\"op\":\"pubt\",\"data\":[\n\n1111111111117e471]}";
+        assert!(matches!(
+            check_json_shape(found, 8),
+            Err(PayloadError::NumberOutOfRange(n)) if n == "1111111111117e471"
+        ));
+        let huge_integer = "9".repeat(400);
+        for bad in ["1e400", "-1E309", "[0, 2.5e+308]", huge_integer.as_str()] {
+            assert!(
+                matches!(
+                    Payload::from_json(bad.as_bytes()),
+                    Err(PayloadError::NumberOutOfRange(_))
+                ),
+                "{bad}"
+            );
+        }
+        let long_integer = "9".repeat(300);
+        for good in [
+            "1e308",
+            "-1.7e308",
+            "1e-400",
+            "0",
+            "-0.5",
+            long_integer.as_str(),
+            "\"1e999\"",
+        ] {
+            let payload = Payload::from_json(good.as_bytes()).unwrap();
+            serde_json::from_slice::<serde_json::Value>(payload.json()).unwrap();
+        }
     }
 
     #[test]
