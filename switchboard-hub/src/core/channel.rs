@@ -5,6 +5,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 /// The longest channel name accepted, in bytes.
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, ChannelNameError, MAX_CHANNEL_NAME_LEN};
+///
+/// assert!(ChannelName::new(&"a".repeat(MAX_CHANNEL_NAME_LEN)).is_ok());
+/// let too_long = "a".repeat(MAX_CHANNEL_NAME_LEN + 1);
+/// assert_eq!(ChannelName::new(&too_long), Err(ChannelNameError::TooLong));
+/// ```
 pub const MAX_CHANNEL_NAME_LEN: usize = 128;
 
 /// A validated channel name.
@@ -16,10 +24,29 @@ pub const MAX_CHANNEL_NAME_LEN: usize = 128;
 ///
 /// Cloning is cheap: the text is shared behind an `Arc`, because every message carries the
 /// name of its channel.
+///
+/// ```
+/// use switchboard_hub::core::ChannelName;
+///
+/// let chat = ChannelName::new("room:lobby")?;
+/// assert_eq!(chat.as_str(), "room:lobby");
+/// // FromStr does the same validation.
+/// let same: ChannelName = "room:lobby".parse()?;
+/// assert_eq!(chat, same);
+/// # Ok::<(), switchboard_hub::core::ChannelNameError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelName(Arc<str>);
 
 /// Why a string is not a [`ChannelName`].
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, ChannelNameError};
+///
+/// assert_eq!(ChannelName::new(""), Err(ChannelNameError::Empty));
+/// assert_eq!(ChannelName::new(".."), Err(ChannelNameError::LeadingDot));
+/// assert_eq!(ChannelName::new("a b"), Err(ChannelNameError::InvalidChar(' ')));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChannelNameError {
     /// The name is empty.

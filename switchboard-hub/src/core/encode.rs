@@ -22,6 +22,18 @@ pub(super) struct Encodings {
 }
 
 /// One message in a list, `{"id":…,"ts":…,"data":…}` (see [`Message::entry`]).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use switchboard_hub::core::{ChannelName, Epoch, Message, MessageId, Payload};
+///
+/// let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_000);
+/// let (chat, epoch) = (ChannelName::new("chat")?, Epoch::new(5).unwrap());
+/// let msg = Message::new(chat, epoch, MessageId::new(3), Payload::text("hi"), at);
+/// let json = serde_json::to_string(&msg.entry())?;
+/// assert_eq!(json, r#"{"id":3,"ts":1000,"data":"hi"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, serde::Serialize)]
 pub struct Entry<'a> {
     /// Its id within the channel.
@@ -33,6 +45,22 @@ pub struct Entry<'a> {
 }
 
 /// How the `data:` lines of an SSE event carry the payload.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use switchboard_hub::core::{ChannelName, Epoch, Message, MessageId, Payload, SseFormat};
+///
+/// let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_000);
+/// let (chat, epoch) = (ChannelName::new("chat")?, Epoch::new(5).unwrap());
+/// let msg = Message::new(chat, epoch, MessageId::new(3), Payload::text("hi"), at);
+/// assert_eq!(msg.sse_event(SseFormat::Json), "id: 5:3\ndata: \"hi\"\n\n");
+/// assert_eq!(msg.sse_event(SseFormat::Plain), "id: 5:3\ndata: hi\n\n");
+/// assert_eq!(
+///     msg.sse_event(SseFormat::Message),
+///     "id: 5:3\ndata: {\"id\":3,\"ts\":1000,\"data\":\"hi\"}\n\n"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SseFormat {
     /// The payload's JSON text, exact.
@@ -121,6 +149,16 @@ impl Message {
 /// Formats one Server-Sent Event. Every line break in `data` (CR, LF or CRLF, all of which
 /// the SSE parser treats as line ends) starts a new `data:` line, so the browser's
 /// `event.data` gets the text back with `\n` separators.
+///
+/// ```
+/// use switchboard_hub::core::sse_event;
+///
+/// assert_eq!(sse_event(None, "5:3", "hi"), "id: 5:3\ndata: hi\n\n");
+/// assert_eq!(
+///     sse_event(Some("join"), "", "two\r\nlines"),
+///     "event: join\ndata: two\ndata: lines\n\n"
+/// );
+/// ```
 pub fn sse_event(event: Option<&str>, id: &str, data: &str) -> String {
     let mut out = String::with_capacity(data.len() + id.len() + 16);
     if let Some(event) = event {

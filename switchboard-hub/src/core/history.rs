@@ -18,6 +18,14 @@ use std::time::{Duration, SystemTime};
 use super::{ChannelName, Cursor, Epoch, Message, MessageId, Payload};
 
 /// How much history a channel keeps.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::core::HistoryLimits;
+///
+/// let limits = HistoryLimits { max_messages: 100, max_age: Some(Duration::from_secs(300)) };
+/// assert_eq!(HistoryLimits { max_messages: 0, ..limits }.max_age, limits.max_age);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HistoryLimits {
     /// At most this many messages (0 keeps none: live delivery only, every resume after a
@@ -36,6 +44,16 @@ impl Default for HistoryLimits {
 }
 
 /// Why a cursor cannot be resumed from.
+///
+/// ```
+/// use switchboard_hub::core::{resume_rule, Cursor, Epoch, MessageId, ResetReason};
+///
+/// let epoch = Epoch::new(5).unwrap();
+/// let stale = Cursor::new(Epoch::new(6).unwrap(), MessageId::new(3));
+/// let reason = resume_rule(stale, epoch, MessageId::new(1), MessageId::new(9)).unwrap_err();
+/// assert_eq!(reason, ResetReason::EpochChanged);
+/// assert_eq!(reason.code(), "epoch_changed");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResetReason {
@@ -69,6 +87,22 @@ impl ResetReason {
 }
 
 /// The answer to "what came after this cursor?" for a subscriber.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use switchboard_hub::core::{ChannelName, Epoch, History, HistoryLimits, Payload, Resume};
+///
+/// let limits = HistoryLimits { max_messages: 10, max_age: None };
+/// let mut history = History::new(ChannelName::new("chat")?, Epoch::new(5).unwrap(), limits);
+/// let first = history.append(Payload::text("a"), SystemTime::now());
+/// history.append(Payload::text("b"), SystemTime::now());
+///
+/// match history.resume(first.cursor(), SystemTime::now()) {
+///     Resume::Continue(missed) => assert_eq!(missed.len(), 1), // just "b"
+///     Resume::Reset { reason, last } => panic!("{reason:?} after {last}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub enum Resume {
     /// Continuity holds: exactly these messages follow the cursor, oldest first (maybe none).
@@ -83,6 +117,22 @@ pub enum Resume {
 }
 
 /// One page of history, for the REST history endpoint and long polling.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use switchboard_hub::core::{ChannelName, Epoch, History, HistoryLimits, Payload};
+///
+/// let limits = HistoryLimits { max_messages: 10, max_age: None };
+/// let mut history = History::new(ChannelName::new("chat")?, Epoch::new(5).unwrap(), limits);
+/// for text in ["a", "b", "c"] {
+///     history.append(Payload::text(text), SystemTime::now());
+/// }
+/// let page = history.page(None, 2, SystemTime::now()); // the latest two
+/// assert_eq!(page.messages.len(), 2);
+/// assert_eq!(page.next.to_string(), "5:3");
+/// assert!(page.reset.is_none() && !page.more);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Page {
     /// The channel's epoch.
@@ -110,6 +160,17 @@ pub struct Page {
 ///
 /// Pure, so that the in-memory broker and a networked broker (which learns `first` and
 /// `last` from its store) decide identically, and so that it can be tested on its own.
+///
+/// ```
+/// use switchboard_hub::core::{resume_rule, Cursor, Epoch, MessageId, ResetReason};
+///
+/// let epoch = Epoch::new(5).unwrap();
+/// let (first, last) = (MessageId::new(10), MessageId::new(20)); // history holds 10..=20
+/// let at = |id| Cursor::new(epoch, MessageId::new(id));
+/// assert_eq!(resume_rule(at(9), epoch, first, last), Ok(())); // 10 onwards are all here
+/// assert_eq!(resume_rule(at(8), epoch, first, last), Err(ResetReason::Expired));
+/// assert_eq!(resume_rule(at(21), epoch, first, last), Err(ResetReason::Ahead));
+/// ```
 pub fn resume_rule(
     since: Cursor,
     epoch: Epoch,
@@ -130,12 +191,32 @@ pub fn resume_rule(
 
 /// How old a message published at `then` is at `now`; zero if the clocks disagree (a message
 /// from a node whose clock runs ahead is treated as brand new, never as negative age).
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use switchboard_hub::core::age;
+///
+/// let now = SystemTime::now();
+/// assert_eq!(age(now, now - Duration::from_secs(3)), Duration::from_secs(3));
+/// assert_eq!(age(now, now + Duration::from_secs(3)), Duration::ZERO); // a clock ahead
+/// ```
 pub fn age(now: SystemTime, then: SystemTime) -> Duration {
     now.duration_since(then).unwrap_or_default()
 }
 
 /// What one retained message costs beyond its payload: the message itself, its `Arc`
 /// counts and its slot in the history queue.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use switchboard_hub::core::{retained_cost, ChannelName, Epoch, Message, MessageId, Payload};
+/// use switchboard_hub::core::MESSAGE_OVERHEAD;
+///
+/// let (chat, epoch) = (ChannelName::new("chat")?, Epoch::new(5).unwrap());
+/// let msg = Message::new(chat, epoch, MessageId::new(1), Payload::text("hi"), SystemTime::now());
+/// assert_eq!(retained_cost(&msg), MESSAGE_OVERHEAD + r#""hi""#.len());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>()
     + 2 * std::mem::size_of::<usize>()
     + std::mem::size_of::<usize>();
@@ -143,11 +224,37 @@ pub const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>()
 /// What a retained message is counted as against a history byte budget: its payload's
 /// compact JSON plus [`MESSAGE_OVERHEAD`]. (The wire forms a transport encodes when it
 /// sends the message are not counted: they are shared with its subscribers.)
+///
+/// ```
+/// use std::time::SystemTime;
+/// use switchboard_hub::core::{retained_cost, ChannelName, Epoch, History, HistoryLimits, Payload};
+///
+/// let limits = HistoryLimits { max_messages: 10, max_age: None };
+/// let mut history = History::new(ChannelName::new("chat")?, Epoch::new(5).unwrap(), limits);
+/// let msg = history.append(Payload::text("hi"), SystemTime::now());
+/// assert_eq!(history.bytes(), retained_cost(&msg));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn retained_cost(message: &Message) -> usize {
     message.data().len() + MESSAGE_OVERHEAD
 }
 
 /// The bounded history of one channel lifetime.
+///
+/// ```
+/// use std::time::SystemTime;
+/// use switchboard_hub::core::{ChannelName, Epoch, History, HistoryLimits, Payload};
+///
+/// let limits = HistoryLimits { max_messages: 2, max_age: None };
+/// let mut history = History::new(ChannelName::new("chat")?, Epoch::new(5).unwrap(), limits);
+/// for text in ["a", "b", "c"] {
+///     history.append(Payload::text(text), SystemTime::now());
+/// }
+/// assert_eq!(history.len(), 2); // "a" was pushed out
+/// assert_eq!(history.first_retained().get(), 2);
+/// assert_eq!(history.head().to_string(), "5:3");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct History {
     channel: ChannelName,

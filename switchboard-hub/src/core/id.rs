@@ -13,6 +13,15 @@ use std::str::FromStr;
 ///
 /// `MessageId::ZERO` is the position *before* the first message, so `since = 0` asks for
 /// everything the channel still holds.
+///
+/// ```
+/// use switchboard_hub::core::MessageId;
+///
+/// let first = MessageId::ZERO.next();
+/// assert_eq!(first, MessageId::new(1));
+/// assert_eq!(first.next().get(), 2);
+/// assert!(MessageId::ZERO < first);
+/// ```
 #[derive(
     Clone,
     Copy,
@@ -59,11 +68,28 @@ impl fmt::Display for MessageId {
 ///
 /// Epochs are random, non-zero and below 2^53, so that they survive a round trip through a
 /// JavaScript number (the browser client compares them).
+///
+/// ```
+/// use switchboard_hub::core::{Epoch, MAX_EPOCH};
+///
+/// assert_eq!(Epoch::new(7).map(Epoch::get), Some(7));
+/// assert!(Epoch::new(0).is_none());
+/// // Any random u64 folds into a valid epoch.
+/// let drawn = Epoch::from_random_bits(u64::MAX);
+/// assert_eq!(drawn.get(), MAX_EPOCH);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "u64", into = "u64")]
 pub struct Epoch(u64);
 
 /// The largest epoch value: 2^53 − 1, the largest integer a JavaScript number holds exactly.
+///
+/// ```
+/// use switchboard_hub::core::{Epoch, MAX_EPOCH};
+///
+/// assert!(Epoch::new(MAX_EPOCH).is_some());
+/// assert!(Epoch::new(MAX_EPOCH + 1).is_none());
+/// ```
 pub const MAX_EPOCH: u64 = (1 << 53) - 1;
 
 impl Epoch {
@@ -114,6 +140,18 @@ impl fmt::Display for Epoch {
 /// Text form: `EPOCH:ID` (what SSE `id:` lines and long-poll `next` cursors carry), or a bare
 /// `ID` for clients that only know ids (a bare id is trusted to belong to the current epoch,
 /// unless it lies ahead of the channel, which proves it does not).
+///
+/// ```
+/// use switchboard_hub::core::{Cursor, Epoch, MessageId};
+///
+/// let cursor: Cursor = "5:41".parse()?;
+/// assert_eq!(cursor, Cursor::new(Epoch::new(5).unwrap(), MessageId::new(41)));
+/// assert_eq!(cursor.to_string(), "5:41");
+///
+/// let bare: Cursor = "41".parse()?;
+/// assert_eq!(bare.epoch, None);
+/// # Ok::<(), switchboard_hub::core::CursorError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Cursor {
     /// The epoch the id belongs to, if known.
@@ -138,6 +176,14 @@ impl Cursor {
 }
 
 /// Why a string or JSON value is not a [`Cursor`].
+///
+/// ```
+/// use switchboard_hub::core::{Cursor, CursorError};
+///
+/// assert_eq!("x:1".parse::<Cursor>(), Err(CursorError::Malformed));
+/// assert_eq!("+1".parse::<Cursor>(), Err(CursorError::Malformed));
+/// assert_eq!("0:1".parse::<Cursor>(), Err(CursorError::EpochOutOfRange));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CursorError {
     /// Not `ID` or `EPOCH:ID` with decimal numbers.

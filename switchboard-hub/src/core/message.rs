@@ -14,6 +14,23 @@ use super::{ChannelName, Cursor, Epoch, MessageId, Payload};
 /// are computed by the first subscriber that needs them and then shared as `Bytes` by all the
 /// others, so fan-out to 10 000 WebSocket subscribers encodes the envelope once, not 10 000
 /// times.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use switchboard_hub::core::{ChannelName, Epoch, Message, MessageId, Payload};
+///
+/// let epoch = Epoch::new(5).unwrap();
+/// let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+/// let chat = ChannelName::new("chat")?;
+/// let msg = Message::new(chat, epoch, MessageId::new(1), Payload::text("hi"), at);
+/// assert_eq!(msg.cursor().to_string(), "5:1");
+/// assert_eq!(msg.published_ms(), 1_700_000_000_000);
+/// assert_eq!(
+///     msg.ws_envelope(),
+///     r#"{"op":"message","channel":"chat","id":1,"ts":1700000000000,"data":"hi"}"#
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Message {
     channel: ChannelName,

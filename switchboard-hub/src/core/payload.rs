@@ -11,10 +11,36 @@ use bytes::{Bytes, BytesMut};
 /// insignificant whitespace, so that it fits on one SSE `data:` line), and a text body or a
 /// chat-room text frame becomes a JSON string. Validating once when a message enters the hub
 /// lets every transport splice the bytes into its envelope without parsing them again.
+///
+/// ```
+/// use switchboard_hub::core::Payload;
+///
+/// let json = Payload::from_json(br#"{ "text": "hi" }"#)?;
+/// assert_eq!(json.as_str(), r#"{"text":"hi"}"#); // stored compacted
+/// assert_eq!(json.to_value()["text"], "hi");
+///
+/// let text = Payload::text("say \"hi\"");
+/// assert_eq!(text.as_str(), r#""say \"hi\"""#);
+/// assert_eq!(text.plain_text(), "say \"hi\"");
+/// # Ok::<(), switchboard_hub::core::PayloadError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Payload(Bytes);
 
 /// Why bytes are not a [`Payload`].
+///
+/// ```
+/// use switchboard_hub::core::{Payload, PayloadError};
+///
+/// assert!(matches!(Payload::from_json(b"{"), Err(PayloadError::InvalidJson(_))));
+/// assert!(matches!(Payload::from_json(b"\xff"), Err(PayloadError::InvalidUtf8)));
+/// assert!(matches!(
+///     Payload::from_json_with_depth(b"[[1]]", 1),
+///     Err(PayloadError::TooDeep { limit: 1 })
+/// ));
+/// assert!(matches!(Payload::from_json(br#""\ud800""#), Err(PayloadError::LoneSurrogate(_))));
+/// assert!(matches!(Payload::from_json(b"1e400"), Err(PayloadError::NumberOutOfRange(_))));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
     /// The bytes are not UTF-8 (RFC 8259 §8.1: JSON text exchanged between systems is UTF-8).
@@ -41,6 +67,14 @@ pub enum PayloadError {
 }
 
 /// The nesting depth [`Payload::from_json`] allows.
+///
+/// ```
+/// use switchboard_hub::core::{Payload, DEFAULT_MAX_DEPTH};
+///
+/// let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+/// assert!(Payload::from_json(nested(DEFAULT_MAX_DEPTH).as_bytes()).is_ok());
+/// assert!(Payload::from_json(nested(DEFAULT_MAX_DEPTH + 1).as_bytes()).is_err());
+/// ```
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 
 /// Checks what serde_json lets through: nesting deeper than `max_depth`, escapes of
@@ -48,6 +82,16 @@ pub const DEFAULT_MAX_DEPTH: usize = 64;
 /// those unparsed, then refuses them when a subscriber decodes the message). One pass over
 /// the bytes, before (or instead of) parsing, so a 30,000-deep array costs no recursion.
 /// Meaningful on valid JSON; on anything else it only counts brackets.
+///
+/// ```
+/// use switchboard_hub::core::{check_json_shape, PayloadError};
+///
+/// assert!(check_json_shape(br#"{"a":[1,2]}"#, 2).is_ok());
+/// assert!(matches!(check_json_shape(b"[[[]]]", 2), Err(PayloadError::TooDeep { limit: 2 })));
+/// assert!(check_json_shape(br#""\ud83d\ude00""#, 2).is_ok()); // a surrogate pair
+/// assert!(check_json_shape(br#""\ude00""#, 2).is_err()); // a lone half
+/// assert!(matches!(check_json_shape(b"[1e400]", 2), Err(PayloadError::NumberOutOfRange(_))));
+/// ```
 pub fn check_json_shape(json: &[u8], max_depth: usize) -> Result<(), PayloadError> {
     let mut depth = 0usize;
     let mut i = 0;

@@ -31,6 +31,14 @@ use std::time::{Duration, Instant};
 use super::Payload;
 
 /// The longest client id accepted, in bytes.
+///
+/// ```
+/// use switchboard_hub::core::{ClientId, ClientIdError, MAX_CLIENT_ID_LEN};
+///
+/// assert!(ClientId::new(&"c".repeat(MAX_CLIENT_ID_LEN)).is_ok());
+/// let too_long = "c".repeat(MAX_CLIENT_ID_LEN + 1);
+/// assert_eq!(ClientId::new(&too_long).unwrap_err(), ClientIdError::Length);
+/// ```
 pub const MAX_CLIENT_ID_LEN: usize = 64;
 
 /// The id of a client in presence: chosen by the client (so that it survives reconnects)
@@ -38,10 +46,27 @@ pub const MAX_CLIENT_ID_LEN: usize = 64;
 ///
 /// 1 to [`MAX_CLIENT_ID_LEN`] characters from `A-Z a-z 0-9 - _ . :` (safe in a URL query,
 /// a Redis key and a JSON string without escaping).
+///
+/// ```
+/// use switchboard_hub::core::ClientId;
+///
+/// let mine = ClientId::new("tab-1")?;
+/// assert_eq!(mine.as_str(), "tab-1");
+/// let drawn = ClientId::from_random_bits(0xff);
+/// assert_eq!(drawn.as_str(), "s-00000000000000ff");
+/// # Ok::<(), switchboard_hub::core::ClientIdError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientId(Arc<str>);
 
 /// Why a string is not a [`ClientId`].
+///
+/// ```
+/// use switchboard_hub::core::{ClientId, ClientIdError};
+///
+/// assert_eq!(ClientId::new("").unwrap_err(), ClientIdError::Length);
+/// assert_eq!(ClientId::new("a/b").unwrap_err(), ClientIdError::InvalidChar('/'));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientIdError {
     /// Empty, or longer than [`MAX_CLIENT_ID_LEN`].
@@ -106,6 +131,19 @@ impl<'de> serde::Deserialize<'de> for ClientId {
 
 /// One client in a channel: `{"client":…,"user":…,"info":…}` (`user` and `info` only when
 /// known).
+///
+/// ```
+/// use switchboard_hub::core::{ClientId, Payload, PresenceEntry};
+///
+/// let entry = PresenceEntry {
+///     client: ClientId::new("tab-1")?,
+///     user: Some("alice".into()),
+///     info: Some(Payload::text("Alice")),
+/// };
+/// let json = serde_json::to_string(&entry)?;
+/// assert_eq!(json, r#"{"client":"tab-1","user":"alice","info":"Alice"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PresenceEntry {
     /// The client.
@@ -131,6 +169,19 @@ fn info_from_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Paylo
 }
 
 /// A change of a channel's presence.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::core::{ClientId, PresenceEntry, PresenceEvent, PresenceRegistry};
+///
+/// let mut room = PresenceRegistry::new(Duration::from_secs(5));
+/// let entry = PresenceEntry { client: ClientId::new("tab-1")?, user: None, info: None };
+/// match room.join(entry, || ClientId::from_random_bits(1)).event {
+///     Some(event @ PresenceEvent::Join(_)) => assert_eq!(event.kind(), "join"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PresenceEvent {
     /// The entry arrived.
@@ -157,6 +208,20 @@ impl PresenceEvent {
 }
 
 /// How many are in a channel.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::core::{ClientId, PresenceCounts, PresenceEntry, PresenceRegistry};
+///
+/// let mut room = PresenceRegistry::new(Duration::from_secs(5));
+/// for tab in ["tab-1", "tab-2"] {
+///     let client = ClientId::new(tab)?;
+///     let entry = PresenceEntry { client, user: Some("alice".into()), info: None };
+///     room.join(entry, || ClientId::from_random_bits(1));
+/// }
+/// assert_eq!(room.counts(), PresenceCounts { clients: 2, users: 1 });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PresenceCounts {
     /// Entries (distinct client ids).
@@ -169,6 +234,18 @@ pub struct PresenceCounts {
 ///
 /// The incarnation tells entries of the same client id apart across a leave and a later
 /// join, so that a late release of an old session never ends a newer entry.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use switchboard_hub::core::{ClientId, PresenceEntry, PresenceRegistry, Released};
+///
+/// let mut room = PresenceRegistry::new(Duration::from_secs(5));
+/// let entry = PresenceEntry { client: ClientId::new("tab-1")?, user: None, info: None };
+/// let key = room.join(entry, || ClientId::from_random_bits(1)).key;
+/// assert_eq!(key.client.as_str(), "tab-1");
+/// assert!(matches!(room.release(&key, Instant::now()), Released::Pending { .. }));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct SessionKey {
     /// The client id the session holds (the fallback one if the asked-for id was taken).
@@ -178,6 +255,19 @@ pub struct SessionKey {
 }
 
 /// What [`PresenceRegistry::join`] did.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::core::{ClientId, PresenceEntry, PresenceRegistry};
+///
+/// let mut room = PresenceRegistry::new(Duration::from_secs(5));
+/// let entry = PresenceEntry { client: ClientId::new("tab-1")?, user: None, info: None };
+/// let first = room.join(entry.clone(), || ClientId::from_random_bits(1));
+/// let second = room.join(entry, || ClientId::from_random_bits(2)); // the same client again
+/// assert!(first.event.is_some()); // the join
+/// assert!(second.event.is_none()); // one entry, two sessions
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Joined {
     /// The session's key, for [`PresenceRegistry::release`].
@@ -188,6 +278,20 @@ pub struct Joined {
 }
 
 /// What [`PresenceRegistry::release`] did.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use switchboard_hub::core::{ClientId, PresenceEntry, PresenceRegistry, Released};
+///
+/// let mut room = PresenceRegistry::new(Duration::from_secs(5));
+/// let entry = PresenceEntry { client: ClientId::new("tab-1")?, user: None, info: None };
+/// let key = room.join(entry, || ClientId::from_random_bits(1)).key;
+/// let now = Instant::now();
+/// let Released::Pending { deadline } = room.release(&key, now) else { panic!() };
+/// assert_eq!(deadline, now + Duration::from_secs(5));
+/// assert_eq!(room.expire(deadline).len(), 1); // the leave
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Released {
     /// Other sessions still hold the entry, or the key is stale: nothing changes.
@@ -211,6 +315,22 @@ struct Slot {
 }
 
 /// The presence of one channel. See the module documentation for the rule.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use switchboard_hub::core::{ClientId, PresenceEntry, PresenceRegistry};
+///
+/// let mut room = PresenceRegistry::new(Duration::from_secs(5));
+/// let entry = PresenceEntry { client: ClientId::new("tab-1")?, user: None, info: None };
+/// let old = room.join(entry.clone(), || ClientId::from_random_bits(1)).key;
+/// let now = Instant::now();
+/// room.release(&old, now); // the connection dropped: the grace period starts
+/// let back = room.join(entry, || ClientId::from_random_bits(2)); // a reconnect within it
+/// assert!(back.event.is_none()); // no leave, no second join
+/// assert!(room.expire(now + Duration::from_secs(6)).is_empty());
+/// assert_eq!(room.counts().clients, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct PresenceRegistry {
     grace: Duration,
     /// Sorted by client id, so that a capped list is stable from call to call.
