@@ -23,6 +23,24 @@ use crate::hub::HubOptions;
 
 /// Everything `switchboard serve` can be told. Every field has a default; a TOML file only
 /// needs the ones it changes. Unknown keys are refused, so a typo does not go unnoticed.
+///
+/// ```
+/// use switchboard_hub::{HubConfig, LagPolicy};
+///
+/// let config = HubConfig::from_toml(
+///     r#"
+///     listen = ":9000"
+///     lag_policy = "resume"
+///     [history]
+///     max_messages = 50
+///     "#,
+/// )?;
+/// assert_eq!(config.listen.to_string(), "127.0.0.1:9000");
+/// assert_eq!(config.lag_policy, LagPolicy::Resume);
+/// assert_eq!(config.history.max_messages, 50);
+/// assert_eq!(config.limits, HubConfig::default().limits); // the rest keeps its defaults
+/// # Ok::<(), switchboard_hub::ConfigError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HubConfig {
@@ -72,6 +90,22 @@ pub struct HubConfig {
 }
 
 /// `[broker]`: which broker holds the channels.
+///
+/// ```
+/// use switchboard_hub::config::BrokerKind;
+/// use switchboard_hub::HubConfig;
+///
+/// let config = HubConfig::from_toml(
+///     r#"
+///     [broker]
+///     kind = "redis"
+///     url = "redis://127.0.0.1:6379/2"
+///     "#,
+/// )?;
+/// assert_eq!(config.broker.kind, BrokerKind::Redis);
+/// assert_eq!(config.redis_broker().url, "redis://127.0.0.1:6379/2");
+/// # Ok::<(), switchboard_hub::ConfigError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
@@ -86,6 +120,14 @@ pub struct BrokerConfig {
 }
 
 /// Which broker holds the channels.
+///
+/// ```
+/// use switchboard_hub::config::{BrokerConfig, BrokerKind};
+///
+/// let broker = BrokerConfig { kind: BrokerKind::Redis, ..BrokerConfig::default() };
+/// assert_eq!(BrokerConfig::default().kind, BrokerKind::Memory);
+/// assert_eq!(broker.key_prefix, "switchboard:");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BrokerKind {
@@ -108,6 +150,22 @@ impl Default for BrokerConfig {
 }
 
 /// Presence settings: defaults, per-pattern rules and limits.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::HubConfig;
+///
+/// let config = HubConfig::from_toml(
+///     r#"
+///     [presence]
+///     grace_ms = 2000
+///     max_list = 20
+///     "#,
+/// )?;
+/// assert_eq!(config.presence.grace(), Duration::from_secs(2));
+/// assert_eq!(config.presence.max_list, 20);
+/// # Ok::<(), switchboard_hub::ConfigError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PresenceConfig {
@@ -131,6 +189,23 @@ pub struct PresenceConfig {
 }
 
 /// Presence settings for the channels matching `pattern`.
+///
+/// ```
+/// use switchboard_hub::config::{PresenceConfig, PresenceRule};
+/// use switchboard_hub::core::ChannelName;
+///
+/// let presence = PresenceConfig {
+///     rules: vec![PresenceRule {
+///         pattern: "ticker:*".into(),
+///         enabled: Some(false),
+///         events: None,
+///     }],
+///     ..PresenceConfig::default()
+/// };
+/// assert!(!presence.policy(&ChannelName::new("ticker:eur")?).enabled);
+/// assert!(presence.policy(&ChannelName::new("chat")?).enabled); // no rule: the defaults
+/// # Ok::<(), switchboard_hub::core::ChannelNameError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PresenceRule {
@@ -145,6 +220,23 @@ pub struct PresenceRule {
 }
 
 /// What presence does on one channel (see [`PresenceConfig::policy`]).
+///
+/// ```
+/// use switchboard_hub::config::{PresenceConfig, PresencePolicy, PresenceRule};
+/// use switchboard_hub::core::ChannelName;
+///
+/// let presence = PresenceConfig {
+///     rules: vec![PresenceRule {
+///         pattern: "big:*".into(),
+///         enabled: None,
+///         events: Some(false),
+///     }],
+///     ..PresenceConfig::default()
+/// };
+/// let policy = presence.policy(&ChannelName::new("big:stadium")?);
+/// assert_eq!(policy, PresencePolicy { enabled: true, events: false }); // counts, no events
+/// # Ok::<(), switchboard_hub::core::ChannelNameError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PresencePolicy {
     /// Subscribers appear in presence and presence can be read.
@@ -194,6 +286,16 @@ impl PresenceConfig {
 }
 
 /// Per-channel history settings.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::config::HistoryConfig;
+///
+/// let history = HistoryConfig { max_messages: 100, max_age_secs: 60, ..HistoryConfig::default() };
+/// assert_eq!(history.limits().max_age, Some(Duration::from_secs(60)));
+/// let no_age_limit = HistoryConfig { max_age_secs: 0, ..history };
+/// assert_eq!(no_age_limit.limits().max_age, None);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HistoryConfig {
@@ -210,6 +312,22 @@ pub struct HistoryConfig {
 }
 
 /// Sizes, counts and timeouts.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::HubConfig;
+///
+/// let config = HubConfig::from_toml(
+///     r#"
+///     [limits]
+///     max_message_bytes = 4096
+///     write_timeout_secs = 5
+///     "#,
+/// )?;
+/// assert_eq!(config.limits.max_message_bytes, 4096);
+/// assert_eq!(config.write_timeout(), Duration::from_secs(5));
+/// # Ok::<(), switchboard_hub::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -247,6 +365,15 @@ pub struct LimitsConfig {
 }
 
 /// What to do with a subscriber that fell a whole queue behind.
+///
+/// ```
+/// use switchboard_hub::{HubConfig, LagPolicy};
+///
+/// assert_eq!(HubConfig::default().lag_policy, LagPolicy::Disconnect);
+/// let config = HubConfig::from_toml(r#"lag_policy = "resume""#)?;
+/// assert_eq!(config.lag_policy, LagPolicy::Resume);
+/// # Ok::<(), switchboard_hub::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LagPolicy {
@@ -260,6 +387,20 @@ pub enum LagPolicy {
 }
 
 /// Which forwarding header names the client behind a trusted proxy.
+///
+/// ```
+/// use switchboard_hub::config::ProxyHeader;
+/// use switchboard_hub::HubConfig;
+///
+/// let config = HubConfig::from_toml(
+///     r#"
+///     trust_proxy = ["127.0.0.1"]
+///     trust_proxy_header = "forwarded"
+///     "#,
+/// )?;
+/// assert_eq!(config.trust_proxy_header, ProxyHeader::Forwarded);
+/// # Ok::<(), switchboard_hub::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProxyHeader {
@@ -285,6 +426,21 @@ impl HubConfig {
 }
 
 /// A token bucket: `messages_per_second` refill, `burst` capacity.
+///
+/// ```
+/// use switchboard_hub::HubConfig;
+///
+/// let config = HubConfig::from_toml(
+///     r#"
+///     [rate_limit]
+///     messages_per_second = 5.0
+///     burst = 10
+///     "#,
+/// )?;
+/// assert_eq!(config.rate_limit.burst, 10);
+/// assert_eq!(config.rate_limit.per_ip_burst, HubConfig::default().rate_limit.per_ip_burst);
+/// # Ok::<(), switchboard_hub::ConfigError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
@@ -311,6 +467,21 @@ pub struct RateLimitConfig {
 }
 
 /// Token auth settings.
+///
+/// ```
+/// use switchboard_hub::HubConfig;
+///
+/// let config = HubConfig::from_toml(
+///     r#"
+///     [auth]
+///     jwt_secret = "a secret of 16+ bytes"
+///     "#,
+/// )?;
+/// let auth = config.auth.as_ref().unwrap();
+/// assert_eq!(auth.jwt_secret, "a secret of 16+ bytes");
+/// assert_eq!(format!("{auth:?}"), "AuthConfig { .. }"); // never logged
+/// # Ok::<(), switchboard_hub::ConfigError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
@@ -319,6 +490,21 @@ pub struct AuthConfig {
 }
 
 /// A PEM certificate chain and its private key.
+///
+/// ```
+/// use std::path::Path;
+/// use switchboard_hub::HubConfig;
+///
+/// let config = HubConfig::from_toml(
+///     r#"
+///     [tls]
+///     cert = "/etc/switchboard/cert.pem"
+///     key = "/etc/switchboard/key.pem"
+///     "#,
+/// )?;
+/// assert_eq!(config.tls.unwrap().cert, Path::new("/etc/switchboard/cert.pem"));
+/// # Ok::<(), switchboard_hub::ConfigError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
@@ -413,6 +599,19 @@ impl Default for RateLimitConfig {
 }
 
 /// Why a config file could not be loaded.
+///
+/// ```
+/// use switchboard_hub::{ConfigError, HubConfig};
+///
+/// match HubConfig::from_toml("[limits]\nqueue_size = 0") {
+///     Err(ConfigError::Invalid { key, problem }) => {
+///         assert_eq!(key, "limits.queue_size");
+///         assert!(problem.starts_with("must be between 1 and"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// assert!(matches!(HubConfig::from_toml("lisen = ':80'"), Err(ConfigError::Parse(_))));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
@@ -456,6 +655,16 @@ impl From<toml::de::Error> for ConfigError {
 /// Reads a listen address as people write it: `127.0.0.1:8080`, `[::1]:8080`,
 /// `localhost:8080` (resolved; IPv4 first) or `:8080` (a port alone: loopback, the safe
 /// default, not every interface; say `0.0.0.0:8080` for that).
+///
+/// ```
+/// use switchboard_hub::parse_listen;
+///
+/// assert_eq!(parse_listen(":8080")?.to_string(), "127.0.0.1:8080");
+/// assert_eq!(parse_listen("[::1]:8080")?.to_string(), "[::1]:8080");
+/// assert_eq!(parse_listen("0.0.0.0:80")?.port(), 80);
+/// assert!(parse_listen("8080").is_err());
+/// # Ok::<(), String>(())
+/// ```
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     if let Ok(addr) = text.parse::<SocketAddr>() {
