@@ -8,7 +8,7 @@ use crate::deflate::DeflateConfig;
 /// use switchboard_protocol::deflate::DeflateConfig;
 /// use switchboard_protocol::{CloseCode, Config, Connection};
 ///
-/// // Small messages only, and permessage-deflate when a client offers it.
+/// // Small frames and messages; `deflate` is the policy the handshake negotiates with.
 /// let config = Config::default()
 ///     .max_frame_size(1024)
 ///     .max_message_size(64 << 10)

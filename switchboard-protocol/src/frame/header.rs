@@ -1,11 +1,45 @@
 use super::OpCode;
 
 /// The longest header: 2 fixed bytes, an 8-byte length and a 4-byte mask key.
+///
+/// ```
+/// use switchboard_protocol::frame::{FrameHeader, MAX_HEADER_LEN};
+/// use switchboard_protocol::OpCode;
+///
+/// let header = FrameHeader {
+///     fin: true,
+///     rsv: 0,
+///     opcode: OpCode::Binary,
+///     mask: Some([1, 2, 3, 4]),
+///     payload_len: 1 << 20,
+/// };
+/// let mut buf = [0u8; MAX_HEADER_LEN]; // room for any header
+/// // A 64-bit length and a mask key: the longest a header gets.
+/// assert_eq!(header.encode(&mut buf), MAX_HEADER_LEN);
+/// ```
 pub const MAX_HEADER_LEN: usize = 14;
 
 /// A parsed frame header (RFC 6455 §5.2). Parsing checks only what the header alone
 /// decides; rules that depend on connection state (masking by role, RSV bits by extension,
 /// fragmentation) are the connection's.
+///
+/// ```
+/// use switchboard_protocol::frame::{FrameHeader, MAX_HEADER_LEN};
+/// use switchboard_protocol::OpCode;
+///
+/// let header = FrameHeader {
+///     fin: true,
+///     rsv: 0,
+///     opcode: OpCode::Text,
+///     mask: None,
+///     payload_len: 300,
+/// };
+/// let mut buf = [0u8; MAX_HEADER_LEN];
+/// let n = header.encode(&mut buf);
+/// assert_eq!(buf[..n], [0x81, 126, 0x01, 0x2c]); // 300 takes the 16-bit length
+/// assert_eq!(FrameHeader::parse(&buf[..n]), Ok(Some((header, n))));
+/// assert_eq!(FrameHeader::parse(&buf[..3]), Ok(None)); // incomplete: read more
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
     /// FIN: this is the last frame of its message.
@@ -21,6 +55,16 @@ pub struct FrameHeader {
 }
 
 /// Why a header could not be parsed.
+///
+/// ```
+/// use switchboard_protocol::frame::{FrameHeader, HeaderError};
+///
+/// // FIN with opcode 0x3, one of the reserved ones.
+/// assert_eq!(FrameHeader::parse(&[0x83, 0x00]), Err(HeaderError::ReservedOpcode(0x3)));
+/// // A 64-bit length with its most significant bit set.
+/// let huge = [0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 0];
+/// assert_eq!(FrameHeader::parse(&huge), Err(HeaderError::LengthTopBit));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeaderError {
     /// Opcodes `0x3`–`0x7` and `0xB`–`0xF` are reserved (§5.2).

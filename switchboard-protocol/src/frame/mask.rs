@@ -11,6 +11,20 @@
 /// XORs `buf` with `key`, as if `buf` started `offset` bytes into the masked payload.
 ///
 /// `offset` lets a payload be unmasked piece by piece as it arrives.
+///
+/// ```
+/// use switchboard_protocol::frame::apply_mask;
+///
+/// let key = [0x37, 0xfa, 0x21, 0x3d];
+/// let mut payload = *b"Hello";
+/// apply_mask(&mut payload, key, 0);
+/// assert_eq!(payload, [0x7f, 0x9f, 0x4d, 0x51, 0x58]); // RFC 6455 §5.7
+/// // Unmask in two pieces, as they arrive: the offset keeps the key in step.
+/// let (first, rest) = payload.split_at_mut(2);
+/// apply_mask(first, key, 0);
+/// apply_mask(rest, key, 2);
+/// assert_eq!(&payload, b"Hello");
+/// ```
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
@@ -28,6 +42,17 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 const VECTOR_MIN: usize = 64;
 
 /// The byte-at-a-time definition from the RFC; the oracle for [`apply_mask`].
+///
+/// ```
+/// use switchboard_protocol::frame::{apply_mask, apply_mask_naive};
+///
+/// let key = [1, 2, 3, 4];
+/// let mut fast: Vec<u8> = (0..=255).collect();
+/// let mut reference = fast.clone();
+/// apply_mask(&mut fast, key, 3);
+/// apply_mask_naive(&mut reference, key, 3);
+/// assert_eq!(fast, reference);
+/// ```
 pub fn apply_mask_naive(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, byte) in buf.iter_mut().enumerate() {
         *byte ^= key[(offset + i) & 3];
@@ -37,6 +62,20 @@ pub fn apply_mask_naive(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// One implementation of masking. [`apply_mask`] uses [`MaskPath::chosen`]; the others are
 /// here so that tests can hold each against [`apply_mask_naive`] and benchmarks can compare
 /// them. Only paths the running CPU supports can be obtained.
+///
+/// ```
+/// use switchboard_protocol::frame::{apply_mask_naive, MaskPath};
+///
+/// let key = [1, 2, 3, 4];
+/// let mut expected = vec![0xa5; 1000];
+/// apply_mask_naive(&mut expected, key, 1);
+/// for path in MaskPath::available() {
+///     let mut buf = vec![0xa5; 1000];
+///     path.apply(&mut buf, key, 1);
+///     assert_eq!(buf, expected, "{}", path.name());
+/// }
+/// println!("this CPU masks with {}", MaskPath::chosen().name());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaskPath(Level);
 

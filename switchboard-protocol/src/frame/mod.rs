@@ -25,6 +25,17 @@ pub use opcode::OpCode;
 
 /// Which end of the connection we are. It decides the masking rule (RFC 6455 §5.1): clients
 /// mask every frame, servers never do, and each side rejects frames that break the rule.
+///
+/// ```
+/// use switchboard_protocol::{Config, Connection, Role};
+///
+/// let connection = Connection::server(Config::default());
+/// let masking = match connection.role() {
+///     Role::Client => "masks every frame it sends",
+///     Role::Server => "sends unmasked frames and refuses unmasked ones",
+/// };
+/// assert_eq!(masking, "sends unmasked frames and refuses unmasked ones");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// The end that sent the opening handshake.

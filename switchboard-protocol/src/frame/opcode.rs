@@ -1,4 +1,13 @@
 /// A frame's opcode (RFC 6455 §5.2, §11.8).
+///
+/// ```
+/// use switchboard_protocol::OpCode;
+///
+/// assert_eq!(OpCode::from_u8(0x9), Some(OpCode::Ping));
+/// assert_eq!(OpCode::Ping.as_u8(), 0x9);
+/// assert!(OpCode::Ping.is_control() && !OpCode::Text.is_control());
+/// assert_eq!(OpCode::from_u8(0x3), None); // reserved
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpCode {
     /// `0x0`: continues a fragmented message.
