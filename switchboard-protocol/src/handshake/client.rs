@@ -26,6 +26,24 @@ const MAX_HEADERS: usize = 64;
 /// Built from the URI and a 16-byte key the caller draws from a random source (§4.1 item 7:
 /// "randomly selected", "MUST be selected randomly for each connection"); this crate has no
 /// randomness of its own.
+///
+/// ```
+/// use http::header::ORIGIN;
+/// use switchboard_protocol::handshake::ClientHandshake;
+///
+/// let uri: http::Uri = "wss://example.com:8443/chat?room=1".parse()?;
+/// // The key: 16 bytes from a CSPRNG in real code, fresh for every connection.
+/// let handshake = ClientHandshake::new(&uri, *b"the sample nonce")?
+///     .protocols(["chat.v2"])
+///     .header(ORIGIN, "https://example.com".parse()?);
+/// assert_eq!(handshake.host(), "example.com");
+/// assert_eq!(handshake.port(), 8443);
+/// assert!(handshake.is_secure()); // wss: connect with TLS
+/// let mut out = Vec::new();
+/// handshake.encode_request(&mut out); // write it, then read the reply: see `validate`
+/// assert!(out.starts_with(b"GET /chat?room=1 HTTP/1.1\r\nhost: example.com:8443\r\n"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ClientHandshake {
     /// The request-target: path and query, `/` when the URI has none (§3 "resource name").
@@ -51,6 +69,26 @@ pub struct ClientHandshake {
 }
 
 /// What the server agreed to, from a response that passed [`ClientHandshake::validate`].
+///
+/// ```
+/// use switchboard_protocol::deflate::DeflateConfig;
+/// use switchboard_protocol::handshake::ClientHandshake;
+///
+/// let deflate = DeflateConfig::default();
+/// let uri: http::Uri = "ws://example.com/chat".parse()?;
+/// let handshake = ClientHandshake::new(&uri, *b"the sample nonce")?
+///     .protocols(["chat"])
+///     .extensions(deflate.client_offer());
+/// let reply = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+///               Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+///               Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+/// let (response, _) = ClientHandshake::parse_response(reply, 8192)?.expect("a complete head");
+/// let answer = handshake.validate(&response)?;
+/// assert_eq!(answer.protocol, None); // the server chose no subprotocol
+/// let params = deflate.client_accept(&answer.extensions)?; // but it did take compression
+/// assert!(params.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerAnswer {
     /// The subprotocol the server chose, always one the client offered.

@@ -15,6 +15,18 @@ use sha1::{Digest, Sha1};
 use super::{Extension, HandshakeError};
 
 /// The GUID that RFC 6455 §1.3 appends to the key before hashing it. Fixed by the RFC.
+///
+/// ```
+/// use base64::Engine as _;
+/// use sha1::{Digest, Sha1};
+/// use switchboard_protocol::handshake::{accept_key, GUID};
+///
+/// // What accept_key computes, spelled out: base64(SHA-1(key + GUID)).
+/// let key = "dGhlIHNhbXBsZSBub25jZQ==";
+/// let digest = Sha1::digest(format!("{key}{GUID}"));
+/// let accept = base64::engine::general_purpose::STANDARD.encode(digest);
+/// assert_eq!(accept, accept_key(key.as_bytes()));
+/// ```
 pub const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// The `Sec-WebSocket-Accept` value for a `Sec-WebSocket-Key`: base64 of the SHA-1 of the key
@@ -35,6 +47,16 @@ pub fn accept_key(key: &[u8]) -> String {
 ///
 /// The value is read as an RFC 7230 §7 list: elements separated by commas with optional
 /// whitespace, so `Connection: keep-alive, Upgrade` (what Firefox sends) lists `upgrade`.
+///
+/// ```
+/// use http::header::{HeaderMap, CONNECTION};
+/// use switchboard_protocol::handshake::header_has_token;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert(CONNECTION, "keep-alive, Upgrade".parse().unwrap());
+/// assert!(header_has_token(&headers, CONNECTION, "upgrade"));
+/// assert!(!header_has_token(&headers, CONNECTION, "close"));
+/// ```
 pub fn header_has_token(headers: &HeaderMap, name: impl AsHeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|value| {
         value
@@ -51,6 +73,22 @@ pub fn header_has_token(headers: &HeaderMap, name: impl AsHeaderName, token: &st
 /// unquoted, and — as §9.1 requires — must be a token once unquoted. Empty list elements are
 /// skipped (RFC 7230 §7 asks recipients to tolerate them); anything else that does not fit
 /// the grammar is [`HandshakeError::InvalidExtensions`].
+///
+/// ```
+/// use http::header::{HeaderMap, SEC_WEBSOCKET_EXTENSIONS};
+/// use switchboard_protocol::handshake::parse_extensions;
+///
+/// let mut headers = HeaderMap::new();
+/// let value = r#"permessage-deflate; client_max_window_bits; server_max_window_bits="10", x-a"#;
+/// headers.insert(SEC_WEBSOCKET_EXTENSIONS, value.parse().unwrap());
+/// let extensions = parse_extensions(&headers)?;
+/// assert_eq!(extensions.len(), 2);
+/// assert_eq!(extensions[0].name, "permessage-deflate");
+/// assert_eq!(extensions[0].params[0], ("client_max_window_bits".to_owned(), None));
+/// assert_eq!(extensions[0].params[1].1.as_deref(), Some("10")); // unquoted
+/// assert_eq!(extensions[1].name, "x-a");
+/// # Ok::<(), switchboard_protocol::handshake::HandshakeError>(())
+/// ```
 pub fn parse_extensions(headers: &HeaderMap) -> Result<Vec<Extension>, HandshakeError> {
     let mut extensions = Vec::new();
     for value in headers.get_all(SEC_WEBSOCKET_EXTENSIONS) {
@@ -69,6 +107,19 @@ pub fn parse_extensions(headers: &HeaderMap) -> Result<Vec<Extension>, Handshake
 /// Each is a comma list of tokens (RFC 6455 §4.1 item 10, §11.3.4); empty elements are
 /// skipped, anything that is not a token is [`HandshakeError::InvalidProtocols`]. Names keep
 /// their case: subprotocols are compared exactly.
+///
+/// ```
+/// use http::header::{HeaderMap, SEC_WEBSOCKET_PROTOCOL};
+/// use switchboard_protocol::handshake::{parse_protocols, HandshakeError};
+///
+/// let mut headers = HeaderMap::new();
+/// headers.append(SEC_WEBSOCKET_PROTOCOL, "chat.v2, chat.v1".parse().unwrap());
+/// headers.append(SEC_WEBSOCKET_PROTOCOL, "Legacy".parse().unwrap()); // a second line
+/// assert_eq!(parse_protocols(&headers)?, ["chat.v2", "chat.v1", "Legacy"]);
+/// headers.append(SEC_WEBSOCKET_PROTOCOL, "not a token".parse().unwrap());
+/// assert_eq!(parse_protocols(&headers), Err(HandshakeError::InvalidProtocols));
+/// # Ok::<(), HandshakeError>(())
+/// ```
 pub fn parse_protocols(headers: &HeaderMap) -> Result<Vec<String>, HandshakeError> {
     let mut protocols = Vec::new();
     for value in headers.get_all(http::header::SEC_WEBSOCKET_PROTOCOL) {
@@ -91,6 +142,15 @@ pub fn parse_protocols(headers: &HeaderMap) -> Result<Vec<String>, HandshakeErro
 
 /// Whether `s` is an RFC 7230 §3.2.6 `token`: one or more visible ASCII characters other than
 /// the separators. Subprotocol and extension names must be tokens.
+///
+/// ```
+/// use switchboard_protocol::handshake::is_token;
+///
+/// assert!(is_token("chat.v2"));
+/// assert!(!is_token("chat v2")); // no spaces,
+/// assert!(!is_token("a,b")); // no separators,
+/// assert!(!is_token("")); // and not empty
+/// ```
 pub fn is_token(s: impl AsRef<[u8]>) -> bool {
     let s = s.as_ref();
     !s.is_empty() && s.iter().all(|&b| is_tchar(b))

@@ -67,6 +67,21 @@ use http::{Method, StatusCode};
 use thiserror::Error;
 
 /// One entry of a `Sec-WebSocket-Extensions` header: a name and its parameters (§9.1).
+///
+/// ```
+/// use switchboard_protocol::deflate::DeflateConfig;
+/// use switchboard_protocol::handshake::Extension;
+///
+/// // One offer: `Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits`.
+/// let offer = Extension {
+///     name: "permessage-deflate".to_owned(),
+///     params: vec![("client_max_window_bits".to_owned(), None)],
+/// };
+/// let accepted = DeflateConfig::default().server_accept(&[offer])?;
+/// let (_params, response) = accepted.expect("a well-formed offer is accepted");
+/// assert_eq!(response, "permessage-deflate");
+/// # Ok::<(), switchboard_protocol::deflate::NegotiationError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extension {
     /// The extension token, e.g. `permessage-deflate`.
@@ -82,6 +97,20 @@ pub struct Extension {
 /// already built. The second group is what a client finds wrong with a response (§4.1: the
 /// client "MUST _Fail the WebSocket Connection_"). A few, such as [`HandshakeError::Malformed`]
 /// and [`HandshakeError::HeadersTooLarge`], can happen on either side.
+///
+/// ```
+/// use switchboard_protocol::handshake::{ClientHandshake, HandshakeError};
+///
+/// let uri: http::Uri = "ws://example.com/chat".parse().unwrap();
+/// let handshake = ClientHandshake::new(&uri, *b"the sample nonce")?;
+/// let reply = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+/// let (response, _) = ClientHandshake::parse_response(reply, 8192)?.expect("a complete head");
+/// match handshake.validate(&response) {
+///     Err(HandshakeError::NotSwitchingProtocols(status)) => assert_eq!(status, 403),
+///     other => panic!("expected a refusal, got {other:?}"),
+/// }
+/// # Ok::<(), HandshakeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum HandshakeError {

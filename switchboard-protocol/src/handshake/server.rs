@@ -31,6 +31,21 @@ const MAX_HEADERS: usize = 64;
 ///   head (431), or more than 64 header lines (431). Send [`Rejection::to_bytes`] and close.
 ///
 /// This only parses; [`validate_request`] applies the WebSocket rules.
+///
+/// ```
+/// use switchboard_protocol::handshake::parse_request;
+///
+/// let head = b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\n\r\n";
+/// assert!(parse_request(&head[..20], 8192)?.is_none()); // incomplete: read more
+/// let mut buf = head.to_vec();
+/// buf.extend_from_slice(b"\x81\x80\0\0\0\0"); // an eager client's first frame
+/// let (request, consumed) = parse_request(&buf, 8192)?.expect("a complete head");
+/// assert_eq!(request.uri(), "/chat?room=1");
+/// assert_eq!(consumed, head.len()); // the frame is left for the connection
+/// let flood = vec![b'G'; 9000]; // no end of head within the limit
+/// assert_eq!(parse_request(&flood, 8192).unwrap_err().status(), 431);
+/// # Ok::<(), switchboard_protocol::handshake::Rejection>(())
+/// ```
 #[expect(
     clippy::result_large_err,
     reason = "a refusal happens at most once per connection, and carrying the ready response is its point"
@@ -89,6 +104,22 @@ pub fn parse_request(
 /// speaking another version is told which one to use (426) rather than that its key is bad.
 /// `Origin` (§4.2.1 item 7) is the application's call: read it from the request and refuse
 /// with [`Rejection::with_status`].
+///
+/// ```
+/// use switchboard_protocol::handshake::{parse_request, validate_request};
+///
+/// let buf = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+///             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///             Sec-WebSocket-Version: 13\r\n\r\n";
+/// let (request, _) = parse_request(buf, 8192)?.expect("a complete head");
+/// let offer = validate_request(&request)?;
+/// assert_eq!(offer.accept(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// // A plain GET is not an upgrade: 400, with the reason in the body.
+/// let plain = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n";
+/// let (request, _) = parse_request(plain, 8192)?.expect("a complete head");
+/// assert_eq!(validate_request(&request).unwrap_err().status(), 400);
+/// # Ok::<(), switchboard_protocol::handshake::Rejection>(())
+/// ```
 #[expect(
     clippy::result_large_err,
     reason = "a refusal happens at most once per connection, and carrying the ready response is its point"
@@ -138,6 +169,19 @@ fn validate(req: &Request<()>) -> Result<ClientOffer, HandshakeError> {
 }
 
 /// The `:protocol` value of an RFC 8441 extended CONNECT that opens a WebSocket (§4).
+///
+/// ```
+/// use switchboard_protocol::handshake::{validate_connect_request, ClientHandshake};
+/// use switchboard_protocol::handshake::CONNECT_PROTOCOL;
+///
+/// let uri: http::Uri = "wss://example.com/chat".parse()?;
+/// let client = ClientHandshake::new(&uri, *b"the sample nonce")?;
+/// // Sent on an HTTP/2 stream whose `:protocol` is CONNECT_PROTOCOL.
+/// let request = client.connect_request();
+/// assert!(validate_connect_request(&request, Some(CONNECT_PROTOCOL)).is_ok());
+/// assert!(validate_connect_request(&request, Some("webtransport")).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const CONNECT_PROTOCOL: &str = "websocket";
 
 /// Checks an HTTP/2 request against RFC 8441 §4–5: `CONNECT` with `:protocol` (passed as
@@ -147,6 +191,25 @@ pub const CONNECT_PROTOCOL: &str = "websocket";
 ///
 /// Subprotocols and extensions are read exactly as for HTTP/1.1, so the same negotiation
 /// answers both; [`ClientOffer::response`] then builds a `200` instead of the `101`.
+///
+/// ```
+/// use http::{Method, Request, Version};
+/// use switchboard_protocol::handshake::{validate_connect_request, CONNECT_PROTOCOL};
+///
+/// // The request as an HTTP/2 server hands it over; `:protocol` comes separately.
+/// let request = Request::builder()
+///     .method(Method::CONNECT)
+///     .version(Version::HTTP_2)
+///     .uri("https://example.com/chat")
+///     .header("sec-websocket-version", "13")
+///     .header("sec-websocket-protocol", "chat")
+///     .body(())?;
+/// let offer = validate_connect_request(&request, Some(CONNECT_PROTOCOL))?;
+/// let response = offer.response(offer.select_protocol(&["chat"]), None);
+/// assert_eq!(response.status(), 200); // not 101: the stream is the tunnel
+/// assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[expect(
     clippy::result_large_err,
     reason = "a refusal happens at most once per stream, and carrying the ready response is its point"
@@ -199,6 +262,23 @@ fn offered(headers: &HeaderMap) -> Result<(Vec<String>, Vec<Extension>), Handsha
 
 /// What a valid upgrade request offers: the key to answer and the client's subprotocols and
 /// extensions, in the client's order of preference. Returned by [`validate_request`].
+///
+/// ```
+/// use switchboard_protocol::handshake::{parse_request, validate_request};
+///
+/// let buf = b"GET /chat HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n\
+///             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+///             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat.v1, chat.v2\r\n\r\n";
+/// let (request, _) = parse_request(buf, 8192)?.expect("a complete head");
+/// let offer = validate_request(&request)?;
+/// assert_eq!(offer.protocols(), ["chat.v1", "chat.v2"]);
+/// // The server's order of preference decides.
+/// let protocol = offer.select_protocol(&["chat.v2", "chat.v1"]);
+/// assert_eq!(protocol, Some("chat.v2"));
+/// let response = offer.response(protocol, None); // 101, with Sec-WebSocket-Accept
+/// assert_eq!(response.headers()["sec-websocket-accept"], offer.accept().as_str());
+/// # Ok::<(), switchboard_protocol::handshake::Rejection>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientOffer {
     /// `Sec-WebSocket-Key` as sent (already checked to be base64 of 16 bytes).
@@ -298,6 +378,18 @@ impl ClientOffer {
 /// The response has the error's status, `Connection: close`, a `text/plain` body of one line
 /// (the error's `Display` and `\n`) with its `Content-Length`, plus `Sec-WebSocket-Version:
 /// 13` on a 426 (§4.4) and `Allow: GET` on a 405 (RFC 7231 §6.5.5).
+///
+/// ```
+/// use http::StatusCode;
+/// use switchboard_protocol::handshake::Rejection;
+///
+/// // The application's own refusal, e.g. of an Origin it does not trust (RFC 6455 §4.2.1).
+/// let rejection = Rejection::with_status(StatusCode::FORBIDDEN, "origin not allowed");
+/// assert_eq!(rejection.status(), StatusCode::FORBIDDEN);
+/// let reply = rejection.to_bytes(); // write it, then close the connection
+/// assert!(reply.starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
+/// assert!(reply.ends_with(b"\r\n\r\norigin not allowed\n"));
+/// ```
 #[derive(Debug)]
 pub struct Rejection {
     /// Why the handshake was refused.
@@ -394,6 +486,26 @@ impl std::error::Error for Rejection {
 /// Serializes a response head as HTTP/1.1 (`HTTP/1.1 101 Switching Protocols\r\n`, the
 /// headers, the empty line) onto `dst`. The response's own version is ignored: the
 /// handshake is always HTTP/1.1.
+///
+/// ```
+/// use http::{Response, StatusCode};
+/// use switchboard_protocol::handshake::encode_response;
+///
+/// let response = Response::builder()
+///     .status(StatusCode::SWITCHING_PROTOCOLS)
+///     .header("upgrade", "websocket")
+///     .header("connection", "Upgrade")
+///     .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+///     .body(())?;
+/// let mut out = Vec::new();
+/// encode_response(&response, &mut out);
+/// assert_eq!(
+///     out,
+///     b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\
+///       sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+/// );
+/// # Ok::<(), http::Error>(())
+/// ```
 pub fn encode_response(resp: &Response<()>, dst: &mut Vec<u8>) {
     encode_head(&status_line(resp.status()), resp.headers(), dst);
 }
