@@ -23,6 +23,28 @@ const CHUNK: usize = 32 * 1024;
 const ZLIB_MIN_WINDOW_BITS: u8 = 9;
 
 /// Why a compressed message could not be inflated.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use switchboard_protocol::deflate::{Deflate, DeflateConfig, DeflateParams, InflateError};
+/// use switchboard_protocol::{CloseCode, Role};
+///
+/// # let params = DeflateParams {
+/// #     server_no_context_takeover: false,
+/// #     client_no_context_takeover: false,
+/// #     server_max_window_bits: 15,
+/// #     client_max_window_bits: 15,
+/// # };
+/// let mut server = Deflate::new(Role::Server, params, &DeflateConfig::default());
+/// let mut out = BytesMut::new();
+/// // 0xff starts a block of the reserved type 3: not DEFLATE data.
+/// let code = match server.decompress(&[0xff, 0xff], true, 1 << 20, &mut out) {
+///     Ok(()) => None,
+///     Err(InflateError::TooBig) => Some(CloseCode::MESSAGE_TOO_BIG),
+///     Err(InflateError::Corrupt) => Some(CloseCode::INVALID_PAYLOAD),
+/// };
+/// assert_eq!(code, Some(CloseCode::INVALID_PAYLOAD));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InflateError {
     /// The inflated message would exceed the caller's limit (close with 1009).
@@ -35,6 +57,35 @@ pub enum InflateError {
 }
 
 /// One connection's compressor and decompressor.
+///
+///
+/// [`Connection::with_deflate`](crate::Connection::with_deflate) runs one for you; use it
+/// directly only with framing of your own.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use switchboard_protocol::deflate::{Deflate, DeflateConfig, DeflateParams};
+/// use switchboard_protocol::Role;
+///
+/// let params = DeflateParams {
+///     server_no_context_takeover: false,
+///     client_no_context_takeover: false,
+///     server_max_window_bits: 15,
+///     client_max_window_bits: 15,
+/// };
+/// let mut client = Deflate::new(Role::Client, params, &DeflateConfig::default());
+/// let mut server = Deflate::new(Role::Server, params, &DeflateConfig::default());
+/// let message = "hello ".repeat(100);
+/// assert!(client.should_compress(message.len()));
+/// let mut wire = BytesMut::new();
+/// client.compress(message.as_bytes(), &mut wire);
+/// assert!(wire.len() < message.len());
+/// let mut inflated = BytesMut::new();
+/// server.decompress(&wire, true, 1 << 20, &mut inflated)?;
+/// assert_eq!(inflated, message.as_bytes());
+/// assert_eq!(server.holds_state(), (false, true)); // the window is kept for the next message
+/// # Ok::<(), switchboard_protocol::deflate::InflateError>(())
+/// ```
 pub struct Deflate {
     compressor: Compressor,
     decompressor: Decompressor,

@@ -27,6 +27,21 @@ const CLIENT_MAX_WINDOW_BITS: &str = "client_max_window_bits";
 /// fields what we promise; as a server, the `server_*` fields bind our compressor and the
 /// `client_*` fields are what we ask of the client where the offer lets us (§7.1).
 /// Window sizes outside 8–15 are clamped into that range.
+///
+/// ```
+/// use switchboard_protocol::deflate::DeflateConfig;
+///
+/// // A client that keeps no state between messages and a small window: less memory.
+/// let config = DeflateConfig {
+///     client_no_context_takeover: true,
+///     client_max_window_bits: 10,
+///     ..DeflateConfig::default()
+/// };
+/// assert_eq!(
+///     config.client_offer(),
+///     "permessage-deflate; client_no_context_takeover; client_max_window_bits=10"
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeflateConfig {
     /// zlib compression level, 0–9 (larger values count as 9). Default 1: most of the
@@ -59,6 +74,30 @@ impl Default for DeflateConfig {
 }
 
 /// The parameters both sides agreed on.
+///
+/// ```
+/// use http::header::{HeaderMap, SEC_WEBSOCKET_EXTENSIONS};
+/// use switchboard_protocol::deflate::{DeflateConfig, DeflateParams};
+/// use switchboard_protocol::handshake::parse_extensions;
+/// use switchboard_protocol::{Config, Connection};
+///
+/// let mut headers = HeaderMap::new(); // the client's request headers
+/// let offer = "permessage-deflate; server_max_window_bits=10";
+/// headers.insert(SEC_WEBSOCKET_EXTENSIONS, offer.parse()?);
+/// let offers = parse_extensions(&headers)?;
+/// let (params, response) = DeflateConfig::default().server_accept(&offers)?.expect("accepted");
+/// assert_eq!(response, "permessage-deflate; server_max_window_bits=10"); // for the 101
+/// let agreed = DeflateParams {
+///     server_no_context_takeover: false,
+///     client_no_context_takeover: false,
+///     server_max_window_bits: 10,
+///     client_max_window_bits: 15, // not negotiated: the RFC's default
+/// };
+/// assert_eq!(params, agreed);
+/// let server = Connection::server(Config::default()).with_deflate(params);
+/// assert!(server.is_compressed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeflateParams {
     /// The server resets its compressor after every message.
@@ -72,6 +111,20 @@ pub struct DeflateParams {
 }
 
 /// Why permessage-deflate negotiation failed; the text names the parameter and the rule.
+///
+/// ```
+/// use switchboard_protocol::deflate::DeflateConfig;
+/// use switchboard_protocol::handshake::Extension;
+///
+/// // We asked for a server window of at most 10 bits; the server answers 12.
+/// let config = DeflateConfig { server_max_window_bits: 10, ..DeflateConfig::default() };
+/// let response = Extension {
+///     name: "permessage-deflate".to_owned(),
+///     params: vec![("server_max_window_bits".to_owned(), Some("12".to_owned()))],
+/// };
+/// let error = config.client_accept(&[response]).unwrap_err(); // fail the handshake
+/// assert!(error.0.ends_with("server_max_window_bits=12 is larger than the 10 we asked for"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("permessage-deflate negotiation failed: {0}")]
 pub struct NegotiationError(pub String);
