@@ -22,6 +22,18 @@ const REFUSAL_BODY_WAIT: Duration = Duration::from_secs(2);
 /// The start of the body of a response that refused the handshake (a 403's reason, say),
 /// in the extensions of [`Error::response`]: at most 4 KiB, read within 2 s, as far as
 /// `Content-Length` says or the server closes.
+///
+/// ```no_run
+/// use switchboard::RefusalBody;
+/// # async fn run() {
+/// if let Err(e) = switchboard::connect("ws://127.0.0.1:9001/private").await {
+///     let body = e.response().and_then(|r| r.extensions().get::<RefusalBody>());
+///     if let (Some(status), Some(RefusalBody(body))) = (e.status(), body) {
+///         eprintln!("refused with {status}: {}", String::from_utf8_lossy(body));
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusalBody(pub bytes::Bytes);
 
@@ -147,6 +159,18 @@ enum ProxyChoice {
 }
 
 /// Builds a [`Client`].
+///
+/// ```
+/// let client = switchboard::Client::builder()
+///     .protocols(["chat.v2", "chat.v1"])
+///     .header("Origin", "https://app.example")
+///     .build()?;
+/// # let _ = client;
+/// // An invalid header shows up when the builder finishes.
+/// let bad = switchboard::Client::builder().header("bad\nname", "x").build();
+/// assert_eq!(bad.unwrap_err().kind(), switchboard::ErrorKind::InvalidInput);
+/// # Ok::<(), switchboard::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct ClientBuilder {
     client: Client,

@@ -56,6 +56,20 @@ pub enum ErrorKind {
 /// Why an opening handshake failed: the reason of an [`ErrorKind::Handshake`] error, from
 /// [`Error::handshake_failure`] (its HTTP status is [`Error::status`]). [`ErrorKind`]'s
 /// example matches on it.
+///
+/// ```no_run
+/// use switchboard::HandshakeFailure;
+/// # async fn run() {
+/// if let Err(e) = switchboard::connect("ws://127.0.0.1:9001/").await {
+///     match e.handshake_failure() {
+///         Some(HandshakeFailure::Http(rule)) => eprintln!("refused or not RFC 6455: {rule}"),
+///         Some(HandshakeFailure::Deflate(why)) => eprintln!("bad permessage-deflate answer: {why}"),
+///         Some(other) => eprintln!("handshake failed: {other}"),
+///         None => eprintln!("{e}"),
+///     }
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeFailure {
@@ -74,6 +88,20 @@ pub enum HandshakeFailure {
 }
 
 /// An error from a WebSocket operation: see [`ErrorKind`] for the categories.
+///
+/// ```no_run
+/// use switchboard::ErrorKind;
+/// # async fn run(mut ws: switchboard::ServerWebSocket) {
+/// while let Some(message) = ws.recv().await {
+///     match message {
+///         Ok(message) => println!("{message:?}"),
+///         Err(e) if e.kind() == ErrorKind::Protocol => eprintln!("closed with {:?}: {e}", e.close_code()),
+///         Err(e) if e.is_timeout() => eprintln!("timed out"),
+///         Err(e) => eprintln!("{e}"),
+///     }
+/// }
+/// # }
+/// ```
 pub struct Error {
     // Boxed so `Result<Message, Error>` stays two words and the happy path stays cheap.
     inner: Box<Inner>,

@@ -144,11 +144,42 @@ pub(crate) fn split<S>(ws: WebSocket<S>) -> (WebSocketReader<S>, WebSocketWriter
 ///
 /// Keep calling [`recv`](WebSocketReader::recv) (or polling the `Stream`): it also writes
 /// the automatic pongs and the close echo.
+///
+/// ```no_run
+/// # async fn run(ws: switchboard::ServerWebSocket) -> Result<(), switchboard::Error> {
+/// let (mut reader, mut writer) = ws.split();
+/// let printer = tokio::spawn(async move {
+///     while let Some(Ok(message)) = reader.recv().await {
+///         println!("{message:?}");
+///     }
+/// });
+/// writer.send("hello").await?;
+/// printer.await.expect("the reading task panicked");
+/// # Ok(()) }
+/// ```
 pub struct WebSocketReader<S> {
     shared: Arc<Shared<S>>,
 }
 
 /// The sending half of a [`WebSocket`], from [`WebSocket::split`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// # async fn run(ws: switchboard::ServerWebSocket) -> Result<(), switchboard::Error> {
+/// let (mut reader, mut writer) = ws.split();
+/// let ticker = tokio::spawn(async move {
+///     let mut tick = tokio::time::interval(Duration::from_secs(1));
+///     loop {
+///         tick.tick().await;
+///         if writer.send("tick").await.is_err() {
+///             break; // closed
+///         }
+///     }
+/// });
+/// while let Some(Ok(_)) = reader.recv().await {}
+/// ticker.abort();
+/// # Ok(()) }
+/// ```
 pub struct WebSocketWriter<S> {
     shared: Arc<Shared<S>>,
 }

@@ -18,6 +18,20 @@ use switchboard_protocol::{
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// What [`WebSocket::recv_with_control`] returns: a message, or a control frame the peer sent.
+///
+/// ```no_run
+/// use switchboard::Received;
+/// # async fn run(mut ws: switchboard::ServerWebSocket) -> Result<(), switchboard::Error> {
+/// ws.ping("are you there?").await?;
+/// while let Some(received) = ws.recv_with_control().await {
+///     match received? {
+///         Received::Message(message) => println!("{message:?}"),
+///         Received::Ping(payload) => println!("ping {payload:?} (the pong is queued)"),
+///         Received::Pong(payload) => println!("pong {payload:?}"),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
     /// A text or binary message, as [`WebSocket::recv`] returns it.
@@ -381,6 +395,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
 
 /// The future of [`WebSocket::feed`]: the message and the socket, nothing more, so a
 /// handler that awaits it (every echo loop) keeps a small state per connection.
+///
+/// ```no_run
+/// # async fn run(mut ws: switchboard::ServerWebSocket) -> Result<(), switchboard::Error> {
+/// for line in ["one", "two", "three"] {
+///     ws.feed(line).await?; // queued, not yet written
+/// }
+/// ws.flush().await?; // one write for all three
+/// # Ok(()) }
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 #[derive(Debug)]
 pub struct Feed<'a, S> {
