@@ -32,6 +32,24 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(stream: S) -> Result<WebS
 
 /// The application's view of an upgrade request that passed the RFC 6455 checks, given to
 /// the [`AcceptorBuilder::on_request`] callback to decide on.
+///
+/// ```
+/// use http::StatusCode;
+/// use switchboard::{Accept, Acceptor, Reject};
+///
+/// let acceptor = Acceptor::builder()
+///     .on_request(|req| {
+///         if req.path() != "/chat" {
+///             return Err(Reject::new(StatusCode::NOT_FOUND, "no such path"));
+///         }
+///         match req.header("authorization") {
+///             Some("Bearer s3cret") => Ok(Accept::new()),
+///             _ => Err(Reject::new(StatusCode::UNAUTHORIZED, "no or wrong token")),
+///         }
+///     })
+///     .build();
+/// # let _ = acceptor;
+/// ```
 pub struct HandshakeRequest<'a> {
     request: &'a http::Request<()>,
     offer: &'a ClientOffer,
@@ -79,6 +97,26 @@ impl<'a> HandshakeRequest<'a> {
 }
 
 /// The callback's "yes": optionally with a subprotocol and extra response headers.
+///
+/// ```
+/// use http::{HeaderName, HeaderValue};
+/// use switchboard::{Accept, Acceptor};
+///
+/// let acceptor = Acceptor::builder()
+///     .on_request(|req| {
+///         let accept = Accept::new().header(
+///             HeaderName::from_static("set-cookie"),
+///             HeaderValue::from_static("session=abc; HttpOnly"),
+///         );
+///         // The client's first choice, whatever it is.
+///         Ok(match req.protocols().first() {
+///             Some(protocol) => accept.protocol(protocol.clone()),
+///             None => accept,
+///         })
+///     })
+///     .build();
+/// # let _ = acceptor;
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Accept {
     protocol: Option<String>,
@@ -196,6 +234,20 @@ impl Default for Acceptor {
 }
 
 /// Builds an [`Acceptor`].
+///
+/// ```no_run
+/// use switchboard::{Acceptor, WebSocketConfig};
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let acceptor = Acceptor::builder()
+///     .config(WebSocketConfig::default().compression(true))
+///     .protocols(["chat.v2"])
+///     .build();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// let (tcp, _peer) = listener.accept().await?;
+/// let ws = acceptor.accept(tcp).await?;
+/// println!("subprotocol: {:?}", ws.protocol());
+/// # Ok(()) }
+/// ```
 pub struct AcceptorBuilder {
     config: WebSocketConfig,
     protocols: Vec<String>,

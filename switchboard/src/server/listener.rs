@@ -20,6 +20,20 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// The state [`accept_connection`] keeps between calls: when it last warned and how many
 /// errors it has not reported since.
+///
+/// ```no_run
+/// use switchboard::{accept_connection, AcceptErrors};
+/// # async fn run() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// let mut errors = AcceptErrors::new(); // one per accept loop
+/// loop {
+///     let (tcp, _peer) = accept_connection(&listener, &mut errors).await;
+///     tokio::spawn(async move {
+///         let _ws = switchboard::accept(tcp).await;
+///     });
+/// }
+/// # }
+/// ```
 #[derive(Debug, Default)]
 pub struct AcceptErrors {
     last_warning: Option<Instant>,
@@ -53,6 +67,23 @@ impl AcceptErrors {
 /// once would fail again and spin a core, and are logged at most once per 10 s.
 ///
 /// Cancel-safe, like [`TcpListener::accept`].
+///
+/// ```no_run
+/// use switchboard::{accept_connection, AcceptErrors};
+/// # async fn run() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// let mut errors = AcceptErrors::new();
+/// loop {
+///     // Never fails: EMFILE and friends are waited out, not returned.
+///     let (tcp, peer) = accept_connection(&listener, &mut errors).await;
+///     tokio::spawn(async move {
+///         if let Ok(mut ws) = switchboard::accept(tcp).await {
+///             let _ = ws.send(format!("hello, {peer}")).await;
+///         }
+///     });
+/// }
+/// # }
+/// ```
 pub async fn accept_connection(
     listener: &TcpListener,
     errors: &mut AcceptErrors,
