@@ -25,6 +25,17 @@ const BACKLOG: i32 = 1024;
 /// Mind that any process of the same user can bind the same address too and take a share
 /// of the connections, and that binding succeeds while an older server of yours still
 /// listens there: with a single socket, bind without this option and get `AddrInUse`.
+///
+/// ```no_run
+/// use switchboard::router::reuseport_listener;
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let addr = "127.0.0.1:9001".parse()?;
+/// let first = reuseport_listener(addr)?;
+/// let second = reuseport_listener(addr)?; // the same port: the kernel spreads connections
+/// let listener = tokio::net::TcpListener::from_std(first)?;
+/// # let _ = (second, listener);
+/// # Ok(()) }
+/// ```
 pub fn reuseport_listener(addr: SocketAddr) -> io::Result<TcpListener> {
     listening_socket(addr, BACKLOG, true)
 }
@@ -70,6 +81,16 @@ pub fn listener_with_backlog(addr: SocketAddr, backlog: u32) -> io::Result<TcpLi
 /// for one thread (so a busy port is an error, as with `TcpListener::bind`), else
 /// [`reuseport_listener`]s. With port 0 the first socket picks the port and the others
 /// bind the same one.
+///
+/// ```no_run
+/// use switchboard::router::bind_per_thread;
+///
+/// let listeners = bind_per_thread("127.0.0.1:0".parse()?, 4)?;
+/// let port = listeners[0].local_addr()?.port();
+/// assert!(listeners.iter().all(|l| l.local_addr().unwrap().port() == port));
+/// // Then `router.serve_threads(listeners, signal)`.
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn bind_per_thread(addr: SocketAddr, threads: usize) -> io::Result<Vec<TcpListener>> {
     if threads <= 1 {
         let listener = TcpListener::bind(addr)?;

@@ -117,6 +117,18 @@ type Authenticate = dyn Fn(&mut UpgradeRequest<'_>) -> Result<(), Reject> + Send
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One WebSocket endpoint: a handler and the options its connections get.
+///
+/// ```
+/// use switchboard::router::Route;
+/// use switchboard::WebSocketConfig;
+///
+/// let chat = Route::new(|mut ws, info| async move {
+///     let _ = ws.send(format!("welcome, {}", info.client_ip())).await;
+/// })
+/// .protocols(["chat.v2", "chat.v1"])
+/// .config(WebSocketConfig::default().max_message_size(64 << 10));
+/// # let _ = chat;
+/// ```
 pub struct Route {
     handler: Box<Handler>,
     config: WebSocketConfig,
@@ -260,6 +272,24 @@ impl Pattern {
 
 /// A WebSocket server for several endpoints chosen by path; see the
 /// [module documentation](self).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use switchboard::router::{Route, Router};
+/// # async fn run() -> Result<(), switchboard::Error> {
+/// let router = Router::new()
+///     .route("/hello", Route::new(|mut ws, _info| async move {
+///         let _ = ws.send("hello").await;
+///     }))
+///     .shutdown_timeout(Duration::from_secs(5));
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+/// router
+///     .serve_with_shutdown(listener, async {
+///         let _ = tokio::signal::ctrl_c().await;
+///     })
+///     .await
+/// # }
+/// ```
 pub struct Router {
     routes: Vec<(Pattern, Arc<Route>)>,
     fallback: Option<Arc<Route>>,
