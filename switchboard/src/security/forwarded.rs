@@ -14,6 +14,18 @@ use std::str::FromStr;
 /// Which header the proxies in front of us append the client's address to. Only one is
 /// read: a proxy that appends to one passes the other through from the client unchanged,
 /// so reading both would let a client choose its own address.
+///
+/// ```
+/// use switchboard::security::{ForwardedHeader, TrustedProxies};
+///
+/// let proxies = TrustedProxies::new(["127.0.0.1"])?.header(ForwardedHeader::Forwarded);
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("forwarded", "for=203.0.113.9".parse().unwrap());
+/// headers.insert("x-forwarded-for", "6.6.6.6".parse().unwrap()); // not read
+/// let client = proxies.client_ip("127.0.0.1".parse().unwrap(), &headers);
+/// assert_eq!(client, "203.0.113.9".parse::<std::net::IpAddr>().unwrap());
+/// # Ok::<(), switchboard::security::InvalidProxyRange>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ForwardedHeader {
@@ -75,6 +87,13 @@ impl FromStr for Cidr {
 }
 
 /// An address range that is not `ADDRESS` or `ADDRESS/PREFIX`.
+///
+/// ```
+/// use switchboard::security::{InvalidProxyRange, TrustedProxies};
+///
+/// let err = TrustedProxies::new(["10.0.0.0/8", "10.0.0.0/33"]).unwrap_err();
+/// assert_eq!(err, InvalidProxyRange("10.0.0.0/33".into()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid proxy address or range {0:?} (expected e.g. 127.0.0.1, 10.0.0.0/8 or fd00::/8)")]
 pub struct InvalidProxyRange(pub String);

@@ -156,6 +156,17 @@ impl ConnectionLimiter {
 }
 
 /// A connection's place under a [`ConnectionLimiter`]; dropping it frees the place.
+///
+/// ```
+/// use switchboard::security::ConnectionLimiter;
+///
+/// let limiter = ConnectionLimiter::new(10_000, 8);
+/// let permit = limiter.try_acquire("192.0.2.7".parse().unwrap())?;
+/// assert_eq!(limiter.active(), 1);
+/// drop(permit); // the connection ended: its place is free again
+/// assert_eq!(limiter.active(), 0);
+/// # Ok::<(), switchboard::security::LimitExceeded>(())
+/// ```
 #[must_use = "the place is freed as soon as the permit is dropped"]
 pub struct ConnectionPermit {
     limiter: ConnectionLimiter,
@@ -177,6 +188,19 @@ impl Drop for ConnectionPermit {
 }
 
 /// Which connection limit a new connection ran into.
+///
+/// ```
+/// use http::StatusCode;
+/// use switchboard::security::{ConnectionLimiter, LimitExceeded};
+///
+/// let limiter = ConnectionLimiter::new(10_000, 1);
+/// let ip = "192.0.2.7".parse().unwrap();
+/// let _held = limiter.try_acquire(ip)?;
+/// let refused = limiter.try_acquire(ip).unwrap_err();
+/// assert_eq!(refused, LimitExceeded::PerClient { ip, limit: 1 });
+/// assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+/// # Ok::<(), LimitExceeded>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum LimitExceeded {
@@ -225,6 +249,15 @@ impl LimitExceeded {
 
 /// The process's soft limit on open files (`RLIMIT_NOFILE`), where it can be read
 /// (`/proc/self/limits` on Linux); `None` elsewhere.
+///
+/// ```
+/// use switchboard::security::open_file_limit;
+///
+/// match open_file_limit() {
+///     Some(files) => println!("this process may open {files} files"),
+///     None => println!("the open-file limit cannot be read here"),
+/// }
+/// ```
 pub fn open_file_limit() -> Option<usize> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
@@ -242,6 +275,17 @@ pub fn open_file_limit() -> Option<usize> {
 /// listener, logs, files and the short-lived connections it refuses over a limit: the
 /// open-file limit minus 1/16 of it and 64 more (1,024 → 896), or 896 where the limit
 /// cannot be read.
+///
+/// ```
+/// use switchboard::security::{fd_headroom_limit, open_file_limit, ConnectionLimiter};
+///
+/// let connections = fd_headroom_limit();
+/// if let Some(files) = open_file_limit() {
+///     assert!(connections < files);
+/// }
+/// let limiter = ConnectionLimiter::new(connections, 64); // what `within_fd_limit(64)` makes
+/// # let _ = limiter;
+/// ```
 pub fn fd_headroom_limit() -> usize {
     let limit = open_file_limit().unwrap_or(1024);
     limit.saturating_sub(limit / 16 + 64).max(1)
@@ -249,6 +293,16 @@ pub fn fd_headroom_limit() -> usize {
 
 /// The address a client is counted under: IPv4 addresses as they are (IPv4-mapped IPv6
 /// too), IPv6 addresses by their /64, since one subscriber usually gets a whole /64.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use switchboard::security::client_key;
+///
+/// let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+/// assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+/// assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+/// assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+/// ```
 pub fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,

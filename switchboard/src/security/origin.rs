@@ -85,6 +85,19 @@ pub struct OriginPolicy {
 }
 
 /// What a request's `Origin` is, when [`OriginPolicy::check_request`] lets it go ahead.
+///
+/// ```
+/// use http::HeaderValue;
+/// use switchboard::security::{OriginPolicy, OriginVerdict};
+///
+/// let policy = OriginPolicy::allow(["https://app.example"]);
+/// let app = HeaderValue::from_static("https://app.example");
+/// match policy.check_request(Some(&app), Some("hub.example"), "https") {
+///     Ok(OriginVerdict::Allowed(origin)) => assert_eq!(origin, "https://app.example"),
+///     Ok(OriginVerdict::Same | OriginVerdict::Absent) => unreachable!("a foreign origin"),
+///     Err(refusal) => panic!("refused: {refusal}"),
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OriginVerdict {
     /// No `Origin`: not a browser, or a same-origin `GET`.
@@ -97,6 +110,17 @@ pub enum OriginVerdict {
 }
 
 /// Why [`OriginPolicy::check_request`] refused a request.
+///
+/// ```
+/// use http::HeaderValue;
+/// use switchboard::security::{OriginPolicy, OriginRefusal};
+///
+/// let policy = OriginPolicy::allow(["https://app.example"]).hosts(["hub.example"]);
+/// let evil = HeaderValue::from_static("https://evil.example");
+/// let check = |origin, host| policy.check_request(origin, Some(host), "https");
+/// assert_eq!(check(Some(&evil), "hub.example"), Err(OriginRefusal::Origin));
+/// assert_eq!(check(None, "rebound.example"), Err(OriginRefusal::Host)); // DNS rebinding
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum OriginRefusal {
     /// The `Origin` is not allowed, or not visible ASCII (or missing, under
