@@ -33,15 +33,59 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 /// The rustls crate this module builds on, for its configuration types.
 pub use rustls;
+/// The stream of a TLS client connection, for a `wss://` handshake on it.
+///
+/// No example: a stream only the library hands out, from [`connect`] (or
+/// [`TlsConnector::connect`]); give it to [`Client::connect_on`](crate::Client::connect_on)
+/// as the [module example](self) does.
 pub use tokio_rustls::client::TlsStream as ClientTlsStream;
+/// The stream of a TLS server connection, for the WebSocket handshake on it.
+///
+/// No example: a stream only the library hands out, from [`TlsAcceptor::accept`]; give it
+/// to [`accept`](crate::accept) as the [module example](self) does.
 pub use tokio_rustls::server::TlsStream as ServerTlsStream;
-pub use tokio_rustls::{TlsAcceptor, TlsConnector};
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use switchboard::tls::{server_config_from_pem, TlsAcceptor};
+///
+/// let acceptor = TlsAcceptor::from(server_config_from_pem("cert.pem", "key.pem")?);
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9443").await?;
+/// let (tcp, _peer) = listener.accept().await?;
+/// let ws = switchboard::accept(acceptor.accept(tcp).await?).await?;
+/// # let _ = ws;
+/// # Ok(()) }
+/// ```
+pub use tokio_rustls::TlsAcceptor;
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use switchboard::tls::{default_client_config, rustls::pki_types::ServerName, TlsConnector};
+///
+/// let connector = TlsConnector::from(default_client_config());
+/// let tcp = tokio::net::TcpStream::connect("127.0.0.1:9443").await?;
+/// let tls = connector.connect(ServerName::try_from("localhost")?, tcp).await?;
+/// let (_ws, _response) = switchboard::Client::default().connect_on(tls, "wss://localhost:9443/").await?;
+/// # Ok(()) }
+/// ```
+pub use tokio_rustls::TlsConnector;
 
 /// The ALPN protocol both sides announce: the WebSocket handshake is HTTP/1.1 (RFC 6455 §4),
 /// and a browser that got `h2` from ALPN would not send it.
 const ALPN_HTTP_11: &[u8] = b"http/1.1";
 
 /// Why a TLS configuration could not be built. Each variant names the file it is about.
+///
+/// ```
+/// use std::path::Path;
+/// use switchboard::tls::{load_certificates, TlsError};
+///
+/// match load_certificates("no-such-cert.pem") {
+///     Err(TlsError::Read { path, source }) => {
+///         assert_eq!(path, Path::new("no-such-cert.pem"));
+///         assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+///     }
+///     other => panic!("expected a read error, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
@@ -98,6 +142,18 @@ fn provider() -> Arc<CryptoProvider> {
 /// Reads every certificate in a PEM file, in order (for a server: its certificate first,
 /// then the intermediates). [`acceptor_from_pem`] and [`client_config`] call it; its own
 /// use is building a rustls configuration by hand.
+///
+/// ```no_run
+/// use switchboard::tls::{client_config_with_roots, load_certificates, webpki_roots};
+///
+/// let mut roots = webpki_roots();
+/// for cert in load_certificates("my-ca.pem")? {
+///     roots.add(cert)?;
+/// }
+/// let config = client_config_with_roots(roots)?;
+/// # let _ = config;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn load_certificates(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let path = path.as_ref();
     let certs = CertificateDer::pem_file_iter(path)
@@ -111,6 +167,20 @@ pub fn load_certificates(path: impl AsRef<Path>) -> Result<Vec<CertificateDer<'s
 }
 
 /// Reads the first private key in a PEM file (PKCS#8, PKCS#1 RSA or SEC1 EC).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use switchboard::tls::{load_certificates, load_private_key, rustls, TlsAcceptor};
+///
+/// let provider = Arc::new(rustls::crypto::ring::default_provider());
+/// let config = rustls::ServerConfig::builder_with_provider(provider)
+///     .with_safe_default_protocol_versions()?
+///     .with_no_client_auth()
+///     .with_single_cert(load_certificates("cert.pem")?, load_private_key("key.pem")?)?;
+/// let acceptor = TlsAcceptor::from(Arc::new(config));
+/// # let _ = acceptor;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn load_private_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>, TlsError> {
     let path = path.as_ref();
     PrivateKeyDer::from_pem_file(path).map_err(|e| match e {
@@ -121,6 +191,16 @@ pub fn load_private_key(path: impl AsRef<Path>) -> Result<PrivateKeyDer<'static>
 
 /// A server configuration from a PEM certificate chain and private key, announcing
 /// `http/1.1` over ALPN.
+///
+/// ```no_run
+/// use switchboard::tls::{server_config_from_pem, TlsAcceptor};
+///
+/// let config = server_config_from_pem("cert.pem", "key.pem")?;
+/// assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
+/// let acceptor = TlsAcceptor::from(config);
+/// # let _ = acceptor;
+/// # Ok::<(), switchboard::tls::TlsError>(())
+/// ```
 pub fn server_config_from_pem(
     cert_path: impl AsRef<Path>,
     key_path: impl AsRef<Path>,
@@ -159,6 +239,16 @@ pub fn acceptor_from_pem(
 
 /// The Mozilla root store as shipped by the `webpki-roots` crate: what a `wss://` client
 /// trusts by default.
+///
+/// ```
+/// use switchboard::tls::{client_config_with_roots, webpki_roots};
+///
+/// let roots = webpki_roots();
+/// assert!(roots.len() > 50);
+/// let config = client_config_with_roots(roots)?; // what `default_client_config` holds
+/// # let _ = config;
+/// # Ok::<(), switchboard::tls::TlsError>(())
+/// ```
 pub fn webpki_roots() -> RootCertStore {
     RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -166,6 +256,19 @@ pub fn webpki_roots() -> RootCertStore {
 }
 
 /// A client configuration that trusts `roots`.
+///
+/// ```no_run
+/// use switchboard::tls::{client_config_with_roots, load_certificates, rustls::RootCertStore};
+///
+/// // Only the private CA, not the public roots.
+/// let mut roots = RootCertStore::empty();
+/// for cert in load_certificates("my-ca.pem")? {
+///     roots.add(cert)?;
+/// }
+/// let client = switchboard::Client::builder().tls_config(client_config_with_roots(roots)?).build()?;
+/// # let _ = client;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn client_config_with_roots(roots: RootCertStore) -> Result<Arc<ClientConfig>, TlsError> {
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
@@ -203,6 +306,15 @@ pub fn client_config<P: AsRef<Path>>(
 /// -nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost` makes a CA certificate,
 /// which webpki refuses as a server's own: `CaUsedAsEndEntity`). The server name must still
 /// match the pinned certificate; its dates are not checked, since the user chose it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // The self-signed certificate the test server presents.
+/// let tls = switchboard::tls::client_config_pinning(["server-cert.pem"])?;
+/// let client = switchboard::Client::builder().tls_config(tls).build()?;
+/// let (_ws, _response) = client.connect("wss://localhost:9443/").await?;
+/// # Ok(()) }
+/// ```
 pub fn client_config_pinning<P: AsRef<Path>>(
     ca_or_server_cert_files: impl IntoIterator<Item = P>,
 ) -> Result<Arc<ClientConfig>, TlsError> {
@@ -226,6 +338,14 @@ pub fn client_config_pinning<P: AsRef<Path>>(
 /// connection is encrypted but the server is not authenticated, so anyone on the path can
 /// read it. For tests against a server whose certificate is at hand, use
 /// [`client_config_pinning`] instead. The handshake signatures are still checked.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), switchboard::Error> {
+/// let tls = switchboard::tls::insecure_client_config(); // tests only
+/// let client = switchboard::Client::builder().tls_config(tls).build()?;
+/// let (_ws, _response) = client.connect("wss://127.0.0.1:9443/").await?;
+/// # Ok(()) }
+/// ```
 pub fn insecure_client_config() -> Arc<ClientConfig> {
     with_verifier(verify::Trust::Any)
 }
@@ -247,6 +367,17 @@ fn with_verifier(trust: verify::Trust) -> Arc<ClientConfig> {
 
 /// Why a TLS connection failed, in words that say what to do, for the error chain of a
 /// failed `wss://` connect; `None` if no TLS error is in it.
+///
+/// ```no_run
+/// # async fn run() {
+/// if let Err(e) = switchboard::connect("wss://127.0.0.1:9443/").await {
+///     match switchboard::tls::explain(&e) {
+///         Some(why) => eprintln!("TLS failed: {why}"),
+///         None => eprintln!("{e}"),
+///     }
+/// }
+/// # }
+/// ```
 pub fn explain(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut next = Some(error);
     while let Some(e) = next {
@@ -389,6 +520,15 @@ mod verify {
 
 /// The configuration [`crate::connect`] uses for `wss://` unless told otherwise: the
 /// webpki roots, built once.
+///
+/// ```
+/// use std::sync::Arc;
+/// use switchboard::tls::default_client_config;
+///
+/// let config = default_client_config();
+/// assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
+/// assert!(Arc::ptr_eq(&config, &default_client_config())); // built once
+/// ```
 pub fn default_client_config() -> Arc<ClientConfig> {
     static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     DEFAULT
@@ -401,6 +541,17 @@ pub fn default_client_config() -> Arc<ClientConfig> {
 
 /// Runs the TLS client handshake on `stream` for the server `host` (a DNS name or an IP
 /// address, with or without IPv6 brackets), checking its certificate against `config`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use switchboard::tls;
+///
+/// let tcp = tokio::net::TcpStream::connect("127.0.0.1:9443").await?;
+/// let stream = tls::connect(tcp, "localhost", tls::default_client_config()).await?;
+/// let client = switchboard::Client::default();
+/// let (_ws, _response) = client.connect_on(stream, "wss://localhost:9443/").await?;
+/// # Ok(()) }
+/// ```
 pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     host: &str,
