@@ -147,6 +147,18 @@ impl tokio::io::AsyncWrite for UpgradedStream {
 /// Whether `req` asks for a WebSocket: `Upgrade` lists `websocket` and `Connection` lists
 /// `upgrade` (token lists, any case). Use it to route a path that serves both plain HTTP
 /// and WebSocket; [`upgrade`] still checks everything else.
+///
+/// ```
+/// use switchboard::upgrade::is_upgrade_request;
+///
+/// let upgrade = http::Request::get("/chat")
+///     .header("upgrade", "WebSocket")
+///     .header("connection", "keep-alive, Upgrade")
+///     .body(())
+///     .unwrap();
+/// assert!(is_upgrade_request(&upgrade));
+/// assert!(!is_upgrade_request(&http::Request::get("/chat").body(()).unwrap()));
+/// ```
 pub fn is_upgrade_request<B>(req: &Request<B>) -> bool {
     crate::negotiate::is_upgrade_request(req)
 }
@@ -203,6 +215,25 @@ impl UpgradeOptions {
 /// to send (400 with a one-line reason, 405 for a method other than GET, 426 with
 /// `Sec-WebSocket-Version: 13` for another version). `req` must come from hyper (it takes
 /// the upgrade handle from its extensions); without one, the future fails.
+///
+/// ```
+/// use http::StatusCode;
+/// use switchboard::upgrade::{upgrade, UpgradeOptions};
+///
+/// let mut req = http::Request::get("/chat")
+///     .header("host", "127.0.0.1:9001")
+///     .header("upgrade", "websocket")
+///     .header("connection", "upgrade")
+///     .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+///     .header("sec-websocket-version", "13")
+///     .body(())
+///     .unwrap();
+/// let (response, websocket) = upgrade(&mut req, &UpgradeOptions::new()).unwrap();
+/// assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+/// assert_eq!(response.headers()["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// // Return `response` from the hyper service; await `websocket` in a task.
+/// # drop(websocket);
+/// ```
 #[expect(
     clippy::result_large_err,
     reason = "a refusal happens at most once per request, and carrying the ready response is its point"
@@ -228,6 +259,9 @@ pub fn upgrade<B>(
 /// Resolves to the [`ServerWebSocket`] once hyper has sent the 101 and handed the connection
 /// over; fails if the client went away first or the request did not come from a hyper
 /// connection served `with_upgrades()`.
+///
+/// No example: a future only [`upgrade`] hands out; return the response, then await it in a
+/// task, as the [module example](self) does.
 #[must_use = "the WebSocket exists only once this future is awaited"]
 pub struct UpgradeFut {
     on_upgrade: Option<OnUpgrade>,
