@@ -52,12 +52,46 @@ use switchboard_protocol::handshake::{
 /// [`ServerWebSocket`](crate::ServerWebSocket), the type every server entry point gives, so
 /// the handler serves a [`Router`](crate::router::Router) or a hyper upgrade as it is. The
 /// alias is for code moving from `axum::extract::ws::WebSocket`.
+///
+/// ```
+/// use switchboard::axum::{WebSocket, WebSocketUpgrade};
+///
+/// async fn echo(mut socket: WebSocket) {
+///     while let Some(Ok(message)) = socket.recv().await {
+///         if socket.send(message).await.is_err() {
+///             break;
+///         }
+///     }
+/// }
+///
+/// let app = axum::Router::<()>::new()
+///     .route("/echo", axum::routing::get(|ws: WebSocketUpgrade| async { ws.on_upgrade(echo) }));
+/// let route = switchboard::router::Route::new(|ws, _info| echo(ws)); // the same handler
+/// # let _ = (app, route);
+/// ```
 pub type WebSocket = crate::ServerWebSocket;
 
 type FailureCallback = Box<dyn FnOnce(Error) + Send + 'static>;
 
 /// Extractor for a WebSocket upgrade request: configure it, then answer with
 /// [`WebSocketUpgrade::on_upgrade`]. See the [module docs](self).
+///
+/// ```
+/// use axum::response::Response;
+/// use switchboard::axum::WebSocketUpgrade;
+///
+/// async fn chat(upgrade: WebSocketUpgrade) -> Response {
+///     println!("the client offers {:?}", upgrade.requested_protocols());
+///     let upgrade = upgrade.protocols(["chat.v2", "chat.v1"]);
+///     let chosen = upgrade.selected_protocol().map(str::to_owned);
+///     upgrade
+///         .on_failed_upgrade(|e| eprintln!("upgrade failed: {e}"))
+///         .on_upgrade(move |mut socket| async move {
+///             let _ = socket.send(format!("speaking {chosen:?}")).await;
+///         })
+/// }
+/// # let _ = axum::Router::<()>::new().route("/chat", axum::routing::get(chat));
+/// ```
 pub struct WebSocketUpgrade {
     offer: ClientOffer,
     origin: Option<HeaderValue>,
