@@ -18,12 +18,37 @@ use sha2::Sha256;
 use crate::core::ChannelName;
 
 /// A shared HMAC-SHA256 key that signs and verifies tokens.
+///
+/// ```
+/// use switchboard_hub::security::{Claims, JwtKey};
+///
+/// let key = JwtKey::new(b"a secret of 16+ bytes");
+/// let claims = Claims { sub: Some("alice".into()), exp: Some(2_000), ..Claims::default() };
+/// let token = key.sign(&claims);
+/// assert_eq!(key.verify(&token, 1_000)?, claims);
+/// # Ok::<(), switchboard_hub::security::TokenError>(())
+/// ```
 #[derive(Clone)]
 pub struct JwtKey {
     mac: Hmac<Sha256>,
 }
 
 /// The claims of a verified token.
+///
+/// ```
+/// use switchboard_hub::core::ChannelName;
+/// use switchboard_hub::security::Claims;
+///
+/// let claims = Claims {
+///     sub: Some("alice".into()),
+///     publish: vec!["chat".into()],
+///     subscribe: vec!["chat".into(), "news:*".into()],
+///     ..Claims::default()
+/// };
+/// assert!(claims.may_subscribe(&ChannelName::new("news:sport")?));
+/// assert!(!claims.may_publish(&ChannelName::new("news:sport")?));
+/// # Ok::<(), switchboard_hub::core::ChannelNameError>(())
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct Claims {
     /// Who the token was issued to.
@@ -47,6 +72,17 @@ pub struct Claims {
 }
 
 /// Why a token was refused.
+///
+/// ```
+/// use switchboard_hub::security::{Claims, JwtKey, TokenError};
+///
+/// let key = JwtKey::new(b"a secret of 16+ bytes");
+/// let token = key.sign(&Claims { exp: Some(1_000), ..Claims::default() });
+/// assert_eq!(key.verify(&token, 1_001), Err(TokenError::Expired));
+/// let other = JwtKey::new(b"another secret, 16+ bytes");
+/// assert_eq!(other.verify(&token, 0), Err(TokenError::BadSignature));
+/// assert_eq!(key.verify("not.a.token", 0), Err(TokenError::Malformed));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// Not three base64url parts with JSON header and claims.

@@ -6,6 +6,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A rate: `per_second` tokens refill per second, up to `burst`.
+///
+/// ```
+/// use switchboard_hub::security::RateLimit;
+///
+/// let limit = RateLimit { per_second: 5.0, burst: 10 };
+/// assert!(limit.is_enabled());
+/// assert!(!RateLimit { per_second: 0.0, burst: 10 }.is_enabled()); // no limit
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RateLimit {
     /// Sustained rate; 0 or less disables limiting.
@@ -22,6 +30,19 @@ impl RateLimit {
 }
 
 /// One bucket. Starts full.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use switchboard_hub::security::{RateLimit, TokenBucket};
+///
+/// let start = Instant::now();
+/// let mut bucket = TokenBucket::new(RateLimit { per_second: 10.0, burst: 2 }, start);
+/// assert!(bucket.try_take(start).is_ok());
+/// assert!(bucket.try_take(start).is_ok());
+/// let wait = bucket.try_take(start).unwrap_err(); // empty: one token every 100 ms
+/// assert!(wait <= Duration::from_millis(100));
+/// assert!(bucket.try_take(start + Duration::from_millis(100)).is_ok());
+/// ```
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
     limit: RateLimit,
@@ -72,6 +93,21 @@ impl TokenBucket {
 /// of it, it turns over early — then buckets touched within the last period may be
 /// forgotten and start full again, a leniency that only a client with more than
 /// `max_keys / 2` addresses active at once can get, and that never grows memory.
+///
+/// ```
+/// use std::net::IpAddr;
+/// use std::time::Instant;
+/// use switchboard_hub::security::{KeyedRateLimiter, RateLimit};
+///
+/// let limiter = KeyedRateLimiter::new(RateLimit { per_second: 1.0, burst: 1 }, 10_000);
+/// let (alice, bob): (IpAddr, IpAddr) = ("192.0.2.1".parse()?, "192.0.2.2".parse()?);
+/// let now = Instant::now();
+/// assert!(limiter.try_take(alice, now).is_ok());
+/// assert!(limiter.try_take(alice, now).is_err()); // alice's bucket is empty
+/// assert!(limiter.try_take(bob, now).is_ok()); // bob has his own
+/// assert_eq!(limiter.tracked(), 2);
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
 pub struct KeyedRateLimiter<K> {
     limit: RateLimit,
     max_keys: usize,
