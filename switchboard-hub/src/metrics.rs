@@ -11,6 +11,13 @@ use std::time::Duration;
 use crate::core::Message;
 
 /// The ways a client reaches the hub, as metric labels.
+///
+/// ```
+/// use switchboard_hub::metrics::Transport;
+///
+/// assert_eq!(Transport::Sse.label(), "sse");
+/// assert_eq!(Transport::ChatRoom.label(), "chatroom");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     /// `GET /ws`, the JSON protocol.
@@ -58,6 +65,21 @@ const LATENCY_BUCKETS: [f64; 12] = [
 ];
 
 /// The hub's metrics. Shared behind an `Arc` by the hub and every transport.
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, Payload};
+/// use switchboard_hub::metrics::Transport;
+/// use switchboard_hub::{Hub, HubOptions, MemoryBrokerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), HubOptions::default());
+/// hub.publish(&ChannelName::new("chat")?, Payload::text("hi"), Transport::Rest).await?;
+/// let text = hub.metrics().render(); // what GET /metrics serves
+/// assert!(text.contains("switchboard_messages_in_total{transport=\"rest\"} 1\n"));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Default)]
 pub struct Metrics {
     connections: [AtomicI64; N],
@@ -376,6 +398,17 @@ impl Metrics {
 }
 
 /// Decrements the open-connection gauge of its transport when dropped.
+///
+/// ```
+/// use std::sync::Arc;
+/// use switchboard_hub::metrics::{Metrics, Transport};
+///
+/// let metrics = Arc::new(Metrics::default());
+/// let guard = metrics.connection(Transport::Sse); // a client connected
+/// assert_eq!(metrics.open_connections(Transport::Sse), 1);
+/// drop(guard); // it went away
+/// assert_eq!(metrics.open_connections(Transport::Sse), 0);
+/// ```
 pub struct ConnectionGuard {
     metrics: std::sync::Arc<Metrics>,
     transport: Transport,

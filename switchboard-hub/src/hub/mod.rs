@@ -21,6 +21,24 @@ pub(crate) use crate::broker::{Delivery, Subscription};
 /// A cheap handle (an `Arc` inside): clone it into every connection task. Channels, history
 /// and fan-out live in a [`Broker`]; the hub adds the limits and metrics every transport
 /// shares, so that the transports stay thin translations of one API.
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, Payload};
+/// use switchboard_hub::metrics::Transport;
+/// use switchboard_hub::{Hub, HubOptions, MemoryBrokerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), HubOptions::default());
+/// let news = ChannelName::new("news")?;
+/// hub.publish(&news, Payload::text("one"), Transport::Rest).await?;
+/// hub.publish(&news, Payload::text("two"), Transport::Rest).await?;
+/// let page = hub.history(&news, None, 10).await?;
+/// assert_eq!(page.messages.len(), 2);
+/// assert_eq!(hub.channels().await?[0].name, news);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
@@ -34,6 +52,14 @@ struct Inner {
 }
 
 /// Settings the hub enforces on top of its broker.
+///
+/// ```
+/// use switchboard_hub::{Hub, HubOptions, MemoryBrokerConfig};
+///
+/// let options = HubOptions { max_message_bytes: 4096, ..HubOptions::default() };
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), options);
+/// assert_eq!(hub.max_message_bytes(), 4096);
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct HubOptions {
     /// The largest payload accepted, in bytes of content (see [`Payload::content_len`]: a
@@ -52,6 +78,22 @@ impl Default for HubOptions {
 }
 
 /// What [`Hub::publish`] answers: where the message landed.
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, Payload};
+/// use switchboard_hub::metrics::Transport;
+/// use switchboard_hub::{Hub, HubOptions, MemoryBrokerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), HubOptions::default());
+/// let chat = ChannelName::new("chat")?;
+/// let published = hub.publish(&chat, Payload::text("hi"), Transport::Rest).await?;
+/// assert_eq!(published.id.get(), 1); // the channel's first message
+/// assert_eq!(published.cursor().epoch, Some(published.epoch));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Published {
     /// The message's id in its channel.
@@ -70,6 +112,24 @@ impl Published {
 }
 
 /// Why a publish failed.
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, Payload};
+/// use switchboard_hub::metrics::Transport;
+/// use switchboard_hub::{Hub, HubOptions, MemoryBrokerConfig, PublishError};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let options = HubOptions { max_message_bytes: 4, ..HubOptions::default() };
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), options);
+/// let chat = ChannelName::new("chat")?;
+/// match hub.publish(&chat, Payload::text("hello"), Transport::Rest).await {
+///     Err(PublishError::TooLarge { size, limit }) => assert_eq!((size, limit), (5, 4)),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PublishError {
     /// The payload is larger than [`HubOptions::max_message_bytes`].
@@ -86,6 +146,18 @@ pub enum PublishError {
 }
 
 /// Why a subscribe failed.
+///
+/// ```
+/// use switchboard_hub::core::ChannelName;
+/// use switchboard_hub::{Hub, SubscribeError};
+///
+/// async fn follow(hub: &Hub, channel: &ChannelName) {
+///     match hub.subscribe(channel, None).await {
+///         Ok(_subscription) => { /* deliver its messages */ }
+///         Err(SubscribeError::Broker(e)) => eprintln!("cannot subscribe to {channel}: {e}"),
+///     }
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubscribeError {
     /// The broker refused or failed.
