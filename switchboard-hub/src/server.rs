@@ -56,6 +56,18 @@ const REFUSAL_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Binds the listener `config` asks for: `listen` with a kernel accept queue of
 /// `limits.listen_backlog` (so that a reconnect storm is queued, not dropped).
+///
+/// ```no_run
+/// use switchboard_hub::{bind, HubConfig, HubServer};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = HubConfig::from_toml("listen = \"127.0.0.1:8080\"\n[limits]\nlisten_backlog = 1024")?;
+/// let listener = bind(&config).await?;
+/// println!("listening on {}", listener.local_addr()?);
+/// HubServer::new(config).serve(listener, std::future::pending()).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn bind(config: &HubConfig) -> std::io::Result<TcpListener> {
     let std =
         switchboard::router::listener_with_backlog(config.listen, config.limits.listen_backlog)?;
@@ -64,6 +76,25 @@ pub async fn bind(config: &HubConfig) -> std::io::Result<TcpListener> {
 
 /// A hub with its HTTP server: build it, then [`HubServer::serve`] or take its
 /// [`HubServer::router`] into a larger axum app.
+///
+/// ```no_run
+/// use switchboard_hub::core::{ChannelName, Payload};
+/// use switchboard_hub::metrics::Transport;
+/// use switchboard_hub::{bind, HubConfig, HubServer};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = HubConfig::load("switchboard.toml".as_ref())?;
+/// let listener = bind(&config).await?;
+/// let server = HubServer::connect(config).await?; // the broker the config names
+/// let hub = server.hub().clone(); // publish from this process too
+/// tokio::spawn(async move {
+///     let ticks = ChannelName::new("ticks").unwrap();
+///     let _ = hub.publish(&ticks, Payload::text("tick"), Transport::Rest).await;
+/// });
+/// server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct HubServer {
     hub: Hub,
     config: HubConfig,

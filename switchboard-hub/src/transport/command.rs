@@ -12,6 +12,17 @@ use super::error::ApiError;
 use crate::core::{check_json_shape, Cursor, CursorError, Epoch, PayloadError};
 
 /// One parsed client frame. Strings may contain JSON escapes (`"ch\u0061t"`), hence `Cow`.
+///
+/// ```
+/// use switchboard_hub::transport::command::parse;
+///
+/// let frame = r#"{"op":"subscribe","channel":"chat","since":"5:41","ref":7}"#;
+/// let command = parse(frame, 64).unwrap();
+/// assert_eq!(command.op, "subscribe");
+/// assert_eq!(command.channel.as_deref(), Some("chat"));
+/// assert_eq!(command.since.map(|c| c.to_string()).as_deref(), Some("5:41"));
+/// assert_eq!(command.reference.map(|r| r.get()), Some("7"));
+/// ```
 #[derive(Debug)]
 pub struct Command<'a> {
     /// `subscribe`, `unsubscribe`, `publish`, `ping`, `auth`, or anything else (refused
@@ -37,6 +48,16 @@ pub struct Command<'a> {
 
 /// A frame that is not a usable command: the error to answer, and the `ref` when it could
 /// be read.
+///
+/// ```
+/// use switchboard_hub::transport::command::parse;
+///
+/// let refusal = parse(r#"{"op":"subscribe","channel":"chat","since":"x","ref":"a"}"#, 64)
+///     .unwrap_err();
+/// assert_eq!(refusal.error.code(), "invalid_cursor");
+/// assert_eq!(refusal.reference.map(|r| r.get()), Some(r#""a""#)); // echoed to the client
+/// assert_eq!(refusal.channel.as_deref(), Some("chat"));
+/// ```
 #[derive(Debug)]
 pub struct Refusal<'a> {
     /// What to answer.
@@ -73,6 +94,14 @@ struct Loose<'a> {
 
 /// Parses one client frame; `max_depth` bounds the nesting of the whole frame (the
 /// envelope is one level, so a payload may nest `max_depth - 1`).
+///
+/// ```
+/// use switchboard_hub::transport::command::parse;
+///
+/// let publish = parse(r#"{"op":"publish","channel":"chat","data":{"text":"hi"}}"#, 64).unwrap();
+/// assert_eq!(publish.data.map(|d| d.get()), Some(r#"{"text":"hi"}"#));
+/// assert_eq!(parse("not json", 64).unwrap_err().error.code(), "invalid_message");
+/// ```
 pub fn parse<'a>(text: &'a str, max_depth: usize) -> Result<Command<'a>, Refusal<'a>> {
     let refuse = |error, reference, channel| Refusal {
         error,

@@ -23,6 +23,10 @@ use crate::core::ChannelName;
 use crate::metrics::Transport;
 
 /// Kill switch and identity of one client connection, found in request extensions.
+///
+/// No example: the hub's accept loop ([`HubServer::serve`](crate::HubServer::serve)) creates
+/// one per client connection and puts it in every request's extensions for the transports;
+/// there is no public constructor.
 #[derive(Clone, Debug)]
 pub struct ConnectionControl {
     inner: Arc<Inner>,

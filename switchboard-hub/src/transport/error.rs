@@ -14,6 +14,17 @@ use crate::hub::{PublishError, SubscribeError};
 use crate::security::TokenError;
 
 /// A request the hub refuses or cannot serve.
+///
+/// ```
+/// use http::StatusCode;
+/// use switchboard_hub::core::ChannelName;
+/// use switchboard_hub::transport::ApiError;
+///
+/// let error = ApiError::from(ChannelName::new("a b").unwrap_err());
+/// assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+/// assert_eq!(error.code(), "invalid_channel");
+/// assert_eq!(error.body()["error"]["code"], "invalid_channel");
+/// ```
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
     /// The channel name is invalid.
