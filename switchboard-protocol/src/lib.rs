@@ -70,4 +70,4 @@ pub use connection::{CloseInfo, Connection, Event, Inflation, Initiator, Prepare
 pub use error::{ProtocolError, SendError};
 pub use frame::{OpCode, Role};
 pub use message::Message;
-pub use utf8::{Utf8Bytes, Utf8Validator};
+pub use utf8::{InvalidUtf8, Utf8Bytes, Utf8Validator};

@@ -32,9 +32,25 @@ pub struct Utf8Validator {
     partial_len: u8,
 }
 
-/// The input is not UTF-8.
+/// The input is not UTF-8 (a WebSocket endpoint closes with 1007 for it, RFC 6455 §8.1).
+///
+/// ```
+/// use switchboard_protocol::{InvalidUtf8, Utf8Bytes};
+///
+/// let refused = Utf8Bytes::try_from_bytes(bytes::Bytes::from_static(b"\xff"));
+/// assert_eq!(refused.unwrap_err(), InvalidUtf8);
+/// assert_eq!(InvalidUtf8.to_string(), "the text is not valid UTF-8");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidUtf8;
+
+impl std::fmt::Display for InvalidUtf8 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the text is not valid UTF-8")
+    }
+}
+
+impl std::error::Error for InvalidUtf8 {}
 
 impl Utf8Validator {
     /// A validator at the start of a message.

@@ -103,7 +103,8 @@ pub use websocket::{Feed, Received, WebSocket};
 pub use switchboard_protocol as protocol;
 pub use switchboard_protocol::deflate::DeflateConfig;
 pub use switchboard_protocol::{
-    CloseCode, CloseFrame, CloseInfo, Initiator, Message, PreparedMessage, State, Utf8Bytes,
+    CloseCode, CloseFrame, CloseInfo, Initiator, InvalidUtf8, Message, PreparedMessage, State,
+    Utf8Bytes,
 };
 
 /// The migration guide's examples (`docs/migrating.md`), compiled as doctests; the axum
