@@ -48,7 +48,7 @@ def main() -> int:
             checked += 1
             top = TOP_DOC.search(text)
             body = top.group(1) if top else ""
-            plain = html.unescape(re.sub(r"<[^>]+>", "", body))
+            plain = html.unescape(re.sub(r"<[^>]+>", " ", body))
             if EXAMPLE not in body and not WHY_NOT.search(plain):
                 missing.append(str(page.relative_to(root)))
     for item in missing:
