@@ -32,6 +32,18 @@ pub use redis_presence::RedisPresence;
 pub use subscription::{Backlog, BacklogRead, Delivery, Live, Notice, Start, Subscription};
 
 /// A boxed, sendable future, so that [`Broker`] can be used as `dyn Broker`.
+///
+/// ```
+/// use switchboard_hub::broker::BoxFuture;
+///
+/// fn answer(n: usize) -> BoxFuture<'static, usize> {
+///     Box::pin(async move { n * 2 })
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(answer(21).await, 42);
+/// # }
+/// ```
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A store of channels: assigns ids, keeps history, fans messages out to subscriptions.
@@ -43,6 +55,23 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///   every later message, in id order, each once — or starts with a reset when that is
 ///   impossible (see [`crate::core::Resume`]);
 /// - a slow subscription never delays `publish` nor other subscriptions: it lags instead.
+///
+/// ```
+/// use std::sync::Arc;
+/// use switchboard_hub::core::{ChannelName, Payload};
+/// use switchboard_hub::{Broker, Hub, HubOptions, MemoryBroker, MemoryBrokerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new(MemoryBrokerConfig::default()));
+/// let chat = ChannelName::new("chat")?;
+/// let msg = broker.publish(chat.clone(), Payload::text("hi")).await?;
+/// assert_eq!(msg.id().get(), 1);
+/// assert_eq!(broker.history(chat, None, 10).await?.messages.len(), 1);
+/// let hub = Hub::new(broker, HubOptions::default()); // what the transports use
+/// # Ok(())
+/// # }
+/// ```
 pub trait Broker: Send + Sync + 'static {
     /// Appends `data` to `channel` (creating it on first use) and fans it out.
     fn publish(
@@ -103,6 +132,15 @@ pub trait Broker: Send + Sync + 'static {
 }
 
 /// What a presence store is built with (from `[presence]` in the config).
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::{Hub, HubOptions, MemoryBrokerConfig, PresenceSettings};
+///
+/// let presence = PresenceSettings { grace: Duration::from_secs(1), ..PresenceSettings::default() };
+/// let options = HubOptions { presence, ..HubOptions::default() };
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), options);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PresenceSettings {
     /// How long an entry stays after its last session (see [`crate::core::PresenceRegistry`]).
@@ -123,6 +161,16 @@ impl Default for PresenceSettings {
 }
 
 /// A broker's self-report, for `/healthz`.
+///
+/// ```
+/// use switchboard_hub::{BrokerState, Hub, HubOptions, MemoryBrokerConfig};
+///
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), HubOptions::default());
+/// let health = hub.broker_health();
+/// assert_eq!((health.kind, health.state), ("memory", BrokerState::Up));
+/// assert_eq!(serde_json::to_string(&health)?, r#"{"kind":"memory","state":"up"}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct BrokerHealth {
     /// `memory`, `redis`, ...
@@ -135,6 +183,19 @@ pub struct BrokerHealth {
 }
 
 /// Whether a broker can serve.
+///
+/// ```
+/// use switchboard_hub::{BrokerHealth, BrokerState};
+///
+/// fn status_code(health: &BrokerHealth) -> u16 {
+///     match health.state {
+///         BrokerState::Up => 200,
+///         BrokerState::Down => 503, // publishes fail until the store is back
+///     }
+/// }
+/// let down = BrokerHealth { kind: "redis", state: BrokerState::Down, detail: None };
+/// assert_eq!(status_code(&down), 503);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BrokerState {
@@ -146,6 +207,24 @@ pub enum BrokerState {
 }
 
 /// A channel as listed by [`Broker::channels`].
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, Payload};
+/// use switchboard_hub::metrics::Transport;
+/// use switchboard_hub::{Hub, HubOptions, MemoryBrokerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), HubOptions::default());
+/// let chat = ChannelName::new("chat")?;
+/// let _sub = hub.subscribe(&chat, None).await?;
+/// hub.publish(&chat, Payload::text("hi"), Transport::Rest).await?;
+/// let info = &hub.channels().await?[0];
+/// assert_eq!((info.name.as_str(), info.last_id.get()), ("chat", 1));
+/// assert_eq!((info.retained, info.subscribers), (1, 1));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct ChannelInfo {
     /// Its name.
@@ -162,9 +241,33 @@ pub struct ChannelInfo {
 
 /// The underlying cause of a broker failure, shared so that [`BrokerError`] stays `Clone`
 /// (one failure is reported to every subscriber of a channel).
+///
+/// ```
+/// use switchboard_hub::broker::ErrorSource;
+/// use switchboard_hub::BrokerError;
+///
+/// let error = BrokerError::unavailable("redis://127.0.0.1:6379", std::io::Error::other("refused"));
+/// if let BrokerError::Unavailable { source, .. } = &error {
+///     let cause: &ErrorSource = source; // shared by every subscriber the failure reaches
+///     assert_eq!(cause.to_string(), "refused");
+/// }
+/// ```
 pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why a broker operation failed.
+///
+/// ```
+/// use switchboard_hub::BrokerError;
+///
+/// let error = BrokerError::unavailable("redis://127.0.0.1:6379", std::io::Error::other("refused"));
+/// assert_eq!(error.to_string(), "broker unavailable: redis://127.0.0.1:6379");
+/// assert_eq!(error.describe(), "broker unavailable: redis://127.0.0.1:6379: refused");
+/// let retry = match error {
+///     BrokerError::Unavailable { .. } => true, // the store may come back
+///     BrokerError::TooManyChannels { .. } | BrokerError::Protocol(_) | BrokerError::Closed => false,
+/// };
+/// assert!(retry);
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BrokerError {
     /// Creating the channel would pass the configured channel limit.
