@@ -34,6 +34,24 @@ use crate::core::{
 ///   the node that caused them, and a watch's first snapshot and its events neither miss
 ///   nor repeat a change;
 /// - counts are exact whatever the size of the channel; lists are capped by `limit`.
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::core::{ChannelName, ClientId, PresenceEntry};
+/// use switchboard_hub::{MemoryPresence, PresenceStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryPresence::new(Duration::from_secs(5), 64);
+/// let lobby = ChannelName::new("lobby")?;
+/// let entry = PresenceEntry { client: ClientId::new("tab-1")?, user: None, info: None };
+/// let key = store.join(lobby.clone(), entry).await?;
+/// assert_eq!(store.list(lobby.clone(), 10).await?.counts.clients, 1);
+/// store.release(&lobby, &key, true); // immediate: the client said goodbye
+/// assert_eq!(store.counts(vec![lobby]).await?[0].clients, 0);
+/// # Ok(())
+/// # }
+/// ```
 pub trait PresenceStore: Send + Sync + 'static {
     /// Adds a session for `entry` to `channel`'s presence. The key names the session for
     /// [`PresenceStore::release`]; its client id is the entry's unless that id is held by
@@ -78,6 +96,25 @@ pub trait PresenceStore: Send + Sync + 'static {
 }
 
 /// The answer to a presence read: `{"clients":…,"users":…,"entries":[…],"truncated":…}`.
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, ClientId, PresenceEntry};
+/// use switchboard_hub::{Hub, HubOptions, MemoryBrokerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), HubOptions::default());
+/// let lobby = ChannelName::new("lobby")?;
+/// let mut guards = Vec::new();
+/// for tab in ["tab-1", "tab-2", "tab-3"] {
+///     let entry = PresenceEntry { client: ClientId::new(tab)?, user: None, info: None };
+///     guards.push(hub.join_presence(&lobby, entry).await?);
+/// }
+/// let list = hub.presence(&lobby, 2).await?;
+/// assert_eq!((list.counts.clients, list.entries.len(), list.truncated), (3, 2, true));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PresenceList {
     /// Exact counts.
@@ -90,6 +127,19 @@ pub struct PresenceList {
 }
 
 /// What a [`PresenceWatch`] hands out.
+///
+/// ```
+/// use switchboard_hub::broker::{PresenceUpdate, PresenceWatch};
+///
+/// async fn show(mut watch: PresenceWatch) {
+///     while let Some(update) = watch.next().await {
+///         match update {
+///             PresenceUpdate::Event(e) => println!("{} {}", e.kind(), e.entry().client),
+///             PresenceUpdate::Lagged => println!("missed some: read the presence again"),
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub enum PresenceUpdate {
     /// A join or a leave.
@@ -99,6 +149,25 @@ pub enum PresenceUpdate {
 }
 
 /// The join/leave events of one channel after a snapshot.
+///
+/// ```
+/// use switchboard_hub::broker::PresenceUpdate;
+/// use switchboard_hub::core::{ChannelName, ClientId, PresenceEntry};
+/// use switchboard_hub::{Hub, HubOptions, MemoryBrokerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), HubOptions::default());
+/// let lobby = ChannelName::new("lobby")?;
+/// let (snapshot, mut watch) = hub.watch_presence(&lobby, 100).await?;
+/// assert_eq!(snapshot.counts.clients, 0);
+/// let entry = PresenceEntry { client: ClientId::new("tab-1")?, user: None, info: None };
+/// let _guard = hub.join_presence(&lobby, entry).await?;
+/// let Some(PresenceUpdate::Event(join)) = watch.next().await else { panic!() };
+/// assert_eq!((join.kind(), join.entry().client.as_str()), ("join", "tab-1"));
+/// # Ok(())
+/// # }
+/// ```
 pub struct PresenceWatch {
     rx: broadcast::Receiver<PresenceUpdate>,
 }
@@ -128,6 +197,23 @@ impl std::fmt::Debug for PresenceWatch {
 
 /// One session in a channel's presence; dropping it releases the session (with the grace
 /// period), [`PresenceGuard::leave`] releases it without.
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, ClientId, PresenceEntry};
+/// use switchboard_hub::{Hub, HubOptions, MemoryBrokerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), HubOptions::default());
+/// let lobby = ChannelName::new("lobby")?;
+/// let entry = PresenceEntry { client: ClientId::new("tab-1")?, user: None, info: None };
+/// let guard = hub.join_presence(&lobby, entry).await?; // held for the connection's life
+/// assert_eq!(guard.client().as_str(), "tab-1");
+/// guard.leave(); // or drop it: then the entry stays for the grace period
+/// assert_eq!(hub.presence(&lobby, 10).await?.counts.clients, 0);
+/// # Ok(())
+/// # }
+/// ```
 pub struct PresenceGuard {
     store: Arc<dyn PresenceStore>,
     channel: ChannelName,
@@ -188,6 +274,22 @@ impl std::fmt::Debug for PresenceGuard {
 /// subscription to the ring are taken under that lock, so a watcher neither misses nor
 /// repeats a change. Grace periods end on a timer task per release, which calls back
 /// through a weak reference (a dropped store simply lets them lapse).
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::core::{ChannelName, ClientId, PresenceEntry};
+/// use switchboard_hub::MemoryPresence;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = MemoryPresence::new(Duration::from_secs(5), 64);
+/// let lobby = ChannelName::new("lobby")?;
+/// let entry = PresenceEntry { client: ClientId::new("tab-1")?, user: None, info: None };
+/// let _key = store.join_now(&lobby, entry); // nothing here waits
+/// assert_eq!(store.counts_now(&lobby).clients, 1);
+/// # Ok(())
+/// # }
+/// ```
 pub struct MemoryPresence {
     grace: Duration,
     queue_size: usize,

@@ -36,6 +36,24 @@ pub(crate) const BACKLOG_PAGE: usize = 256;
 const BACKLOG_RETRY: Duration = Duration::from_millis(500);
 
 /// What a [`Subscription`] hands out, in channel order.
+///
+/// ```
+/// use switchboard_hub::{Delivery, Subscription};
+///
+/// async fn forward(mut sub: Subscription) {
+///     while let Some(delivery) = sub.next().await {
+///         match delivery {
+///             Delivery::Message(m) => println!("{}: {}", m.cursor(), m.data().as_str()),
+///             Delivery::Lagged { missed } => eprintln!("{missed} went past; catching up"),
+///             Delivery::Reset { reason, last, .. } => {
+///                 eprintln!("{}; continuing after {last}", reason.describe())
+///             }
+///             Delivery::Unavailable(e) => eprintln!("waiting: {}", e.describe()),
+///             Delivery::Closed(e) => return eprintln!("closed: {e}"),
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub enum Delivery {
     /// The next message. Shared: its wire forms are encoded once for all subscribers.
@@ -70,6 +88,34 @@ pub enum Delivery {
 }
 
 /// What a broker puts into a channel's node-local ring.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::SystemTime;
+/// use switchboard_hub::broker::{Backlog, BacklogRead, BoxFuture, Live, Start};
+/// use switchboard_hub::core::{ChannelName, Cursor, Epoch, Message, MessageId, Payload};
+/// use switchboard_hub::{BrokerError, Delivery, Subscription};
+///
+/// struct NoHistory;
+/// impl Backlog for NoHistory {
+///     fn read(&self, _: Cursor, _: usize) -> BoxFuture<'static, Result<BacklogRead, BrokerError>> {
+///         Box::pin(async { Ok(BacklogRead::Messages(Vec::new())) })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (chat, epoch) = (ChannelName::new("chat")?, Epoch::new(5).unwrap());
+/// let (ring, rx) = tokio::sync::broadcast::channel(16);
+/// let backlog = Arc::new(NoHistory);
+/// let mut sub = Subscription::new(chat.clone(), epoch, MessageId::ZERO, Start::Live, rx, backlog);
+///
+/// let msg = Message::new(chat, epoch, MessageId::new(1), Payload::text("hi"), SystemTime::now());
+/// ring.send(Live::Message(Arc::new(msg)))?; // what a broker does on publish
+/// assert!(matches!(sub.next().await, Some(Delivery::Message(m)) if m.id().get() == 1));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub enum Live {
     /// A message, in id order as the broker saw it (gaps and duplicates are tolerated: the
@@ -81,6 +127,33 @@ pub enum Live {
 }
 
 /// A channel-wide event a broker announces through the ring.
+///
+/// ```
+/// use std::sync::Arc;
+/// use switchboard_hub::broker::{Backlog, BacklogRead, BoxFuture, Live, Notice, Start};
+/// use switchboard_hub::core::{ChannelName, Cursor, Epoch, MessageId};
+/// use switchboard_hub::{BrokerError, Delivery, Subscription};
+///
+/// struct NoHistory;
+/// impl Backlog for NoHistory {
+///     fn read(&self, _: Cursor, _: usize) -> BoxFuture<'static, Result<BacklogRead, BrokerError>> {
+///         Box::pin(async { Ok(BacklogRead::Messages(Vec::new())) })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (chat, epoch) = (ChannelName::new("chat")?, Epoch::new(5).unwrap());
+/// let (ring, rx) = tokio::sync::broadcast::channel(16);
+/// let backlog = Arc::new(NoHistory);
+/// let mut sub = Subscription::new(chat, epoch, MessageId::ZERO, Start::Live, rx, backlog);
+///
+/// ring.send(Live::Notice(Arc::new(Notice::Closed(BrokerError::Closed))))?; // shutting down
+/// assert!(matches!(sub.next().await, Some(Delivery::Closed(BrokerError::Closed))));
+/// assert!(sub.next().await.is_none());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub enum Notice {
     /// The broker saw a discontinuity it could not repair (lost pub/sub messages beyond
@@ -98,6 +171,9 @@ pub enum Notice {
 }
 
 /// What a [`Backlog`] read found.
+///
+/// No example: a [`Backlog`] implementation returns it and only [`Subscription`] reads it;
+/// the example on [`Backlog`] builds both variants.
 #[derive(Debug)]
 pub enum BacklogRead {
     /// The messages right after the asked position, oldest first, consecutive, at most the
@@ -116,6 +192,35 @@ pub enum BacklogRead {
 }
 
 /// A channel's history as a subscription reads it, one page at a time.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use std::time::SystemTime;
+/// use switchboard_hub::broker::{Backlog, BacklogRead, BoxFuture};
+/// use switchboard_hub::core::{Cursor, History};
+/// use switchboard_hub::BrokerError;
+///
+/// /// A channel's history kept in this process.
+/// struct InProcess(Arc<Mutex<History>>);
+///
+/// impl Backlog for InProcess {
+///     fn read(
+///         &self,
+///         after: Cursor,
+///         limit: usize,
+///     ) -> BoxFuture<'static, Result<BacklogRead, BrokerError>> {
+///         let mut history = self.0.lock().unwrap();
+///         let page = history.page(Some(after), limit, SystemTime::now());
+///         let read = match page.reset {
+///             None => BacklogRead::Messages(page.messages),
+///             Some(reason) => {
+///                 BacklogRead::Reset { epoch: page.epoch, reason, last: history.last_id() }
+///             }
+///         };
+///         Box::pin(std::future::ready(Ok(read)))
+///     }
+/// }
+/// ```
 pub trait Backlog: Send + Sync + 'static {
     /// At most `limit` messages after `after`, or the reset that applies to `after`. The
     /// future owns what it needs (`'static`), so a subscription can keep it across
@@ -128,6 +233,34 @@ pub trait Backlog: Send + Sync + 'static {
 }
 
 /// Where a new subscription starts, as the broker decided it at subscribe time.
+///
+/// ```
+/// use std::sync::Arc;
+/// use switchboard_hub::broker::{Backlog, BacklogRead, BoxFuture, Start};
+/// use switchboard_hub::core::{ChannelName, Cursor, Epoch, MessageId, ResetReason};
+/// use switchboard_hub::{BrokerError, Delivery, Subscription};
+///
+/// struct NoHistory;
+/// impl Backlog for NoHistory {
+///     fn read(&self, _: Cursor, _: usize) -> BoxFuture<'static, Result<BacklogRead, BrokerError>> {
+///         Box::pin(async { Ok(BacklogRead::Messages(Vec::new())) })
+///     }
+/// }
+///
+/// // The client's `since` is older than what history holds: it starts with a reset.
+/// let (chat, epoch) = (ChannelName::new("chat")?, Epoch::new(5).unwrap());
+/// let head = MessageId::new(9);
+/// let (_ring, rx) = tokio::sync::broadcast::channel(16);
+/// let start = Start::Reset(ResetReason::Expired);
+/// let mut sub = Subscription::new(chat, epoch, head, start, rx, Arc::new(NoHistory));
+/// match sub.try_next() {
+///     Some(Delivery::Reset { reason, last, .. }) => {
+///         assert_eq!((reason, last), (ResetReason::Expired, head))
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), switchboard_hub::core::ChannelNameError>(())
+/// ```
 #[derive(Debug)]
 pub enum Start {
     /// No `since`: live delivery after the channel's head.
@@ -150,6 +283,24 @@ pub enum Start {
 /// replay decided at subscription time (the messages after `since`, or a
 /// [`Delivery::Reset`]), then live messages, each id once and in order; see the module
 /// documentation for how it keeps that promise. Dropping it unsubscribes.
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, Payload};
+/// use switchboard_hub::metrics::Transport;
+/// use switchboard_hub::{Delivery, Hub, HubOptions, MemoryBrokerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let hub = Hub::in_memory(MemoryBrokerConfig::default(), HubOptions::default());
+/// let chat = ChannelName::new("chat")?;
+/// let mut sub = hub.subscribe(&chat, None).await?; // live only: no `since`
+/// hub.publish(&chat, Payload::text("hi"), Transport::Rest).await?;
+/// let Some(Delivery::Message(m)) = sub.next().await else { panic!() };
+/// assert_eq!(m.data().plain_text(), "hi");
+/// assert_eq!(sub.cursor(), m.cursor()); // where to resume from after a reconnect
+/// # Ok(())
+/// # }
+/// ```
 pub struct Subscription {
     channel: ChannelName,
     epoch: Epoch,
