@@ -16,6 +16,18 @@ use super::{
 use crate::core::{ChannelName, Cursor, Epoch, History, HistoryLimits, Message, Page, Payload};
 
 /// Settings of a [`MemoryBroker`].
+///
+/// ```
+/// use switchboard_hub::core::HistoryLimits;
+/// use switchboard_hub::MemoryBrokerConfig;
+///
+/// let config = MemoryBrokerConfig {
+///     history: HistoryLimits { max_messages: 100, max_age: None },
+///     max_channels: 1_000,
+///     ..MemoryBrokerConfig::default()
+/// };
+/// assert_eq!(config.queue_size, MemoryBrokerConfig::default().queue_size);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryBrokerConfig {
     /// History kept per channel.
@@ -66,6 +78,20 @@ impl Default for MemoryBrokerConfig {
 /// blocking lock is cheaper than an async one and cannot be held across a yield by mistake.
 /// Lock order is always the channel map first, then one channel; publish and subscribe only
 /// take the map lock to look a channel up, so traffic on different channels does not contend.
+///
+/// ```
+/// use switchboard_hub::core::{ChannelName, Payload};
+/// use switchboard_hub::{Broker, BrokerError, MemoryBroker, MemoryBrokerConfig};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let broker = MemoryBroker::new(MemoryBrokerConfig { max_channels: 1, ..Default::default() });
+/// broker.publish(ChannelName::new("a")?, Payload::text("hi")).await?;
+/// let refused = broker.publish(ChannelName::new("b")?, Payload::text("hi")).await;
+/// assert_eq!(refused.unwrap_err(), BrokerError::TooManyChannels { limit: 1 });
+/// # Ok(())
+/// # }
+/// ```
 pub struct MemoryBroker {
     shared: Arc<Shared>,
     clock: Clock,

@@ -108,6 +108,23 @@ return n
 
 /// Presence in Redis, shared by every node with the same Redis and key prefix. See the
 /// module documentation.
+///
+/// ```no_run
+/// use switchboard_hub::broker::RedisPresence;
+/// use switchboard_hub::core::{ChannelName, ClientId, PresenceEntry};
+/// use switchboard_hub::{PresenceSettings, PresenceStore};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// // A hub over a RedisBroker gets one from `Broker::presence`; on its own:
+/// let settings = PresenceSettings::default();
+/// let store = RedisPresence::new("redis://127.0.0.1:6379", "switchboard:", settings)?;
+/// let lobby = ChannelName::new("lobby")?;
+/// let entry = PresenceEntry { client: ClientId::new("tab-1")?, user: None, info: None };
+/// let key = store.join(lobby.clone(), entry).await?; // seen by every node on this Redis
+/// store.release(&lobby, &key, false);
+/// # Ok(())
+/// # }
+/// ```
 pub struct RedisPresence {
     inner: Arc<Inner>,
 }

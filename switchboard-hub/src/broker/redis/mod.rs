@@ -52,6 +52,19 @@ use crate::core::{
 use crate::metrics::Metrics;
 
 /// Settings of a [`RedisBroker`].
+///
+/// ```
+/// use std::time::Duration;
+/// use switchboard_hub::broker::RedisBrokerConfig;
+///
+/// let config = RedisBrokerConfig {
+///     url: "redis://127.0.0.1:6379/2".into(),
+///     key_prefix: "staging:".into(), // two hubs can share one Redis
+///     check_interval: Duration::from_secs(1),
+///     ..RedisBrokerConfig::default()
+/// };
+/// assert_eq!(config.history, RedisBrokerConfig::default().history);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisBrokerConfig {
     /// `redis://[user:password@]host:port[/db]`.
@@ -85,6 +98,19 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// A broker whose channels live in Redis and are shared by every node that uses the same
 /// Redis and key prefix. See the module documentation for the design.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use switchboard_hub::broker::{RedisBroker, RedisBrokerConfig};
+/// use switchboard_hub::{Hub, HubOptions};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = RedisBrokerConfig { url: "redis://127.0.0.1:6379".into(), ..Default::default() };
+/// let broker = RedisBroker::connect(config).await?; // fails at once if Redis is unreachable
+/// let hub = Hub::new(Arc::new(broker), HubOptions::default()); // presence is in Redis too
+/// # Ok(())
+/// # }
+/// ```
 pub struct RedisBroker {
     inner: Arc<Inner>,
     supervisor: tokio::task::JoinHandle<()>,
