@@ -172,8 +172,32 @@ pub enum Notice {
 
 /// What a [`Backlog`] read found.
 ///
-/// No example: a [`Backlog`] implementation returns it and only [`Subscription`] reads it;
-/// the example on [`Backlog`] builds both variants.
+/// ```
+/// use std::sync::Arc;
+/// use switchboard_hub::broker::BacklogRead;
+/// use switchboard_hub::core::{resume_rule, Cursor, Epoch, Message, MessageId, ResetReason};
+///
+/// /// What a backlog whose `retained` messages are `first..=last` of `epoch` answers.
+/// fn answer(
+///     after: Cursor,
+///     epoch: Epoch,
+///     retained: &[Arc<Message>],
+///     last: MessageId,
+/// ) -> BacklogRead {
+///     let first = retained.first().map_or(last.next(), |m| m.id());
+///     match resume_rule(after, epoch, first, last) {
+///         Ok(()) => BacklogRead::Messages(
+///             retained.iter().filter(|m| m.id() > after.id).cloned().collect(),
+///         ),
+///         Err(reason) => BacklogRead::Reset { epoch, reason, last },
+///     }
+/// }
+///
+/// let epoch = Epoch::new(5).unwrap();
+/// let after = Cursor::new(epoch, MessageId::new(2)); // but history is empty after id 9
+/// let read = answer(after, epoch, &[], MessageId::new(9));
+/// assert!(matches!(read, BacklogRead::Reset { reason: ResetReason::Expired, .. }));
+/// ```
 #[derive(Debug)]
 pub enum BacklogRead {
     /// The messages right after the asked position, oldest first, consecutive, at most the
