@@ -12,6 +12,7 @@
 #   test      tests/redis/install.sh (Debian redis-server, for the broker contract tests);
 #             cargo test --workspace; cargo test --benches --workspace (only if benches exist)
 #   doc       cargo doc --workspace --no-deps with every rustdoc warning denied;
+#             scripts/doc-examples.py (every public library item has an example or says why not);
 #             scripts/package-check.sh (every library crate packages, with README and metadata)
 #   fuzz      scripts/fuzz.sh: every cargo-fuzz target for FUZZ_SECONDS (default 20) from the
 #             committed seeds (fuzz/seeds/), failing on any crash or broken oracle
@@ -221,6 +222,7 @@ fi
 if wanted doc; then
   step "cargo doc (warnings denied)" env RUSTDOCFLAGS="${RUSTDOCFLAGS:+$RUSTDOCFLAGS }-D warnings" \
     cargo doc --workspace --no-deps
+  step "every public item has an example (scripts/doc-examples.py)" scripts/doc-examples.py
   step "cargo package --list (library crates)" scripts/package-check.sh
 fi
 
