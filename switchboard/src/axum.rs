@@ -198,13 +198,24 @@ impl WebSocketUpgrade {
         let (response, pending) = negotiated.split();
         let version = self.version;
         let on_upgrade = self.on_upgrade;
-        let on_failed = self.on_failed;
+        // Boxed until the upgrade: what an `async` block captures keeps its room in the
+        // task for the task's whole life, moved out or not, so inline the handshake's
+        // leftovers and the callback's captures would sit beside the handler's future (its
+        // own copy of them) for as long as the WebSocket is open.
+        let after = Box::new((pending, self.on_failed, callback));
         tokio::spawn(async move {
             match on_upgrade.await {
                 Ok(upgraded) => {
+                    // Moved to a local first: a box that is only moved out of is freed when
+                    // its owner (the task) ends.
+                    let (pending, _, callback) = {
+                        let after = after;
+                        *after
+                    };
                     callback(UpgradedStream::websocket(upgraded, version, pending)).await
                 }
                 Err(error) => {
+                    let (_, on_failed, _) = *after;
                     let error = Error::io(std::io::Error::other(error));
                     match on_failed {
                         Some(on_failed) => on_failed(error),

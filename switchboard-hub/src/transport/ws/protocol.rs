@@ -241,7 +241,9 @@ async fn run(
             msg = s.ws.recv() => match msg {
                 None | Some(Err(_)) => break End::Gone,
                 Some(Ok(Message::Text(text))) => {
-                    if let Some(end) = s.handle(text.as_str()).await {
+                    // Boxed: a client frame is rare next to what the connection waits
+                    // for, and its handling (subscribe, publish, presence) is large.
+                    if let Some(end) = Box::pin(s.handle(text.as_str())).await {
                         break end;
                     }
                 }
