@@ -37,10 +37,11 @@ use crate::transport::params::{self, Params};
 use crate::transport::presence::{self, Identity, Shape};
 
 /// What a room connection holds in presence: its session, and the snapshot and stream of
-/// changes when it asked for them.
+/// changes when it asked for them (boxed: handed to a task at once, yet as an argument of
+/// the connection's future it would keep its room there for the connection's life).
 struct RoomPresence {
     guard: Option<PresenceGuard>,
-    watch: Option<(PresenceList, PresenceWatch)>,
+    watch: Option<Box<(PresenceList, PresenceWatch)>>,
 }
 use crate::transport::AppState;
 
@@ -105,7 +106,7 @@ async fn prepare(
     };
     let watch = if wants_events && guard.is_some() && presence::events_on(state, &channel) {
         let limit = state.config.presence.max_list;
-        Some(state.hub.watch_presence(&channel, limit).await?)
+        Some(Box::new(state.hub.watch_presence(&channel, limit).await?))
     } else {
         None
     };
@@ -127,7 +128,8 @@ async fn run(
     // Messages go from the subscription straight to the socket (`super::deliver`); only
     // presence events, when asked for, come through a task and a queue.
     let (presence_forwarder, mut presence_rx) = match room.watch {
-        Some((list, watch)) => {
+        Some(watch) => {
+            let (list, watch) = *watch;
             let (tx, rx) = mpsc::channel(state.config.limits.queue_size.max(2));
             let task = tokio::spawn(presence::forward(
                 state.clone(),

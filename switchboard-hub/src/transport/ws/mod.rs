@@ -152,51 +152,101 @@ pub(crate) async fn deliver(
     encoding: Encoding,
     first: Delivery,
 ) -> Result<Fed, End> {
-    let mut next = Some(first);
-    let mut taken = 1;
-    // Messages queued since the last flush: counted as delivered once written.
-    let mut queued = 0;
-    while let Some(delivery) = next.take() {
-        let notice;
-        let frame = match &delivery {
-            Delivery::Message(msg) => Some(encoding.frame(msg)),
-            // Live messages overtook the subscription; it continues from history by itself,
-            // unless the policy drops a slow client.
-            Delivery::Lagged { .. } => {
-                if !super::outbox::lagged(&exits.state, Some(&exits.control)) {
-                    return Err(End::Killed);
-                }
-                None
-            }
-            // A plain chat room has no frame for it: drop the connection, so that the
-            // client reconnects (with `since`) instead of waiting forever.
-            Delivery::Closed(_) if matches!(encoding, Encoding::Plain) => return Err(End::Killed),
-            other => {
-                notice = encoding.notice(sub.channel(), other);
-                notice.as_ref()
-            }
-        };
-        if let Some(frame) = frame {
-            if !ws.try_feed_prepared(frame).map_err(|_| End::Gone)? {
-                // Over the write buffer's high-water mark: write, then queue it.
-                exits.flush_counted(ws, sub, encoding, &mut queued).await?;
-                ws.try_feed_prepared(frame).map_err(|_| End::Gone)?;
-            }
-            if let Delivery::Message(_) = delivery {
-                queued += 1;
-            }
-        }
-        if let Delivery::Closed(_) = delivery {
-            exits.flush_counted(ws, sub, encoding, &mut queued).await?;
-            return Ok(Fed::Ended);
-        }
-        if taken < BATCH {
-            next = sub.try_next();
-            taken += 1;
+    let mut batch = Batch {
+        next: Some(first),
+        taken: 1,
+        queued: 0,
+        flushed: false,
+    };
+    // Frames are queued without an await, so that no delivery or frame is held across the
+    // flushes: what this future keeps across them is part of every idle connection's task.
+    loop {
+        let filled = batch.fill(exits, ws, sub, encoding)?;
+        exits
+            .flush_counted(ws, sub, encoding, &mut batch.queued)
+            .await?;
+        match filled {
+            Filled::Batch => return Ok(Fed::Open),
+            Filled::Ended => return Ok(Fed::Ended),
+            Filled::Full => batch.flushed = true,
         }
     }
-    exits.flush_counted(ws, sub, encoding, &mut queued).await?;
-    Ok(Fed::Open)
+}
+
+/// A batch of [`deliver`] between its flushes.
+struct Batch {
+    /// The delivery to write next; after [`Filled::Full`], the one that did not fit.
+    next: Option<Delivery>,
+    taken: usize,
+    /// Messages queued since the last flush: counted as delivered once written.
+    queued: u64,
+    /// Set after a flush for [`Filled::Full`]: the delivery that did not fit is queued now
+    /// whatever the high-water mark says (the buffer was just written out).
+    flushed: bool,
+}
+
+/// Why [`Batch::fill`] stopped.
+enum Filled {
+    /// The batch is queued: flush it and wait for the next.
+    Batch,
+    /// Over the write buffer's high-water mark: flush, then fill again.
+    Full,
+    /// The subscription ended: flush and stop.
+    Ended,
+}
+
+impl Batch {
+    /// Queues deliveries on `ws` until the batch is done, the buffer is full or `sub` ends.
+    fn fill(
+        &mut self,
+        exits: &Exits,
+        ws: &mut WebSocket,
+        sub: &mut Subscription,
+        encoding: Encoding,
+    ) -> Result<Filled, End> {
+        while let Some(delivery) = self.next.take() {
+            let notice;
+            let frame = match &delivery {
+                Delivery::Message(msg) => Some(encoding.frame(msg)),
+                // Live messages overtook the subscription; it continues from history by
+                // itself, unless the policy drops a slow client.
+                Delivery::Lagged { .. } => {
+                    if !super::outbox::lagged(&exits.state, Some(&exits.control)) {
+                        return Err(End::Killed);
+                    }
+                    None
+                }
+                // A plain chat room has no frame for it: drop the connection, so that the
+                // client reconnects (with `since`) instead of waiting forever.
+                Delivery::Closed(_) if matches!(encoding, Encoding::Plain) => {
+                    return Err(End::Killed)
+                }
+                other => {
+                    notice = encoding.notice(sub.channel(), other);
+                    notice.as_ref()
+                }
+            };
+            if let Some(frame) = frame {
+                let fed = ws.try_feed_prepared(frame).map_err(|_| End::Gone)?;
+                if !fed && !std::mem::take(&mut self.flushed) {
+                    self.next = Some(delivery);
+                    return Ok(Filled::Full);
+                }
+                if let Delivery::Message(_) = delivery {
+                    self.queued += 1;
+                }
+            }
+            self.flushed = false;
+            if let Delivery::Closed(_) = delivery {
+                return Ok(Filled::Ended);
+            }
+            if self.taken < BATCH {
+                self.next = sub.try_next();
+                self.taken += 1;
+            }
+        }
+        Ok(Filled::Batch)
+    }
 }
 
 /// Before a polite close (shutdown 1001, a policy close): writes what `sub` already holds,
@@ -289,26 +339,8 @@ impl Exits {
         encoding: Encoding,
         queued: &mut u64,
     ) -> Result<(), End> {
-        // A socket that takes the whole batch at once (the rule) needs none of the races of
-        // `flush`; only a flush that waits boxes them. Held inline, they would be part of
-        // every idle connection's task, since the task is as large as its largest await.
-        if self.control.is_killed() {
-            return Err(End::Killed);
-        }
-        let now = std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(futures_util::Sink::<Message>::poll_flush(
-                std::pin::Pin::new(&mut *ws),
-                cx,
-            ))
-        });
-        match now.await {
-            std::task::Poll::Ready(Ok(())) => {}
-            std::task::Poll::Ready(Err(_)) => return Err(End::Gone),
-            std::task::Poll::Pending => {
-                // What `write` notes for a write that cannot finish at once.
-                self.control.note_backpressure();
-                Box::pin(self.flush(ws, sub)).await?;
-            }
+        if !self.flush_now(ws)? {
+            Box::pin(self.flush(ws, sub)).await?;
         }
         if *queued > 0 {
             let n = std::mem::take(queued);
@@ -318,6 +350,28 @@ impl Exits {
                 .record_delivered(encoding.transport(), n);
         }
         Ok(())
+    }
+
+    /// Writes what is queued on `ws` if the socket takes it all at once (the rule): `false`
+    /// when it does not, and [`Exits::flush`] must wait. Only that wait needs the races of
+    /// `flush`, so only it holds them (boxed): inline, they would be part of every idle
+    /// connection's task, since a task is as large as its largest await.
+    fn flush_now(&self, ws: &mut WebSocket) -> Result<bool, End> {
+        if self.control.is_killed() {
+            return Err(End::Killed);
+        }
+        // Nobody waits on this poll: a flush that cannot finish is polled again by `flush`,
+        // which registers the task's waker.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match futures_util::Sink::<Message>::poll_flush(std::pin::Pin::new(ws), &mut cx) {
+            std::task::Poll::Ready(Ok(())) => Ok(true),
+            std::task::Poll::Ready(Err(_)) => Err(End::Gone),
+            std::task::Poll::Pending => {
+                // What `write` notes for a write that cannot finish at once.
+                self.control.note_backpressure();
+                Ok(false)
+            }
+        }
     }
 
     /// Writes what is queued on `ws` (see [`Exits::write`]); under the `disconnect` policy,
