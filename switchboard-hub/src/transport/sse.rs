@@ -205,10 +205,12 @@ struct Forwarder {
     format: SseFormat,
     tx: mpsc::Sender<Chunk>,
     heartbeat: Duration,
-    control: ConnectionControl,
-    closing: tokio::sync::watch::Receiver<bool>,
+    /// Before `control`, so it drops first: the connection's last control handle counts a
+    /// slow client as dropped, and it must be out of the open-connection gauge by then.
     #[allow(dead_code)] // held for its Drop: the open-connection gauge
     guard: ConnectionGuard,
+    control: ConnectionControl,
+    closing: tokio::sync::watch::Receiver<bool>,
     channel: ChannelName,
     /// Join/leave events, when the client asked for them.
     watch: Option<PresenceWatch>,

@@ -122,7 +122,7 @@ async fn run(
     control: ConnectionControl,
     mut ws: WebSocket,
 ) {
-    let _guard = state.hub.metrics().connection(Transport::ChatRoom);
+    let counted = state.hub.metrics().connection(Transport::ChatRoom);
     control.set_transport(Transport::ChatRoom);
     control.add_channel(&channel);
     // Messages go from the subscription straight to the socket (`super::deliver`); only
@@ -220,6 +220,8 @@ async fn run(
     let goodbye = matches!(end, End::Gone) && presence::said_goodbye(&ws);
     presence::release_all(room.guard, goodbye);
     Box::pin(super::finish(&mut ws, end)).await;
+    // Out of the open-connection gauge before `control` drops (see `protocol::run`).
+    drop(counted);
 }
 
 /// Publishes a client's text on the room (boxed: a rare, large future that would otherwise

@@ -207,7 +207,7 @@ async fn run(
     control: ConnectionControl,
     ws: WebSocket,
 ) {
-    let _guard = state.hub.metrics().connection(Transport::WebSocket);
+    let counted = state.hub.metrics().connection(Transport::WebSocket);
     control.set_transport(Transport::WebSocket);
     let mut closing = state.closing.clone();
     let bucket = TokenBucket::new(state.rate_limit(), Instant::now());
@@ -288,6 +288,9 @@ async fn run(
         other => other,
     };
     super::finish(&mut s.ws, end).await;
+    // Out of the open-connection gauge before the connection's control handles drop:
+    // the last of them counts a slow client as dropped, and it must be gone by then.
+    drop(counted);
 }
 
 impl Session {
