@@ -115,6 +115,21 @@ impl PresenceView<Arc<PresenceEntry>> {
             news: Arc::clone(event.entry()),
         }
     }
+
+    /// The `join` or `leave` frame of `event`, in whichever frame type (`/ws`'s
+    /// `ServerFrame` or the chat room's `RoomEvent`) its two constructors make.
+    pub(crate) fn frame<F>(
+        channel: &ChannelName,
+        event: &PresenceEvent,
+        join: impl FnOnce(Self) -> F,
+        leave: impl FnOnce(Self) -> F,
+    ) -> F {
+        let view = Self::of_event(channel, event);
+        match event {
+            PresenceEvent::Join(_) => join(view),
+            PresenceEvent::Leave(_) => leave(view),
+        }
+    }
 }
 
 /// `POST /api/channels/{channel}/messages`:

@@ -72,11 +72,7 @@ pub(crate) enum ServerFrame {
 impl ServerFrame {
     /// The `join` or `leave` frame of `event`.
     pub(crate) fn presence_event(channel: &ChannelName, event: &PresenceEvent) -> Self {
-        let view = PresenceView::of_event(channel, event);
-        match event {
-            PresenceEvent::Join(_) => ServerFrame::Join(view),
-            PresenceEvent::Leave(_) => ServerFrame::Leave(view),
-        }
+        PresenceView::frame(channel, event, ServerFrame::Join, ServerFrame::Leave)
     }
 
     /// The frame's JSON, with the client's `ref` (as it sent it) when it answers a command.
@@ -112,11 +108,7 @@ pub(crate) enum RoomEvent {
 impl RoomEvent {
     /// The `join` or `leave` event of `event`.
     pub(crate) fn presence_event(channel: &ChannelName, event: &PresenceEvent) -> Self {
-        let view = PresenceView::of_event(channel, event);
-        match event {
-            PresenceEvent::Join(_) => RoomEvent::Join(view),
-            PresenceEvent::Leave(_) => RoomEvent::Leave(view),
-        }
+        PresenceView::frame(channel, event, RoomEvent::Join, RoomEvent::Leave)
     }
 
     /// As a text frame to queue.
