@@ -46,6 +46,7 @@ use switchboard_protocol::Config;
 /// assert_eq!(defaults.close_timeout, Duration::from_secs(5));
 /// assert_eq!(defaults.handshake_timeout, Some(Duration::from_secs(10)));
 /// assert_eq!((defaults.ping_interval, defaults.pong_timeout), (None, Duration::from_secs(20)));
+/// assert!(!defaults.steady_pings);
 /// assert_eq!(defaults.idle_timeout, None);
 ///
 /// let config = WebSocketConfig::default().max_message_size(64 << 20).compression(true);
@@ -72,6 +73,14 @@ pub struct WebSocketConfig {
     /// How long the peer has to answer a keepalive ping before the connection is
     /// considered dead: it is cut off with 1011 and `recv` reports a timeout. Default 20 s.
     pub pong_timeout: Duration,
+    /// Ping every [`ping_interval`](Self::ping_interval) whatever the peer sends, instead of
+    /// only after that long of silence from it. For a server behind a proxy that cuts
+    /// connections on which *it* has been silent (nginx's `proxy_read_timeout` counts only
+    /// the upstream's bytes): a peer that talks while the server has nothing to say still
+    /// gets a frame every interval. The pong timeout and "any bytes count as the answer"
+    /// are the same either way (and while a ping waits for its answer, no other is sent).
+    /// Default `false`.
+    pub steady_pings: bool,
     /// Close with 1001 "idle timeout" when the peer has sent nothing for this long;
     /// `None`: never. Default `None`.
     pub idle_timeout: Option<Duration>,
@@ -89,6 +98,7 @@ impl Default for WebSocketConfig {
             handshake_timeout: Some(Duration::from_secs(10)),
             ping_interval: None,
             pong_timeout: Duration::from_secs(20),
+            steady_pings: false,
             idle_timeout: None,
             slow_consumer: SlowConsumer::Wait,
         }
@@ -148,6 +158,23 @@ impl WebSocketConfig {
     pub fn keepalive(mut self, interval: Option<Duration>, pong_timeout: Duration) -> Self {
         self.ping_interval = interval;
         self.pong_timeout = pong_timeout;
+        self
+    }
+
+    /// Sets [`WebSocketConfig::steady_pings`]: keepalive pings every interval, not only
+    /// after that long of silence from the peer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use switchboard::WebSocketConfig;
+    ///
+    /// let config = WebSocketConfig::default()
+    ///     .keepalive(Some(Duration::from_secs(30)), Duration::from_secs(20))
+    ///     .steady_pings(true);
+    /// assert!(config.steady_pings);
+    /// ```
+    pub fn steady_pings(mut self, on: bool) -> Self {
+        self.steady_pings = on;
         self
     }
 

@@ -194,6 +194,7 @@ impl<S> Core<S> {
             liveness: Liveness::new(Timers {
                 ping_interval: config.ping_interval,
                 pong_timeout: config.pong_timeout,
+                steady_pings: config.steady_pings,
                 idle_timeout: config.idle_timeout,
             }),
             slow_consumer: config.slow_consumer,

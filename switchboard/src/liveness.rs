@@ -27,6 +27,8 @@ pub(crate) struct Timers {
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) pong_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
+    /// Ping every `ping_interval` whatever arrives (see `WebSocketConfig::steady_pings`).
+    pub(crate) steady_pings: bool,
 }
 
 /// What the driver should do now.
@@ -128,17 +130,25 @@ struct Watch {
     registered: Option<Waker>,
 }
 
-/// The state of the keepalive and idle timers.
+/// The state of the keepalive and idle timers. The settings are held field by field, not
+/// as a `Timers`, so that the flags fill the padding after `latency_us` and the clock
+/// stays in its allocation size class.
 struct Clock {
-    timers: Timers,
+    ping_interval: Option<Duration>,
+    pong_timeout: Duration,
+    idle_timeout: Option<Duration>,
     last_inbound: Instant,
-    /// When the last keepalive ping was sent, until its pong: the peer is alive once
-    /// anything arrives after it (`last_inbound` passes it), but only the pong ends the
-    /// round trip.
-    ping_sent: Option<Instant>,
+    /// When the last keepalive ping was sent (the clock's start before the first): the
+    /// peer is alive once anything arrives after it (`last_inbound` passes it), but only
+    /// the pong ends the round trip. With steady pings, the next one is due an interval
+    /// after it.
+    ping_sent: Instant,
     /// The round trip of the last keepalive ping answered, in microseconds (`NO_LATENCY`
     /// before the first): four bytes, so the clock stays in its allocation size class.
     latency_us: u32,
+    /// A keepalive ping is out and its pong has not come yet (it measures the latency).
+    awaiting_pong: bool,
+    steady_pings: bool,
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
@@ -146,8 +156,9 @@ impl std::fmt::Debug for Liveness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Liveness");
         if let Some(clock) = &self.clock {
-            d.field("timers", &clock.timers)
-                .field("ping_outstanding", &clock.ping_sent.is_some());
+            d.field("ping_interval", &clock.ping_interval)
+                .field("steady_pings", &clock.steady_pings)
+                .field("ping_outstanding", &clock.awaiting_pong);
         }
         d.field("going_away", &self.going_away.is_some())
             .finish_non_exhaustive()
@@ -157,11 +168,16 @@ impl std::fmt::Debug for Liveness {
 impl Liveness {
     pub(crate) fn new(timers: Timers) -> Self {
         let clock = (timers.ping_interval.is_some() || timers.idle_timeout.is_some()).then(|| {
+            let now = Instant::now();
             Box::new(Clock {
-                timers,
-                last_inbound: Instant::now(),
-                ping_sent: None,
+                ping_interval: timers.ping_interval,
+                pong_timeout: timers.pong_timeout,
+                idle_timeout: timers.idle_timeout,
+                last_inbound: now,
+                ping_sent: now,
                 latency_us: NO_LATENCY,
+                awaiting_pong: false,
+                steady_pings: timers.steady_pings,
                 sleep: None,
             })
         });
@@ -197,13 +213,11 @@ impl Liveness {
     /// payload while one is out), its round trip is the new latency.
     pub(crate) fn on_pong(&mut self, payload: &[u8]) {
         if let Some(clock) = &mut self.clock {
-            if payload.is_empty() {
-                if let Some(sent) = clock.ping_sent.take() {
-                    let micros = sent.elapsed().as_micros();
-                    clock.latency_us = u32::try_from(micros)
-                        .unwrap_or(u32::MAX)
-                        .min(NO_LATENCY - 1);
-                }
+            if payload.is_empty() && std::mem::take(&mut clock.awaiting_pong) {
+                let micros = clock.ping_sent.elapsed().as_micros();
+                clock.latency_us = u32::try_from(micros)
+                    .unwrap_or(u32::MAX)
+                    .min(NO_LATENCY - 1);
             }
         }
     }
@@ -273,33 +287,37 @@ impl Clock {
         let now = Instant::now();
         let mut verdict = Verdict::Wait;
         let mut next: Option<Instant> = None;
-        if let Some(idle) = self.timers.idle_timeout {
+        if let Some(idle) = self.idle_timeout {
             let deadline = self.last_inbound + idle;
             if now >= deadline {
                 return Verdict::Idle { after: idle };
             }
             next = Some(deadline);
         }
-        if let Some(interval) = self.timers.ping_interval {
-            let deadline = match self.ping_sent {
-                // Waiting for a sign of life: nothing has arrived since the ping.
-                Some(sent) if self.last_inbound < sent => {
-                    let deadline = sent + self.timers.pong_timeout;
-                    if now >= deadline {
-                        return Verdict::Dead { waited: now - sent };
-                    }
-                    deadline
+        if let Some(interval) = self.ping_interval {
+            let sent = self.ping_sent;
+            // Waiting for a sign of life: nothing has arrived since the ping.
+            let deadline = if self.last_inbound < sent {
+                let answer_due = sent + self.pong_timeout;
+                if now >= answer_due {
+                    return Verdict::Dead { waited: now - sent };
                 }
-                _ => {
-                    let deadline = self.last_inbound + interval;
-                    if now >= deadline {
-                        // Ping now, and wake up when the answer is due.
-                        self.ping_sent = Some(now);
-                        verdict = Verdict::Ping;
-                        now + self.timers.pong_timeout
-                    } else {
-                        deadline
-                    }
+                // No other ping while one waits for its answer, steady or not.
+                answer_due
+            } else {
+                let ping_due = if self.steady_pings {
+                    sent + interval
+                } else {
+                    self.last_inbound + interval
+                };
+                if now >= ping_due {
+                    // Ping now, and wake up when the answer is due.
+                    self.ping_sent = now;
+                    self.awaiting_pong = true;
+                    verdict = Verdict::Ping;
+                    now + self.pong_timeout
+                } else {
+                    ping_due
                 }
             };
             next = Some(next.map_or(deadline, |n| n.min(deadline)));
@@ -334,7 +352,62 @@ mod tests {
             ping_interval: ping.map(Duration::from_secs),
             pong_timeout: Duration::from_secs(pong),
             idle_timeout: idle.map(Duration::from_secs),
+            steady_pings: false,
         }
+    }
+
+    fn steady(ping: u64, pong: u64) -> Timers {
+        Timers {
+            steady_pings: true,
+            ..timers(Some(ping), pong, None)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steady_pings_go_out_every_interval_while_the_peer_talks() {
+        let waker = Waker::noop();
+        let mut l = Liveness::new(steady(10, 5));
+        // The peer sends every 3 s: without steady pings it would never be pinged.
+        for _ in 0..3 {
+            tokio::time::advance(Duration::from_secs(3)).await;
+            l.on_inbound();
+            assert_eq!(l.poll(waker), Verdict::Wait);
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(l.poll(waker), Verdict::Ping);
+        tokio::time::advance(Duration::from_millis(7)).await;
+        l.on_inbound();
+        l.on_pong(b"");
+        assert_eq!(l.latency(), Some(Duration::from_millis(7)));
+        // Due an interval after the last ping, not after the last bytes.
+        tokio::time::advance(Duration::from_millis(9_992)).await;
+        l.on_inbound();
+        assert_eq!(l.poll(waker), Verdict::Wait);
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(l.poll(waker), Verdict::Ping);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_peer_is_declared_dead_with_steady_pings_too() {
+        let mut l = Liveness::new(steady(10, 5));
+        let mut pings = 0;
+        let verdict = std::future::poll_fn(|cx| match l.poll(cx.waker()) {
+            Verdict::Wait => Poll::Pending,
+            Verdict::Ping => {
+                pings += 1;
+                Poll::Pending
+            }
+            verdict => Poll::Ready(verdict),
+        });
+        let started = Instant::now();
+        assert_eq!(
+            verdict.await,
+            Verdict::Dead {
+                waited: Duration::from_secs(5)
+            }
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
+        assert_eq!(pings, 1);
     }
 
     #[tokio::test(start_paused = true)]

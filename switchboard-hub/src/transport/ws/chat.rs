@@ -148,7 +148,6 @@ async fn run(
     let mut closing = state.closing.clone();
     let mut bucket = TokenBucket::new(state.rate_limit(), Instant::now());
     let may_publish = caller.authorize(Action::Publish, &channel).is_ok();
-    let mut ping = super::ping_timer();
     let mut exits = super::Exits::new(&state, &control);
     let mut expiry = caller
         .expiry()
@@ -190,11 +189,6 @@ async fn run(
                     if let Err(end) = Box::pin(exits.write_batch(&mut ws, out, rx, |_| true)).await {
                         break end;
                     }
-                }
-            }
-            _ = ping.tick() => {
-                if let Err(end) = Box::pin(exits.ping(&mut ws)).await {
-                    break end;
                 }
             }
         }

@@ -11,7 +11,9 @@
 //! subscription's ring is the bounded queue; the slow-consumer policy acts on it (see
 //! [`deliver`]). Presence events, when a client asks for them, come from a task through a
 //! bounded queue ([`super::outbox`]). The same task reads client frames and watches for
-//! shutdown, keepalive and its kill switch, which every write races ([`Exits::write`]).
+//! shutdown, its token's expiry and its kill switch, which every write races
+//! ([`Exits::write`]); keepalive pings are the socket's own, driven by its reads
+//! ([`socket_config`]).
 //!
 //! Fan-out shares bytes: the frame body a subscriber sends is [`Message::ws_envelope`] (or
 //! [`Message::plain_text`]), encoded once per message and handed to every connection as a
@@ -40,7 +42,9 @@ use crate::core::ChannelName;
 use crate::hub::{Delivery, Subscription};
 use crate::metrics::Transport;
 
-/// How often an idle connection is pinged (keeps proxies from timing it out).
+/// How often every connection is pinged, whatever its client sends: keeps proxies that
+/// time out a connection the server is silent on (nginx's 60 s `proxy_read_timeout`) from
+/// cutting it, and checks that the peer is there.
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a pinged peer has to answer (any bytes count) before it is cut off.
 const PONG_TIMEOUT: Duration = Duration::from_secs(20);
@@ -468,11 +472,6 @@ impl Exits {
         }
     }
 
-    /// Sends a keepalive ping.
-    pub(crate) async fn ping(&mut self, ws: &mut WebSocket) -> Result<(), End> {
-        self.write(ws.ping(Bytes::new())).await
-    }
-
     /// Writes `first` and whatever else is already queued (up to a batch), with one flush.
     /// Frames whose tag `is_live` rejects are skipped.
     pub(crate) async fn write_batch(
@@ -555,14 +554,6 @@ pub(crate) fn control_of(state: &AppState, extensions: &http::Extensions) -> Con
     super::control_of(state, extensions)
 }
 
-/// A ping timer that first fires one interval from now.
-pub(crate) fn ping_timer() -> tokio::time::Interval {
-    let mut t =
-        tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
-    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    t
-}
-
 /// Completes when the server begins shutting down.
 pub(crate) async fn closing(rx: &mut watch::Receiver<bool>) {
     super::closing(rx).await
@@ -577,9 +568,12 @@ pub(crate) fn accepted(state: &AppState, version: http::Version) {
 
 /// The WebSocket limits for the hub: messages up to the hub's limit plus room for the JSON
 /// envelope of the `/ws` protocol; no compression (so broadcast bytes are shared as is).
-/// A peer silent for [`PING_INTERVAL`] is pinged and has [`PONG_TIMEOUT`] to answer, else
-/// it is cut off (1011): a half-open connection (a dead phone, a pulled cable) ends, and
-/// its presence entry leaves, within about a minute instead of lingering.
+/// Every connection is pinged every [`PING_INTERVAL`] (steady pings: also while its client
+/// talks, for proxies that count only the server's bytes) and has [`PONG_TIMEOUT`] to
+/// answer (any bytes), else it is cut off (1011): a half-open connection (a dead phone, a
+/// pulled cable) ends, and its presence entry leaves, within about a minute instead of
+/// lingering. The socket's own keepalive does it: one timer per connection, none in the
+/// connection's task.
 pub(crate) fn socket_config(state: &AppState) -> switchboard::WebSocketConfig {
     let max = state
         .config
@@ -591,4 +585,5 @@ pub(crate) fn socket_config(state: &AppState) -> switchboard::WebSocketConfig {
         .max_message_size(max)
         .max_frame_size(max)
         .keepalive(Some(PING_INTERVAL), PONG_TIMEOUT)
+        .steady_pings(true)
 }

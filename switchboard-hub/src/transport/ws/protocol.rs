@@ -230,7 +230,6 @@ async fn run(
         refused_in_a_row: 0,
         ended: None,
     };
-    let mut ping = super::ping_timer();
     let control = s.control.clone();
     let end = loop {
         let expiry = s.caller.expiry();
@@ -263,11 +262,6 @@ async fn run(
                     if let Err(end) = Box::pin(written).await {
                         break end;
                     }
-                }
-            }
-            _ = ping.tick() => {
-                if let Err(end) = Box::pin(s.exits.ping(&mut s.ws)).await {
-                    break end;
                 }
             }
         }
