@@ -627,21 +627,25 @@ impl Connection {
         {
             return None;
         }
-        buf.advance(header_len);
         // Split, not taken: the buffer keeps its allocation, and once the application
-        // drops the message the shell can reuse it without allocating.
-        let mut payload = buf.split_to(len);
+        // drops the message the shell can reuse it without allocating. Header and payload
+        // leave in one split, and the header is stepped over in the frozen `Bytes` (pointer
+        // arithmetic, inline), not with a second split.
+        let mut frame = buf.split_to(header_len + len);
+        let payload = &mut frame[header_len..];
         if let Some(key) = key {
-            apply_mask(&mut payload, key, 0);
+            apply_mask(payload, key, 0);
         }
-        if !text {
-            return Some(Ok(Event::Message(Message::Binary(payload.freeze()))));
-        }
-        if !payload.is_ascii() && simdutf8::basic::from_utf8(&payload).is_err() {
+        if text && !payload.is_ascii() && simdutf8::basic::from_utf8(payload).is_err() {
             return Some(Err(ProtocolError::InvalidUtf8));
         }
+        let mut payload = frame.freeze();
+        payload.advance(header_len);
+        if !text {
+            return Some(Ok(Event::Message(Message::Binary(payload))));
+        }
         Some(Ok(Event::Message(Message::Text(
-            Utf8Bytes::from_validated(payload.freeze()),
+            Utf8Bytes::from_validated(payload),
         ))))
     }
 
@@ -924,6 +928,7 @@ impl Connection {
 
     /// Queues a data message, compressed if permessage-deflate is on and the message is
     /// above the threshold.
+    #[inline]
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         if self.close_sent {
             return Err(SendError::Closed);
@@ -932,6 +937,21 @@ impl Connection {
             Message::Text(text) => (OpCode::Text, text.into_bytes()),
             Message::Binary(bytes) => (OpCode::Binary, bytes),
         };
+        // The common case, inline at the caller: a server's small frame (no mask, no
+        // deflate, no chunk of its own), two header bytes and a copy into the tail.
+        if payload.len() <= usize::from(MAX_SHORT_LEN)
+            && payload.len() < self.config.vectored_write_threshold
+            && self.mask_key.is_none()
+            && self.deflate.is_none()
+        {
+            self.out.push_short(opcode, &payload);
+            return Ok(());
+        }
+        self.send_general(opcode, payload)
+    }
+
+    /// [`Connection::send`] for every frame its inline case does not take.
+    fn send_general(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError> {
         if let Some(deflate) = self.deflate.as_mut() {
             if deflate.should_compress(payload.len()) {
                 let mut compressed = BytesMut::new();
@@ -1069,7 +1089,14 @@ impl Connection {
     /// # Panics
     ///
     /// If `n` is more than [`Connection::buffered_amount`].
+    #[inline]
     pub fn advance_output(&mut self, n: usize) {
+        if n == self.out.len && self.out.chunks.is_empty() {
+            // Everything written, and it was all in the tail (the usual case), inline.
+            self.out.len = 0;
+            self.out.release_tail();
+            return;
+        }
         self.out.advance(n);
     }
 
@@ -1087,11 +1114,13 @@ impl Connection {
     // ----- getters -----
 
     /// Bytes queued but not yet written (the browser API's `bufferedAmount`).
+    #[inline]
     pub fn buffered_amount(&self) -> usize {
         self.out.len
     }
 
     /// The lifecycle state.
+    #[inline]
     pub fn state(&self) -> State {
         if self.failed || self.eof || (self.close_sent && self.close_received) {
             State::Closed
@@ -1160,6 +1189,10 @@ struct OutQueue {
 /// one is freed, so one big message does not pin its memory.
 const KEEP_TAIL_CAPACITY: usize = 16 << 10;
 
+/// The longest payload whose length fits the header's seven bits (§5.2): such a frame from
+/// a server has a two-byte header.
+const MAX_SHORT_LEN: u8 = 125;
+
 thread_local! {
     /// One drained write buffer per thread. A connection whose output is all written holds
     /// no buffer (idle connections cost no write memory), and the next connection on this
@@ -1203,6 +1236,19 @@ impl OutQueue {
             }
             None => self.tail.extend_from_slice(&payload),
         }
+    }
+
+    /// Appends an unmasked frame of at most [`MAX_SHORT_LEN`] payload bytes, FIN set, no RSV
+    /// bits: a two-byte header (the one [`FrameHeader::encode`] writes for it) and a copy.
+    #[inline]
+    fn push_short(&mut self, opcode: OpCode, payload: &[u8]) {
+        debug_assert!(payload.len() <= usize::from(MAX_SHORT_LEN));
+        self.prepare_tail();
+        self.len += 2 + payload.len();
+        self.tail.reserve(2 + payload.len());
+        self.tail
+            .extend_from_slice(&[0x80 | opcode.as_u8(), payload.len() as u8]);
+        self.tail.extend_from_slice(payload);
     }
 
     fn push_encoded(&mut self, frame: Bytes, vectored_threshold: usize) {

@@ -52,12 +52,14 @@ thread_local! {
     static SPARE_READ_BUFFER: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
 }
 
+#[inline]
 fn take_spare_read_buffer() -> BytesMut {
     SPARE_READ_BUFFER
         .with(|spare| spare.take())
         .unwrap_or_default()
 }
 
+#[inline]
 fn give_back_read_buffer(mut buf: BytesMut) {
     if buf.capacity() <= KEEP_READ_CAPACITY && buf.capacity() > 0 {
         buf.clear();
@@ -317,6 +319,7 @@ impl<S> Core<S> {
     }
 
     /// Queues a message, failing if the connection can no longer send.
+    #[inline]
     pub(crate) fn queue(&mut self, message: Message) -> Result<(), Error> {
         if self.phase != Phase::Open || self.conn.state() == State::Closed {
             return Err(Error::closed());
@@ -456,7 +459,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 }
             }
 
-            if self.conn.state() == State::Open && self.liveness.is_active() {
+            // One look at the state per round (it is several flags): open, with the
+            // timers and signal to ask, or closing, with the close timeout to watch.
+            let state = self.conn.state();
+            if state == State::Open && self.liveness.is_active() {
                 match self.liveness.poll(rw) {
                     Verdict::Wait => {}
                     Verdict::Ping => {
@@ -495,7 +501,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 }
             }
 
-            if self.conn.state() == State::Closing {
+            // A verdict that changed the state went round again (`continue`) above, and a
+            // ping does not change it: `state` is still current here.
+            if state == State::Closing {
                 // Our close frame is out (or queued); the peer has `close_timeout` to answer.
                 self.arm_deadline();
                 if self.deadline_passed(rw) {

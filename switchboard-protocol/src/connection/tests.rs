@@ -1038,3 +1038,35 @@ proptest! {
         prop_assert_eq!(pieces, whole);
     }
 }
+
+/// `send`'s inline case (a server's frame of at most 125 bytes, written as two header bytes
+/// and a copy) must put on the wire exactly what the general encoder does, at every length
+/// around the boundary and for both data opcodes, alone and behind other queued frames.
+#[test]
+fn short_server_frames_match_the_general_encoder() {
+    for len in [0usize, 1, 20, 124, 125, 126, 127, 300] {
+        for text in [true, false] {
+            let payload = vec![b'a'; len];
+            let message = if text {
+                Message::Text(String::from_utf8(payload.clone()).unwrap().into())
+            } else {
+                Message::Binary(payload.clone().into())
+            };
+            let mut conn = server();
+            conn.send(message.clone()).unwrap();
+            conn.send(message).unwrap();
+            let opcode = if text { 0x1 } else { 0x2 };
+            let one = frame(true, 0, opcode, None, &payload);
+            let expected = [one.clone(), one].concat();
+            assert_eq!(
+                conn.output_chunks_vec().concat(),
+                expected,
+                "len {len}, text {text}"
+            );
+            assert_eq!(conn.buffered_amount(), expected.len());
+            conn.advance_output(expected.len());
+            assert_eq!(conn.buffered_amount(), 0);
+            assert!(conn.output_chunks_vec().is_empty());
+        }
+    }
+}

@@ -9,19 +9,20 @@
 /// assert_eq!(OpCode::from_u8(0x3), None); // reserved
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum OpCode {
     /// `0x0`: continues a fragmented message.
-    Continuation,
+    Continuation = 0x0,
     /// `0x1`: the first frame of a UTF-8 text message.
-    Text,
+    Text = 0x1,
     /// `0x2`: the first frame of a binary message.
-    Binary,
+    Binary = 0x2,
     /// `0x8`: the close handshake.
-    Close,
+    Close = 0x8,
     /// `0x9`: a ping; the peer answers with a pong.
-    Ping,
+    Ping = 0x9,
     /// `0xA`: a pong, solicited or not.
-    Pong,
+    Pong = 0xA,
 }
 
 impl OpCode {
@@ -40,15 +41,10 @@ impl OpCode {
     }
 
     /// The four-bit wire value.
+    #[inline]
     pub fn as_u8(self) -> u8 {
-        match self {
-            Self::Continuation => 0x0,
-            Self::Text => 0x1,
-            Self::Binary => 0x2,
-            Self::Close => 0x8,
-            Self::Ping => 0x9,
-            Self::Pong => 0xA,
-        }
+        // The discriminants are the wire values: a cast, not a lookup.
+        self as u8
     }
 
     /// Close, ping and pong: frames that may not be fragmented and carry at most 125 bytes.
