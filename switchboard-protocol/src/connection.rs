@@ -4,7 +4,10 @@ use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
 use crate::deflate::{Decompressor, Deflate, DeflateParams, InflateError};
 use crate::error::{ProtocolError, SendError};
-use crate::frame::{apply_mask, FrameHeader, HeaderError, OpCode, Role, MAX_HEADER_LEN};
+use crate::frame::{
+    apply_mask, unmask_checking_ascii, FrameHeader, HeaderError, OpCode, Role, MAX_HEADER_LEN,
+    VECTOR_MIN,
+};
 use crate::message::Message;
 use crate::utf8::{Utf8Bytes, Utf8Validator};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -521,14 +524,38 @@ impl Connection {
     }
 
     fn poll_event_in(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, ProtocolError> {
-        match self.parse(buf) {
-            Ok(event) => Ok(event),
-            Err(error) => {
-                self.fail(&error);
-                buf.clear();
-                Err(error)
+        // A whole message in one frame, with no frame or message in progress and input
+        // still wanted: `parse` would take `whole_message` first too. Here without the
+        // general parser's state, so the usual call is a small one.
+        if self.frame.is_none()
+            && self.message.is_none()
+            && !(self.close_received || self.failed || self.eof)
+        {
+            match self.whole_message(buf) {
+                Some(Ok(event)) => return Ok(Some(event)),
+                Some(Err(error)) => return Err(self.failed_on(error, buf)),
+                None => {}
             }
         }
+        self.poll_event_general(buf)
+    }
+
+    /// [`Connection::poll_event`] for everything but a whole message in one frame.
+    #[inline(never)]
+    fn poll_event_general(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, ProtocolError> {
+        match self.parse(buf) {
+            Ok(event) => Ok(event),
+            Err(error) => Err(self.failed_on(error, buf)),
+        }
+    }
+
+    /// The peer broke the protocol: fail the connection, discard its input, hand the error
+    /// back.
+    #[cold]
+    fn failed_on(&mut self, error: ProtocolError, buf: &mut BytesMut) -> ProtocolError {
+        self.fail(&error);
+        buf.clear();
+        error
     }
 
     fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Event>, ProtocolError> {
@@ -633,10 +660,16 @@ impl Connection {
         // arithmetic, inline), not with a second split.
         let mut frame = buf.split_to(header_len + len);
         let payload = &mut frame[header_len..];
-        if let Some(key) = key {
-            apply_mask(payload, key, 0);
-        }
-        if text && !payload.is_ascii() && simdutf8::basic::from_utf8(payload).is_err() {
+        let ascii = match key {
+            // The usual short message: unmasked and found ASCII in one pass.
+            Some(key) if payload.len() < VECTOR_MIN => unmask_checking_ascii(payload, key),
+            Some(key) => {
+                apply_mask(payload, key, 0);
+                text && payload.is_ascii()
+            }
+            None => text && payload.is_ascii(),
+        };
+        if text && !ascii && simdutf8::basic::from_utf8(payload).is_err() {
             return Some(Err(ProtocolError::InvalidUtf8));
         }
         let mut payload = frame.freeze();

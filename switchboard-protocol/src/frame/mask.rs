@@ -29,9 +29,17 @@
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotate(key, offset);
     if buf.len() < VECTOR_MIN {
-        // A chat message is a few words: no vector set-up, no dispatch.
+        // A chat message is a few words: no vector set-up, no dispatch, and no call (this
+        // much is inlined where a frame is parsed).
         return mask_words(buf, key);
     }
+    apply_mask_long(buf, key);
+}
+
+/// [`apply_mask`] from [`VECTOR_MIN`] bytes on (`key` already rotated), out of line, so
+/// that the short case stays small enough to inline.
+#[inline(never)]
+fn apply_mask_long(buf: &mut [u8], key: [u8; 4]) {
     #[cfg(target_arch = "x86_64")]
     x86::apply_best(buf, key);
     #[cfg(not(target_arch = "x86_64"))]
@@ -39,7 +47,43 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 }
 
 /// From this length on, [`apply_mask`] takes the vector path chosen for this CPU.
-const VECTOR_MIN: usize = 64;
+pub(crate) const VECTOR_MIN: usize = 64;
+
+/// Unmasks a payload from its first byte (as `apply_mask(buf, key, 0)`) and answers whether
+/// every unmasked byte is ASCII, in the same pass: the words are ORed together as they are
+/// stored, so a short text message needs no second walk for its UTF-8 check. For payloads
+/// under [`VECTOR_MIN`] bytes (longer ones are faster through [`apply_mask`] and a
+/// vectorised check); correct at any length.
+#[inline]
+pub(crate) fn unmask_checking_ascii(buf: &mut [u8], key: [u8; 4]) -> bool {
+    let narrow = u32::from_ne_bytes(key);
+    let wide = (u64::from(narrow) << 32) | u64::from(narrow);
+    let mut seen = 0u64;
+    let mut chunks = buf.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let plain = u64::from_ne_bytes(word) ^ wide;
+        chunk.copy_from_slice(&plain.to_ne_bytes());
+        seen |= plain;
+    }
+    let mut rest = chunks.into_remainder();
+    if rest.len() >= 4 {
+        let (word, tail) = rest.split_at_mut(4);
+        let mut bytes = [0u8; 4];
+        bytes.copy_from_slice(word);
+        let plain = u32::from_ne_bytes(bytes) ^ narrow;
+        word.copy_from_slice(&plain.to_ne_bytes());
+        seen |= u64::from(plain);
+        rest = tail;
+    }
+    for (byte, k) in rest.iter_mut().zip(key) {
+        *byte ^= k;
+        seen |= u64::from(*byte);
+    }
+    // Every byte was ORed into some byte lane; a high bit in any lane is a non-ASCII byte.
+    seen & 0x8080_8080_8080_8080 == 0
+}
 
 /// The byte-at-a-time definition from the RFC; the oracle for [`apply_mask`].
 ///
@@ -404,6 +448,24 @@ mod tests {
                 path.apply(&mut buf[start..], key, offset);
                 prop_assert_eq!(&buf[..start], &data[..start], "{} wrote before its slice", path.name());
                 prop_assert_eq!(&buf[start..], &expected[..], "path {}", path.name());
+            }
+        }
+
+        #[test]
+        fn unmasking_with_the_ascii_check_equals_naive(
+            data in proptest::collection::vec(any::<u8>(), 0..200),
+            ascii in proptest::collection::vec(0u8..0x80, 0..200),
+            key in any::<[u8; 4]>(),
+        ) {
+            // Random bytes (mostly not ASCII once unmasked) and masked ASCII text.
+            let mut text = ascii.clone();
+            apply_mask_naive(&mut text, key, 0);
+            for input in [data, text] {
+                let mut buf = input.clone();
+                let is_ascii = unmask_checking_ascii(&mut buf, key);
+                let expected = naive(&input, key, 0);
+                prop_assert_eq!(is_ascii, expected.is_ascii());
+                prop_assert_eq!(buf, expected);
             }
         }
 

@@ -21,6 +21,7 @@ mod opcode;
 
 pub use header::{FrameHeader, HeaderError, MAX_HEADER_LEN};
 pub use mask::{apply_mask, apply_mask_naive, MaskPath};
+pub(crate) use mask::{unmask_checking_ascii, VECTOR_MIN};
 pub use opcode::OpCode;
 
 /// Which end of the connection we are. It decides the masking rule (RFC 6455 §5.1): clients
