@@ -8,6 +8,12 @@
 //! [`ConnectionLimiter`] (a proxy counts toward the total only), answering a connection
 //! over them (`/healthz` still works), TLS and the HTTP server.
 //!
+//! The HTTP server, on HTTP/1.1: the hub's own driver (`front`) reads each request head
+//! and serves `GET /sse/{channel}` and `GET /poll/{channel}` itself, through the same
+//! router, because those hold a connection for minutes and hyper's connection keeps 24 KiB
+//! of buffers all that time; any other request hands the connection to hyper (the bytes
+//! read so far first), which serves it from then on. HTTP/2 is hyper's.
+//!
 //! With [`HubServer::with_tls`] it serves `https://`, and speaks HTTP/2 to clients that pick
 //! `h2` over ALPN (every browser): REST, SSE, long polls, the page and WebSockets (RFC 8441
 //! extended CONNECT, advertised because every WebSocket route takes CONNECT) then share one
@@ -39,7 +45,12 @@ use crate::config::HubConfig;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::transport::{ApiError, ConnectionControl, Registry};
+use bytes::Bytes;
+use front::Rewind;
 use http::Version;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+mod front;
 
 /// How long shutdown waits for open connections after asking them to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -169,7 +180,9 @@ impl HubServer {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT);
+            .header_read_timeout(HEADER_TIMEOUT)
+            // The head limit the hub's own driver enforces too (431 above it).
+            .max_buf_size(front::MAX_HEAD);
         builder
             .http2()
             .timer(TokioTimer::new())
@@ -236,7 +249,11 @@ impl HubServer {
         let max_refusals = (limiter.max_total() / 16).clamp(8, 256);
         let proxies = self.config.trusted_proxies();
         tracing::debug!(?limiter, "connection limits");
-        let (h1, h2) = (self.http_builder(false), self.http_builder(true));
+        // Shared: a connection's task holds a pointer, not two builders (about 600 bytes).
+        let builders = Arc::new(Builders {
+            h1: self.http_builder(false),
+            h2: self.http_builder(true),
+        });
         let (registry, hub, tls) = (&self.registry, &self.hub, &self.tls);
         let connection = move |tcp: TcpStream, peer: SocketAddr| {
             // A proxy carries many clients: it counts toward the total only.
@@ -257,12 +274,12 @@ impl HubServer {
                 }),
                 Err(over) => Err(over),
             };
-            let (h1, h2) = (h1.clone(), h2.clone());
+            let builders = Arc::clone(&builders);
             let refusals = Arc::clone(&refusals);
             let hub = hub.clone();
             async move {
                 match accepted {
-                    Ok(conn) => conn.start(tcp, h1, h2).await,
+                    Ok(conn) => conn.start(tcp, builders).await,
                     Err(over) => {
                         if refusals.fetch_add(1, Ordering::Relaxed) < max_refusals {
                             refuse_connection(hub, tcp, peer, over).await;
@@ -333,6 +350,12 @@ async fn refuse_connection(hub: Hub, tcp: TcpStream, peer: SocketAddr, over: Lim
     let _ = tokio::time::timeout(REFUSAL_HEADER_TIMEOUT * 2, conn).await;
 }
 
+/// The HTTP servers of every connection: HTTP/1.1 with upgrades, and HTTP/2.
+struct Builders {
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
 /// What one connection's task needs.
 struct Conn {
     peer: SocketAddr,
@@ -347,16 +370,18 @@ struct Conn {
 impl Conn {
     /// TLS (when configured, within `HEADER_TIMEOUT`), then HTTP: `h1`, or `h2` when the
     /// client picked it over ALPN.
-    async fn start(
-        self,
-        tcp: TcpStream,
-        h1: auto::Builder<TokioExecutor>,
-        h2: auto::Builder<TokioExecutor>,
-    ) {
+    async fn start(self, tcp: TcpStream, builders: Arc<Builders>) {
         let Some(acceptor) = self.tls.clone() else {
-            return self.serve(TokioIo::new(tcp), h1, Version::HTTP_11).await;
+            return self.serve(tcp, builders, Version::HTTP_11).await;
         };
-        let tls = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+        // Boxed, as is what follows: a TLS stream is large, and only its connections pay.
+        Box::pin(self.start_tls(tcp, acceptor, builders)).await;
+    }
+
+    /// The TLS handshake, then [`Conn::serve`] over it.
+    async fn start_tls(self, tcp: TcpStream, acceptor: TlsAcceptor, builders: Arc<Builders>) {
+        let accept = Box::pin(acceptor.accept(tcp));
+        let tls = match tokio::time::timeout(HEADER_TIMEOUT, accept).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => {
                 tracing::debug!(peer = %self.peer, %error, "TLS handshake failed");
@@ -365,19 +390,54 @@ impl Conn {
             Err(_) => return,
         };
         if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-            self.serve(TokioIo::new(tls), h2, Version::HTTP_2).await
+            self.serve(tls, builders, Version::HTTP_2).await
         } else {
-            self.serve(TokioIo::new(tls), h1, Version::HTTP_11).await
+            self.serve(tls, builders, Version::HTTP_11).await
         }
     }
 
-    /// Serves HTTP (`version`, which `builder` is limited to) on `io` until the client
-    /// goes, the connection is killed, or shutdown; then finishes politely (HTTP/2:
-    /// GOAWAY, after which the open streams end on the closing signal: WebSockets with
-    /// 1001).
-    async fn serve<I>(self, io: I, builder: auto::Builder<TokioExecutor>, version: Version)
+    /// Serves HTTP (`version`) on `io` until the client
+    /// goes, the connection is killed, or shutdown. HTTP/1.1 starts with the hub's own
+    /// driver (`front`), which serves SSE streams and long polls and hands anything else
+    /// to hyper; HTTP/2 is hyper's from the start.
+    async fn serve<I>(self, io: I, builders: Arc<Builders>, version: Version)
     where
-        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        tracing::debug!(peer = %self.peer, ?version, "connection");
+        self.metrics.record_http_connection(version);
+        if version == Version::HTTP_2 {
+            return self
+                .serve_hyper(Rewind::new(Bytes::new(), io), &builders.h2)
+                .await;
+        }
+        let front = front::Front {
+            router: self.router.clone(),
+            control: self.control.clone(),
+            peer: self.peer,
+            tls: self.tls.is_some(),
+            metrics: Arc::clone(&self.metrics),
+        };
+        let outcome = tokio::select! {
+            outcome = front.serve(io, self.closing.clone()) => outcome,
+            _ = self.control.killed() => {
+                tracing::debug!(peer = %self.peer, "connection killed");
+                return;
+            }
+        };
+        drop(front);
+        if let front::Outcome::Handover(io) = outcome {
+            // Boxed: the connection's task stays the front's size while hyper is not used.
+            Box::pin(self.serve_hyper(io, &builders.h1)).await;
+        }
+    }
+
+    /// Hands `io` to hyper until the client goes, the connection is killed, or shutdown;
+    /// then finishes politely (HTTP/2: GOAWAY, after which the open streams end on the
+    /// closing signal: WebSockets with 1001).
+    async fn serve_hyper<I>(self, io: Rewind<I>, builder: &auto::Builder<TokioExecutor>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let Conn {
             peer,
@@ -390,8 +450,6 @@ impl Conn {
         // Its requests were made to an `https://` origin, which the Origin check must know
         // on HTTP/1.1 (HTTP/2 carries `:scheme` itself).
         let tls = tls.is_some();
-        tracing::debug!(%peer, ?version, "connection");
-        metrics.record_http_connection(version);
         let service = {
             let control = control.clone();
             tower::service_fn(move |req: hyper::Request<Incoming>| {
@@ -405,7 +463,8 @@ impl Conn {
                 router.clone().oneshot(req)
             })
         };
-        let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(service));
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
         let mut conn = std::pin::pin!(conn);
         tokio::select! {
             result = conn.as_mut() => {

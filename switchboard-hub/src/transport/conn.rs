@@ -1,8 +1,9 @@
 //! A handle on the TCP connection a request arrived on, so that a handler can close it, and
 //! the registry of live subscriber connections behind the admin API.
 //!
-//! Why: a Server-Sent Events response is written by hyper, which stops polling the body
-//! when the client stops reading. A subscriber that reads nothing would then keep its
+//! Why: a Server-Sent Events response is written by an HTTP driver (the hub's own on
+//! HTTP/1.1, hyper's on HTTP/2), which stops polling the body when the client stops
+//! reading. A subscriber that reads nothing would then keep its
 //! connection (and subscription) forever, and nobody would ever notice it lagged. The
 //! transport notices instead (its bounded queue fills up) and kills the connection through
 //! this handle; [`crate::HubServer::serve`] drops the socket at once.

@@ -33,8 +33,11 @@
 //!
 //! Shape: a forwarding task reads the subscription and pushes encoded events into a bounded
 //! queue that the response body drains. The task keeps reading even when the client does
-//! not, which is how a stalled client is noticed at all (hyper simply stops polling the body
-//! of a response whose socket is full).
+//! not, which is how a stalled client is noticed at all (whoever writes the response stops
+//! polling the body of a response whose socket is full). On HTTP/1.1 the hub's own driver
+//! writes it (`server::front`, which keeps no HTTP buffers while a stream is idle); on
+//! HTTP/2, and on a keep-alive connection hyper took over, hyper does; the handler and this
+//! shape are the same for both.
 
 use std::time::Duration;
 
