@@ -658,7 +658,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// Writes queued output until at most `target` bytes remain.
-    #[inline]
+    #[inline(always)]
     fn poll_write_until(&mut self, ww: &Waker, target: usize) -> Poll<io::Result<()>> {
         let mut cx = Context::from_waker(ww);
         while self.conn.buffered_amount() > target {
@@ -686,7 +686,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// Reads more bytes into the buffer (with `SPLIT`, at most [`SPLIT_READ_MAX`]); `Ok(0)`
     /// at end of file.
-    #[inline]
+    #[inline(always)]
     fn poll_fill<const SPLIT: bool>(&mut self, rw: &Waker) -> Poll<io::Result<usize>> {
         let mut cx = Context::from_waker(rw);
         if self.read_buf.capacity() == 0 {
