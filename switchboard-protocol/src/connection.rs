@@ -14,6 +14,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::mem::ManuallyDrop;
 
 /// What the peer sent, as the application sees it.
 ///
@@ -1231,7 +1232,44 @@ thread_local! {
     /// no buffer (idle connections cost no write memory), and the next connection on this
     /// thread to send takes this one instead of allocating. Reuse is a policy about memory,
     /// not I/O, so it lives here with the queue.
-    static SPARE_TAIL: Cell<Option<BytesMut>> = const { Cell::new(None) };
+    ///
+    /// `ManuallyDrop`: a thread-local without a destructor is a plain load and store, where
+    /// one with a destructor checks its registration on every access (twice per echoed
+    /// message). [`SpareTailGuard`] frees the buffer when the thread exits instead.
+    static SPARE_TAIL: Cell<Option<ManuallyDrop<BytesMut>>> = const { Cell::new(None) };
+    /// Whether this thread's [`SPARE_TAIL_GUARD`] is registered.
+    static SPARE_TAIL_GUARDED: Cell<bool> = const { Cell::new(false) };
+    static SPARE_TAIL_GUARD: SpareTailGuard = const { SpareTailGuard };
+}
+
+/// Frees the thread's spare write buffer when the thread exits. (A buffer handed back by
+/// another thread-local's destructor after this one ran is not freed: at most one, at exit.)
+struct SpareTailGuard;
+
+impl Drop for SpareTailGuard {
+    fn drop(&mut self) {
+        if let Some(tail) = SPARE_TAIL.take() {
+            drop(ManuallyDrop::into_inner(tail));
+        }
+    }
+}
+
+/// Takes the thread's spare write buffer, if it has one.
+#[inline]
+fn take_spare_tail() -> Option<BytesMut> {
+    SPARE_TAIL.take().map(ManuallyDrop::into_inner)
+}
+
+/// Makes `tail` the thread's spare write buffer (freeing one already there).
+#[inline]
+fn give_spare_tail(tail: BytesMut) {
+    if !SPARE_TAIL_GUARDED.get() {
+        SPARE_TAIL_GUARDED.set(true);
+        SPARE_TAIL_GUARD.with(|_| {});
+    }
+    if let Some(old) = SPARE_TAIL.replace(Some(ManuallyDrop::new(tail))) {
+        drop(ManuallyDrop::into_inner(old));
+    }
 }
 
 impl OutQueue {
@@ -1239,7 +1277,7 @@ impl OutQueue {
     #[inline]
     fn prepare_tail(&mut self) {
         if self.tail.capacity() == 0 {
-            if let Some(spare) = SPARE_TAIL.with(Cell::take) {
+            if let Some(spare) = take_spare_tail() {
                 self.tail = spare;
             }
         }
@@ -1371,7 +1409,7 @@ impl OutQueue {
         let mut tail = std::mem::take(&mut self.tail);
         if (1..=KEEP_TAIL_CAPACITY).contains(&tail.capacity()) {
             tail.clear();
-            SPARE_TAIL.with(|spare| spare.set(Some(tail)));
+            give_spare_tail(tail);
         }
     }
 }

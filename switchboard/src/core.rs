@@ -15,8 +15,10 @@ use crate::error::Error;
 use crate::liveness::{GoingAway, Liveness, Timers, Verdict};
 use crate::websocket::Received;
 use bytes::BytesMut;
+use std::cell::Cell;
 use std::future::Future;
 use std::io::{self, IoSlice};
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
@@ -49,13 +51,33 @@ thread_local! {
     /// idle connection costs no read memory); the next connection on this thread to get
     /// input takes this one instead of allocating. Messages are split off the buffer, so
     /// once the application has dropped them the buffer is reused in place.
-    static SPARE_READ_BUFFER: std::cell::Cell<Option<BytesMut>> = const { std::cell::Cell::new(None) };
+    ///
+    /// `ManuallyDrop`: a thread-local without a destructor is a plain load and store, where
+    /// one with a destructor checks its registration on every access (twice per echoed
+    /// message). [`SpareReadGuard`] frees the buffer when the thread exits instead.
+    static SPARE_READ_BUFFER: Cell<Option<ManuallyDrop<BytesMut>>> = const { Cell::new(None) };
+    /// Whether this thread's [`SPARE_READ_GUARD`] is registered.
+    static SPARE_READ_GUARDED: Cell<bool> = const { Cell::new(false) };
+    static SPARE_READ_GUARD: SpareReadGuard = const { SpareReadGuard };
+}
+
+/// Frees the thread's spare read buffer when the thread exits. (A buffer handed back by
+/// another thread-local's destructor after this one ran is not freed: at most one, at exit.)
+struct SpareReadGuard;
+
+impl Drop for SpareReadGuard {
+    fn drop(&mut self) {
+        if let Some(buf) = SPARE_READ_BUFFER.take() {
+            drop(ManuallyDrop::into_inner(buf));
+        }
+    }
 }
 
 #[inline]
 fn take_spare_read_buffer() -> BytesMut {
     SPARE_READ_BUFFER
-        .with(|spare| spare.take())
+        .take()
+        .map(ManuallyDrop::into_inner)
         .unwrap_or_default()
 }
 
@@ -63,7 +85,13 @@ fn take_spare_read_buffer() -> BytesMut {
 fn give_back_read_buffer(mut buf: BytesMut) {
     if buf.capacity() <= KEEP_READ_CAPACITY && buf.capacity() > 0 {
         buf.clear();
-        SPARE_READ_BUFFER.with(|spare| spare.set(Some(buf)));
+        if !SPARE_READ_GUARDED.get() {
+            SPARE_READ_GUARDED.set(true);
+            SPARE_READ_GUARD.with(|_| {});
+        }
+        if let Some(old) = SPARE_READ_BUFFER.replace(Some(ManuallyDrop::new(buf))) {
+            drop(ManuallyDrop::into_inner(old));
+        }
     }
 }
 
