@@ -41,6 +41,8 @@ struct Inner {
     /// A flag and a `Notify` rather than a watch channel: nothing to allocate per
     /// connection, and checking the switch before every write is one atomic load.
     kill: AtomicBool,
+    /// Set by [`ConnectionControl::shut_down`]; `changed` wakes whoever waits on it too.
+    shutting_down: AtomicBool,
     changed: Notify,
     /// Held until every task serving the connection (including an upgraded WebSocket) is
     /// done; the server waits for all of these to drop during graceful shutdown.
@@ -96,6 +98,7 @@ impl ConnectionControl {
             id,
             peer,
             kill: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
             changed: Notify::new(),
             _alive: alive,
             registry: Arc::downgrade(registry),
@@ -171,6 +174,33 @@ impl ConnectionControl {
         self.wait_for(&self.inner.kill).await;
     }
 
+    /// Tells the connection's tasks that the server is shutting down: a WebSocket closes
+    /// with 1001 after delivering what it holds. Unlike [`ConnectionControl::kill`], the
+    /// connection is not dropped by the server for it.
+    pub(crate) fn shut_down(&self) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Completes when the connection must stop, with why: killed, or the server shutting
+    /// down (a kill wins when both are set). One wait for both, so that an idle WebSocket's
+    /// task holds one small future for them rather than two.
+    pub(crate) async fn stopped(&self) -> Stop {
+        loop {
+            let changed = self.inner.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before the checks, so a notification between them is not lost.
+            changed.as_mut().enable();
+            if self.inner.kill.load(Ordering::Acquire) {
+                return Stop::Killed;
+            }
+            if self.inner.shutting_down.load(Ordering::Acquire) {
+                return Stop::Shutdown;
+            }
+            changed.await;
+        }
+    }
+
     /// Records that the connection carries `transport` subscriptions.
     pub(crate) fn set_transport(&self, transport: Transport) {
         lock(&self.inner.label).transport = Some(transport);
@@ -190,6 +220,15 @@ impl ConnectionControl {
     }
 }
 
+/// Why [`ConnectionControl::stopped`] completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// [`ConnectionControl::kill`] was called.
+    Killed,
+    /// [`ConnectionControl::shut_down`] was called.
+    Shutdown,
+}
+
 /// Every live connection, by id. Entries remove themselves when their last handle drops.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
@@ -207,6 +246,16 @@ pub(crate) struct ConnectionInfo {
 }
 
 impl Registry {
+    /// Calls [`ConnectionControl::shut_down`] on every live connection.
+    pub(crate) fn shut_down_all(&self) {
+        // Collected first: a handle dropped here may be the last, and its `Drop` takes
+        // the map's lock.
+        let live: Vec<Arc<Inner>> = lock(&self.map).values().filter_map(Weak::upgrade).collect();
+        for inner in live {
+            ConnectionControl { inner }.shut_down();
+        }
+    }
+
     /// Connections that carry subscriptions, by id.
     pub(crate) fn subscribers(&self) -> Vec<(ConnectionControl, ConnectionInfo)> {
         let live: Vec<Arc<Inner>> = lock(&self.map).values().filter_map(Weak::upgrade).collect();

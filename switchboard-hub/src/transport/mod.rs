@@ -76,6 +76,9 @@ pub(crate) struct StateInner {
     pub(crate) closing: watch::Receiver<bool>,
     /// Live subscriber connections, for the admin API.
     pub(crate) registry: Arc<conn::Registry>,
+    /// Set once the task that relays `closing` to every connection's control is running
+    /// (see [`relay_closing`]).
+    closing_relay: std::sync::OnceLock<()>,
 }
 
 impl std::ops::Deref for AppState {
@@ -123,6 +126,7 @@ impl AppState {
             config,
             closing,
             registry,
+            closing_relay: std::sync::OnceLock::new(),
         }))
     }
 
@@ -140,6 +144,30 @@ impl AppState {
 pub(crate) async fn closing(rx: &mut watch::Receiver<bool>) {
     if rx.wait_for(|closing| *closing).await.is_err() {
         std::future::pending::<()>().await;
+    }
+}
+
+/// Makes the server's closing signal reach `control` as [`ConnectionControl::shut_down`], so
+/// that a WebSocket task waits on one notification for "killed" and "shutting down"
+/// ([`ConnectionControl::stopped`]) instead of a future for each in every idle connection.
+/// The relay is one task per router, started by the first connection that asks; a
+/// connection that starts after the signal is marked here at once.
+pub(crate) fn relay_closing(state: &AppState, control: &ConnectionControl) {
+    state.closing_relay.get_or_init(|| {
+        let mut rx = state.closing.clone();
+        // Weak: the relay must not keep a dropped router's registry alive.
+        let registry = Arc::downgrade(&state.registry);
+        tokio::spawn(async move {
+            closing(&mut rx).await;
+            if let Some(registry) = registry.upgrade() {
+                registry.shut_down_all();
+            }
+        });
+    });
+    // After the relay exists: a control registered before the relay reads the registry is
+    // reached by it; one registered later finds the signal already set here.
+    if *state.closing.borrow() {
+        control.shut_down();
     }
 }
 

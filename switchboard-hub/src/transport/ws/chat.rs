@@ -24,7 +24,7 @@ use switchboard::axum::{WebSocket, WebSocketUpgrade, WebSocketUpgradeRejection};
 use switchboard::Message;
 use tokio::sync::mpsc;
 
-use super::{Encoding, End};
+use super::{Encoding, End, Event};
 use crate::broker::{PresenceGuard, PresenceList, PresenceWatch};
 use crate::core::{ChannelName, Payload};
 use crate::hub::Subscription;
@@ -113,7 +113,9 @@ async fn prepare(
     Ok((caller, channel, sub, RoomPresence { guard, watch }))
 }
 
-async fn run(
+// Not an `async fn`: see the comment on its `async` block.
+#[allow(clippy::manual_async_fn)]
+fn run(
     state: AppState,
     caller: Caller,
     channel: ChannelName,
@@ -121,101 +123,125 @@ async fn run(
     room: RoomPresence,
     control: ConnectionControl,
     mut ws: WebSocket,
-) {
-    let counted = state.hub.metrics().connection(Transport::ChatRoom);
-    control.set_transport(Transport::ChatRoom);
-    control.add_channel(&channel);
-    // Messages go from the subscription straight to the socket (`super::deliver`); only
-    // presence events, when asked for, come through a task and a queue.
-    let (presence_forwarder, mut presence_rx) = match room.watch {
-        Some(watch) => {
-            let (list, watch) = *watch;
-            let (tx, rx) = mpsc::channel(state.config.limits.queue_size.max(2));
-            let task = tokio::spawn(presence::forward(
-                state.clone(),
-                channel.clone(),
-                Shape::Event,
-                Some(list),
-                watch,
-                0,
-                tx,
-                control.clone(),
-            ));
-            (Some(task), Some(rx))
-        }
-        None => (None, None),
-    };
-    let mut closing = state.closing.clone();
-    let mut bucket = TokenBucket::new(state.rate_limit(), Instant::now());
-    let may_publish = caller.authorize(Action::Publish, &channel).is_ok();
-    let mut exits = super::Exits::new(&state, &control);
-    let mut expiry = caller
-        .expiry()
-        .map(|at| Box::pin(tokio::time::sleep_until(at)));
-    let end = loop {
-        tokio::select! {
-            _ = control.killed() => break End::Killed,
-            () = super::expired(&mut expiry) => break End::Expired,
-            _ = super::closing(&mut closing) => break End::Shutdown,
-            msg = ws.recv() => match msg {
-                None | Some(Err(_)) => break End::Gone,
-                Some(Ok(Message::Binary(_))) => {
-                    break End::Unsupported("this chat room carries text only")
-                }
-                Some(Ok(Message::Text(text))) => {
-                    if !may_publish {
-                        break End::Policy("this token may not publish here");
+) -> impl std::future::Future<Output = ()> {
+    // An `async` block, not an `async fn`: an `async fn` keeps its arguments in its
+    // future beside the locals it moves them into (for drop order), so every idle
+    // connection's task held them twice; the block uses them where they are.
+    async move {
+        let counted = state.hub.metrics().connection(Transport::ChatRoom);
+        control.set_transport(Transport::ChatRoom);
+        control.add_channel(&channel);
+        crate::transport::relay_closing(&state, &control);
+        // Messages go from the subscription straight to the socket (`super::deliver`); only
+        // presence events, when asked for, come through a task and a queue.
+        let (presence_forwarder, mut presence_rx) = match room.watch {
+            Some(watch) => {
+                let (list, watch) = *watch;
+                let (tx, rx) = mpsc::channel(state.config.limits.queue_size.max(2));
+                let task = tokio::spawn(presence::forward(
+                    state.clone(),
+                    channel.clone(),
+                    Shape::Event,
+                    Some(list),
+                    watch,
+                    0,
+                    tx,
+                    control.clone(),
+                ));
+                (Some(task), Some(rx))
+            }
+            None => (None, None),
+        };
+        let mut bucket = TokenBucket::new(state.rate_limit(), Instant::now());
+        let may_publish = caller.authorize(Action::Publish, &channel).is_ok();
+        let mut exits = super::Exits::new(&state, &control);
+        let mut expiry = caller
+            .expiry()
+            .map(|at| Box::pin(tokio::time::sleep_until(at)));
+        let end = loop {
+            // The select only says what happened; it is handled once the select is over, so
+            // that no handling's await sits on top of the branches' futures in the task.
+            let event = tokio::select! {
+                stop = control.stopped() => Event::End(stop.into()),
+                () = super::expired(&mut expiry) => Event::End(End::Expired),
+                msg = ws.recv() => Event::Received(msg),
+                delivery = sub.next() => Event::Delivery(delivery),
+                Some(out) = super::recv_some(&mut presence_rx) => Event::Presence(out),
+            };
+            match event {
+                Event::End(end) => break end,
+                Event::Received(msg) => match msg {
+                    None | Some(Err(_)) => break End::Gone,
+                    Some(Ok(Message::Binary(_))) => {
+                        break End::Unsupported("this chat room carries text only")
                     }
-                    if bucket.try_take(Instant::now()).is_err() {
-                        state.hub.metrics().record_rejected();
-                        break End::Policy("rate limit exceeded");
+                    Some(Ok(Message::Text(text))) => {
+                        if !may_publish {
+                            break End::Policy("this token may not publish here");
+                        }
+                        if bucket.try_take(Instant::now()).is_err() {
+                            state.hub.metrics().record_rejected();
+                            break End::Policy("rate limit exceeded");
+                        }
+                        if caller.charge_frame(&state).is_err() {
+                            break End::Policy("rate limit exceeded");
+                        }
+                        if let Err(end) = publish(&state, &channel, text.as_str()).await {
+                            break end;
+                        }
                     }
-                    if caller.charge_frame(&state).is_err() {
-                        break End::Policy("rate limit exceeded");
-                    }
-                    if let Err(end) = publish(&state, &channel, text.as_str()).await {
+                },
+                Event::Delivery(delivery) => {
+                    let Some(delivery) = delivery else {
+                        break End::Killed;
+                    };
+                    if let Err(end) =
+                        super::deliver(&mut exits, &mut ws, &mut sub, Encoding::Plain, delivery)
+                            .await
+                    {
                         break end;
                     }
                 }
-            },
-            delivery = sub.next() => {
-                let Some(delivery) = delivery else { break End::Killed };
-                if let Err(end) = super::deliver(&mut exits, &mut ws, &mut sub, Encoding::Plain, delivery).await {
-                    break end;
-                }
-            }
-            Some(out) = super::recv_some(&mut presence_rx) => {
-                if let Some(rx) = presence_rx.as_mut() {
-                    if let Err(end) = Box::pin(exits.write_batch(&mut ws, out, rx, |_| true)).await {
-                        break end;
+                Event::Presence(out) => {
+                    if let Some(rx) = presence_rx.as_mut() {
+                        if let Err(end) =
+                            Box::pin(exits.write_batch(&mut ws, out, rx, |_| true)).await
+                        {
+                            break end;
+                        }
                     }
                 }
             }
+        };
+        if let Some(task) = presence_forwarder {
+            task.abort();
         }
-    };
-    if let Some(task) = presence_forwarder {
-        task.abort();
+        // A polite close (shutdown, rate limit) first delivers what was published before it,
+        // the client's own accepted messages included.
+        let end = match end {
+            End::Shutdown | End::Policy(_) => {
+                let deadline = tokio::time::Instant::now() + super::CLOSE_TIMEOUT;
+                let drained = super::drain_subscription(
+                    &mut exits,
+                    &mut ws,
+                    &mut sub,
+                    Encoding::Plain,
+                    deadline,
+                );
+                match Box::pin(drained).await {
+                    Ok(()) => end,
+                    Err(e) => e,
+                }
+            }
+            other => other,
+        };
+        drop(sub);
+        let goodbye = matches!(end, End::Gone) && presence::said_goodbye(&ws);
+        presence::release_all(room.guard, goodbye);
+        Box::pin(super::finish(&mut ws, end)).await;
+        // Out of the open-connection gauge before `control` drops (see `protocol::run`).
+        drop(counted);
     }
-    // A polite close (shutdown, rate limit) first delivers what was published before it,
-    // the client's own accepted messages included.
-    let end = match end {
-        End::Shutdown | End::Policy(_) => {
-            let deadline = tokio::time::Instant::now() + super::CLOSE_TIMEOUT;
-            let drained =
-                super::drain_subscription(&mut exits, &mut ws, &mut sub, Encoding::Plain, deadline);
-            match Box::pin(drained).await {
-                Ok(()) => end,
-                Err(e) => e,
-            }
-        }
-        other => other,
-    };
-    drop(sub);
-    let goodbye = matches!(end, End::Gone) && presence::said_goodbye(&ws);
-    presence::release_all(room.guard, goodbye);
-    Box::pin(super::finish(&mut ws, end)).await;
-    // Out of the open-connection gauge before `control` drops (see `protocol::run`).
-    drop(counted);
 }
 
 /// Publishes a client's text on the room (boxed: a rare, large future that would otherwise

@@ -23,6 +23,7 @@
 //! [`Message::plain_text`]: crate::core::Message::plain_text
 
 pub(crate) mod chat;
+mod few;
 pub(crate) mod frame;
 pub(crate) mod protocol;
 
@@ -56,8 +57,6 @@ pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// the application range, documented in docs/protocol.md. The client reconnects with a
 /// fresh token (or, on `/ws`, sends `{"op":"auth","token":…}` before `exp`).
 pub(crate) const TOKEN_EXPIRED: u16 = 4001;
-
-pub(crate) use super::until;
 
 /// Most frames written per flush.
 const BATCH: usize = 64;
@@ -513,6 +512,35 @@ pub(crate) async fn close(ws: &mut WebSocket, code: CloseCode, reason: &str) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, ws.close(code, reason)).await;
 }
 
+/// What a connection's select saw. It is handled once the select is over, so that no
+/// handling's await sits on top of the branches' futures: a task is as large as its largest
+/// await, and a select's futures live until its arm is done.
+pub(crate) enum Event<D> {
+    /// The connection ends.
+    End(End),
+    /// A frame from the client, or the end of the socket.
+    Received(Option<Result<Message, switchboard::Error>>),
+    /// A subscription's next delivery.
+    Delivery(D),
+    /// A frame from a presence task.
+    Presence(Outbound),
+}
+
+/// Arms `timer` for `at` (a token's expiry, which `auth` may move), boxed and only when
+/// there is one: the select of every idle connection holds [`expired`]'s future, which is
+/// small only while the timer is not in it.
+pub(crate) fn arm(
+    timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    at: Option<tokio::time::Instant>,
+) {
+    match (timer.as_mut(), at) {
+        (Some(sleep), Some(at)) if sleep.deadline() == at => {}
+        (Some(sleep), Some(at)) => sleep.as_mut().reset(at),
+        (None, Some(at)) => *timer = Some(Box::pin(tokio::time::sleep_until(at))),
+        (_, None) => *timer = None,
+    }
+}
+
 /// Why a connection loop ended, for the close code.
 pub(crate) enum End {
     /// The client closed or the connection broke.
@@ -533,6 +561,15 @@ pub(crate) enum End {
     Policy(&'static str),
     /// The client sent binary frames where text is expected: 1003.
     Unsupported(&'static str),
+}
+
+impl From<super::conn::Stop> for End {
+    fn from(stop: super::conn::Stop) -> Self {
+        match stop {
+            super::conn::Stop::Killed => End::Killed,
+            super::conn::Stop::Shutdown => End::Shutdown,
+        }
+    }
 }
 
 /// Performs the close that `end` calls for.

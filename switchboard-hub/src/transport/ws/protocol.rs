@@ -33,7 +33,6 @@
 //! A client that stops reading is disconnected (policy `disconnect`) and resumes with
 //! `since` when it reconnects.
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -47,8 +46,9 @@ use switchboard::Message;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::few::Few;
 use super::frame::ServerFrame;
-use super::{Encoding, End, Fed, Outbound};
+use super::{Encoding, End, Event, Fed, Outbound};
 use crate::broker::{Delivery, PresenceGuard, Subscription};
 use crate::core::{ChannelName, ClientId, Payload};
 use crate::metrics::Transport;
@@ -125,11 +125,16 @@ impl Drop for PresenceHold {
 /// A subscription of the connection, waiting for its next delivery. The connection's own
 /// task polls it (no forwarding task, no queue in between): the wait owns the subscription
 /// and hands it back with the delivery, and is boxed once per wake-up of this
-/// subscription, not per message (a batch follows from `try_next`).
-struct Waiting(Pin<Box<dyn Future<Output = (Subscription, Option<Delivery>)> + Send>>);
+/// subscription, not per message (a batch follows from `try_next`). The subscription is
+/// boxed apart so that handing it back moves a pointer, not the subscription, through the
+/// connection's task (which would otherwise keep room for it in every idle connection).
+struct Waiting(Pin<Box<dyn Future<Output = Woken> + Send>>);
+
+/// What a [`Waiting`] hands back.
+type Woken = (Box<Subscription>, Option<Delivery>);
 
 impl Waiting {
-    fn new(mut sub: Subscription) -> Self {
+    fn new(mut sub: Box<Subscription>) -> Self {
         Waiting(Box::pin(async move {
             let d = sub.next().await;
             (sub, d)
@@ -147,9 +152,9 @@ struct Slot {
 /// The next delivery of any subscription, taking turns from `start` so that a busy channel
 /// does not starve the others.
 fn next_delivery<'a>(
-    subs: &'a mut HashMap<ChannelName, Slot>,
+    subs: &'a mut Few<ChannelName, Slot>,
     start: &'a mut usize,
-) -> impl Future<Output = (ChannelName, Subscription, Option<Delivery>)> + 'a {
+) -> impl Future<Output = (ChannelName, Box<Subscription>, Option<Delivery>)> + 'a {
     std::future::poll_fn(move |cx| {
         let n = subs.len();
         if n == 0 {
@@ -187,12 +192,15 @@ struct Session {
     /// Presence frames (join/leave) from their tasks; made with the first presence watch.
     tx: Option<mpsc::Sender<Outbound>>,
     rx: Option<mpsc::Receiver<Outbound>>,
-    subs: HashMap<ChannelName, Slot>,
+    subs: Few<ChannelName, Slot>,
+    /// The tags of `subs` (presence frames of any other tag belong to a subscription that
+    /// was replaced or ended, and are skipped). Kept apart from `subs`, whose waits are not
+    /// `Sync`, so that a write can borrow it.
+    live: Vec<u64>,
     /// Where [`next_delivery`] starts looking.
     turn: usize,
-    presence: HashMap<ChannelName, PresenceHold>,
+    presence: Few<ChannelName, PresenceHold>,
     client: ClientId,
-    live: HashSet<u64>,
     next_tag: u64,
     bucket: TokenBucket,
     refused_in_a_row: u32,
@@ -200,91 +208,109 @@ struct Session {
     ended: Option<End>,
 }
 
-async fn run(
+// Not an `async fn`: see the comment on its `async` block.
+#[allow(clippy::manual_async_fn)]
+fn run(
     state: AppState,
     caller: Caller,
     client: ClientId,
     control: ConnectionControl,
     ws: WebSocket,
-) {
-    let counted = state.hub.metrics().connection(Transport::WebSocket);
-    control.set_transport(Transport::WebSocket);
-    let mut closing = state.closing.clone();
-    let bucket = TokenBucket::new(state.rate_limit(), Instant::now());
-    let exits = super::Exits::new(&state, &control);
-    let mut s = Session {
-        state,
-        caller,
-        control,
-        ws,
-        exits,
-        tx: None,
-        rx: None,
-        subs: HashMap::new(),
-        turn: 0,
-        presence: HashMap::new(),
-        client,
-        live: HashSet::new(),
-        next_tag: 0,
-        bucket,
-        refused_in_a_row: 0,
-        ended: None,
-    };
-    let control = s.control.clone();
-    let end = loop {
-        let expiry = s.caller.expiry();
-        tokio::select! {
-            _ = control.killed() => break End::Killed,
-            _ = super::closing(&mut closing) => break End::Shutdown,
-            () = super::until(expiry) => break End::Expired,
-            msg = s.ws.recv() => match msg {
-                None | Some(Err(_)) => break End::Gone,
-                Some(Ok(Message::Text(text))) => {
-                    // Boxed: a client frame is rare next to what the connection waits
-                    // for, and its handling (subscribe, publish, presence) is large.
-                    if let Some(end) = Box::pin(s.handle(text.as_str())).await {
+) -> impl std::future::Future<Output = ()> {
+    // An `async` block, not an `async fn`: an `async fn` keeps its arguments in its
+    // future beside the locals it moves them into (for drop order), so every idle
+    // connection's task held them twice; the block uses them where they are.
+    async move {
+        let counted = state.hub.metrics().connection(Transport::WebSocket);
+        control.set_transport(Transport::WebSocket);
+        crate::transport::relay_closing(&state, &control);
+        let bucket = TokenBucket::new(state.rate_limit(), Instant::now());
+        let exits = super::Exits::new(&state, &control);
+        let mut s = Session {
+            state,
+            caller,
+            control,
+            ws,
+            exits,
+            tx: None,
+            rx: None,
+            subs: Few::new(),
+            live: Vec::new(),
+            turn: 0,
+            presence: Few::new(),
+            client,
+            next_tag: 0,
+            bucket,
+            refused_in_a_row: 0,
+            ended: None,
+        };
+        let control = s.control.clone();
+        let mut expiry = None;
+        let end = loop {
+            super::arm(&mut expiry, s.caller.expiry());
+            let event = tokio::select! {
+                stop = control.stopped() => Event::End(stop.into()),
+                () = super::expired(&mut expiry) => Event::End(End::Expired),
+                msg = s.ws.recv() => Event::Received(msg),
+                (channel, sub, delivery) = next_delivery(&mut s.subs, &mut s.turn) => {
+                    Event::Delivery((channel, sub, delivery))
+                }
+                Some(out) = super::recv_some(&mut s.rx) => Event::Presence(out),
+            };
+            match event {
+                Event::End(end) => break end,
+                Event::Received(msg) => match msg {
+                    None | Some(Err(_)) => break End::Gone,
+                    Some(Ok(Message::Text(text))) => {
+                        // Boxed: a client frame is rare next to what the connection waits
+                        // for, and its handling (subscribe, publish, presence) is large.
+                        if let Some(end) = Box::pin(s.handle(text.as_str())).await {
+                            break end;
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        break End::Unsupported("binary frames are not part of this protocol")
+                    }
+                },
+                Event::Delivery((channel, sub, delivery)) => {
+                    if let Err(end) = s.delivered(channel, sub, delivery).await {
                         break end;
                     }
                 }
-                Some(Ok(Message::Binary(_))) => {
-                    break End::Unsupported("binary frames are not part of this protocol")
+                Event::Presence(out) => {
+                    let live = &s.live;
+                    if let Some(rx) = s.rx.as_mut() {
+                        let written = s
+                            .exits
+                            .write_batch(&mut s.ws, out, rx, |t| live.contains(&t));
+                        if let Err(end) = Box::pin(written).await {
+                            break end;
+                        }
+                    }
                 }
+            }
+        };
+        let goodbye = matches!(end, End::Gone) && presence::said_goodbye(&s.ws);
+        let holds: Vec<_> = s.presence.drain().map(|(_, h)| h).collect();
+        presence::release_all(
+            holds.into_iter().filter_map(|mut h| h.guard.take()),
+            goodbye,
+        );
+        // A polite close first delivers what was published before it (every acknowledged
+        // message), from every subscription.
+        let end = match end {
+            End::Shutdown | End::Policy(_) => match Box::pin(s.drain()).await {
+                Ok(()) => end,
+                Err(e) => e,
             },
-            (channel, sub, delivery) = next_delivery(&mut s.subs, &mut s.turn) => {
-                if let Err(end) = s.delivered(channel, sub, delivery).await {
-                    break end;
-                }
-            }
-            Some(out) = super::recv_some(&mut s.rx) => {
-                let live = &s.live;
-                if let Some(rx) = s.rx.as_mut() {
-                    let written = s.exits.write_batch(&mut s.ws, out, rx, |t| live.contains(&t));
-                    if let Err(end) = Box::pin(written).await {
-                        break end;
-                    }
-                }
-            }
-        }
-    };
-    let goodbye = matches!(end, End::Gone) && presence::said_goodbye(&s.ws);
-    let holds: Vec<_> = s.presence.drain().map(|(_, h)| h).collect();
-    presence::release_all(
-        holds.into_iter().filter_map(|mut h| h.guard.take()),
-        goodbye,
-    );
-    // A polite close first delivers what was published before it (every acknowledged
-    // message), from every subscription.
-    let end = match end {
-        End::Shutdown | End::Policy(_) => match Box::pin(s.drain()).await {
-            Ok(()) => end,
-            Err(e) => e,
-        },
-        other => other,
-    };
-    super::finish(&mut s.ws, end).await;
-    // Out of the open-connection gauge before the connection's control handles drop:
-    // the last of them counts a slow client as dropped, and it must be gone by then.
-    drop(counted);
+            other => other,
+        };
+        // Boxed: a close's timer would otherwise be part of every idle connection's task.
+        Box::pin(super::finish(&mut s.ws, end)).await;
+        // Out of the open-connection gauge before the connection's control handles drop:
+        // the last of them counts a slow client as dropped, and it must be gone by then.
+        drop(counted);
+    }
 }
 
 impl Session {
@@ -393,7 +419,7 @@ impl Session {
         // Replacing: the old subscription ends, and presence frames already queued for it
         // are skipped.
         if let Some(old) = self.subs.remove(&channel) {
-            self.live.remove(&old.tag);
+            self.live.retain(|&t| t != old.tag);
         }
         let old_hold = self.presence.remove(&channel);
         let tag = self.next_tag;
@@ -433,9 +459,9 @@ impl Session {
                 task: presence_task,
             },
         );
-        self.live.insert(tag);
         self.control.add_channel(&channel);
-        let waiting = Some(Waiting::new(sub));
+        self.live.push(tag);
+        let waiting = Some(Waiting::new(Box::new(sub)));
         self.subs.insert(channel, Slot { tag, waiting });
         Ok(None)
     }
@@ -445,7 +471,7 @@ impl Session {
     async fn delivered(
         &mut self,
         channel: ChannelName,
-        mut sub: Subscription,
+        mut sub: Box<Subscription>,
         delivery: Option<Delivery>,
     ) -> Result<(), End> {
         let fed = match delivery {
@@ -470,7 +496,7 @@ impl Session {
             // The connection stays; the client may subscribe again.
             Fed::Ended => {
                 if let Some(slot) = self.subs.remove(&channel) {
-                    self.live.remove(&slot.tag);
+                    self.live.retain(|&t| t != slot.tag);
                     self.control.remove_channel(&channel);
                 }
             }
@@ -577,7 +603,7 @@ impl Session {
     /// presence.
     fn drop_subscription(&mut self, channel: &ChannelName) {
         if let Some(slot) = self.subs.remove(channel) {
-            self.live.remove(&slot.tag);
+            self.live.retain(|&t| t != slot.tag);
             self.control.remove_channel(channel);
         }
         if let Some(guard) = self
