@@ -141,6 +141,30 @@ impl Stop for Received {
     }
 }
 
+/// What [`Core::poll_recv`] hands out: only messages (without `CONTROL`, `poll_step` returns
+/// no ping or pong).
+impl Stop for Message {
+    const SPLIT: bool = false;
+
+    #[inline]
+    fn received(received: Received) -> Self {
+        match received {
+            Received::Message(message) => message,
+            Received::Ping(_) | Received::Pong(_) => {
+                unreachable!("control frames are surfaced only when asked for")
+            }
+        }
+    }
+
+    fn inflate(_: Inflation) -> Self {
+        unreachable!("only the split reader defers inflation")
+    }
+
+    fn read() -> Self {
+        unreachable!("only the split reader stops after a read")
+    }
+}
+
 impl Stop for Step {
     const SPLIT: bool = true;
 
@@ -390,14 +414,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         rw: &Waker,
         ww: &Waker,
     ) -> Poll<Option<Result<Message, Error>>> {
-        Poll::Ready(match ready!(self.poll_step::<false, Received>(rw, ww)) {
-            Some(Ok(Received::Message(message))) => Some(Ok(message)),
-            Some(Ok(Received::Ping(_) | Received::Pong(_))) => {
-                unreachable!("control frames are surfaced only when asked for")
-            }
-            Some(Err(error)) => Some(Err(error)),
-            None => None,
-        })
+        // Handed out as a `Message` from where it is parsed: no `Received` to unwrap.
+        self.poll_step::<false, Message>(rw, ww)
     }
 
     /// [`Core::poll_recv`], and with `CONTROL` also the pings (already answered) and pongs
