@@ -698,6 +698,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         }
     }
 
+    #[inline(always)]
     fn poll_write_all(&mut self, ww: &Waker) -> Poll<io::Result<()>> {
         ready!(self.poll_write_until(ww, 0))?;
         Pin::new(&mut self.stream).poll_flush(&mut Context::from_waker(ww))
@@ -708,19 +709,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     fn poll_write_until(&mut self, ww: &Waker, target: usize) -> Poll<io::Result<()>> {
         let mut cx = Context::from_waker(ww);
         while self.conn.buffered_amount() > target {
-            let mut stream = Pin::new(&mut self.stream);
             let written = if let Some(bytes) = self.conn.contiguous_output() {
-                ready!(stream.as_mut().poll_write(&mut cx, bytes))?
+                ready!(Pin::new(&mut self.stream).poll_write(&mut cx, bytes))?
             } else {
-                let mut slices = [IoSlice::new(&[]); MAX_IOV];
-                let count = self.conn.output_chunks(&mut slices);
-                if count > 1 && stream.is_write_vectored() {
-                    ready!(stream
-                        .as_mut()
-                        .poll_write_vectored(&mut cx, &slices[..count]))?
-                } else {
-                    ready!(stream.as_mut().poll_write(&mut cx, &slices[0]))?
-                }
+                ready!(self.poll_write_chunks(&mut cx))?
             };
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
@@ -728,6 +720,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             self.conn.advance_output(written);
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// One write of output in several pieces (vectored when the stream can), out of line:
+    /// its array of slices is a kilobyte of stack the usual one-piece write does not need.
+    #[inline(never)]
+    fn poll_write_chunks(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let mut stream = Pin::new(&mut self.stream);
+        let mut slices = [IoSlice::new(&[]); MAX_IOV];
+        let count = self.conn.output_chunks(&mut slices);
+        if count > 1 && stream.is_write_vectored() {
+            stream.as_mut().poll_write_vectored(cx, &slices[..count])
+        } else {
+            stream.as_mut().poll_write(cx, &slices[0])
+        }
     }
 
     /// Reads more bytes into the buffer (with `SPLIT`, at most [`SPLIT_READ_MAX`]); `Ok(0)`
