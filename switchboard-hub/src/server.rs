@@ -407,9 +407,9 @@ impl Conn {
         tracing::debug!(peer = %self.peer, ?version, "connection");
         self.metrics.record_http_connection(version);
         if version == Version::HTTP_2 {
-            return self
-                .serve_hyper(Rewind::new(Bytes::new(), io), &builders.h2)
-                .await;
+            // Boxed: a plain connection's task would otherwise have room for hyper's.
+            let io = Rewind::new(Bytes::new(), io);
+            return Box::pin(self.serve_hyper(io, &builders.h2)).await;
         }
         let front = front::Front {
             router: self.router.clone(),

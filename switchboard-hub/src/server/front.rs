@@ -85,6 +85,25 @@ enum Refusal {
     Malformed(&'static str),
 }
 
+/// The router's answer to one request, on its way.
+type Answer = Pin<Box<tower::util::Oneshot<Router, Request<Body>>>>;
+
+/// What follows a head.
+enum Next {
+    /// Ours: the router's answer, for a request of `version`; `close` when the connection
+    /// ends after it; the bytes read past the head.
+    Answer {
+        answer: Answer,
+        version: Version,
+        close: bool,
+        pipelined: BytesMut,
+    },
+    /// Hyper's.
+    Hyper,
+    /// Refused.
+    Refuse(Refusal),
+}
+
 /// A complete head, sorted.
 // Not boxed: a `Head` only passes from the parser to the caller, and boxing would cost
 // every request an allocation.
@@ -105,40 +124,58 @@ impl Front {
     {
         // What was read past the last head: the start of the next request.
         let mut buf = BytesMut::new();
+        // Every value that is large and short-lived (the head read, the request, the
+        // response head) lives in a block without an await after it, or in a box: a
+        // stream's task then keeps only what writes the body while the stream lasts.
         loop {
-            let read = read_head(&mut io, &mut buf, &mut closing);
-            let parsed = match tokio::time::timeout(super::HEADER_TIMEOUT, read).await {
-                Ok(Ok(Some(parsed))) => parsed,
-                // End of file, shutdown, a read error or too slow: close, as hyper does.
-                Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return Outcome::Done,
+            let next = {
+                // Boxed: the head read's timer and the shutdown wait are gone once the
+                // head is in.
+                let read = read_head(&mut io, &mut buf, &mut closing);
+                match Box::pin(tokio::time::timeout(super::HEADER_TIMEOUT, read)).await {
+                    Ok(Ok(Some(Ok((len, head))))) => self.start(head, len, &mut buf),
+                    Ok(Ok(Some(Err(refusal)))) => Next::Refuse(refusal),
+                    // End of file, shutdown, a read error or too slow: close, as hyper does.
+                    Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return Outcome::Done,
+                }
             };
-            let (len, head) = match parsed {
-                Ok(parsed) => parsed,
-                Err(refusal) => {
+            let (mut answer, version, close, mut pipelined) = match next {
+                Next::Answer {
+                    answer,
+                    version,
+                    close,
+                    pipelined,
+                } => (answer, version, close, pipelined),
+                Next::Hyper => return Outcome::Handover(Rewind::new(buf.freeze(), io)),
+                Next::Refuse(refusal) => {
                     tracing::debug!(peer = %self.peer, ?refusal, "request head refused");
                     let _ = io.write_all(&refusal_response(refusal)).await;
                     let _ = io.shutdown().await;
                     return Outcome::Done;
                 }
             };
-            let (request, close) = match head {
-                Head::Ours { request, close } => (request, close),
-                Head::Theirs => return Outcome::Handover(Rewind::new(buf.freeze(), io)),
-            };
-            // The head buffer goes now; only a pipelined request's bytes are kept.
-            let mut pipelined = if buf.len() > len {
-                BytesMut::from(&buf[len..])
-            } else {
-                BytesMut::new()
-            };
-            drop(buf);
-            let keep_alive = match self.exchange(&mut io, request, close, &mut pipelined).await {
-                Ok(keep_alive) => keep_alive,
+            let answered = std::future::poll_fn(|cx| {
+                if let Poll::Ready(response) = answer.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(match response {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }));
+                }
+                watch_reads(&mut io, cx, &mut pipelined).map(Err)
+            });
+            let (head, body, framing, keep_alive) = match answered.await {
+                Ok(response) => encode_head(response, version, close),
                 Err(error) => {
                     tracing::trace!(peer = %self.peer, %error, "connection ended");
                     return Outcome::Done;
                 }
             };
+            // The router's state goes with its future.
+            drop(answer);
+            if let Err(error) = write_body(&mut io, head, body, framing, &mut pipelined).await {
+                tracing::trace!(peer = %self.peer, %error, "connection ended");
+                return Outcome::Done;
+            }
             if !keep_alive || *closing.borrow() {
                 let _ = io.shutdown().await;
                 return Outcome::Done;
@@ -147,39 +184,39 @@ impl Front {
         }
     }
 
-    /// Runs `request` through the router and writes its answer; `Ok(true)` when the
-    /// connection may carry another request.
-    async fn exchange<I>(
-        &self,
-        io: &mut I,
-        mut request: Request<Body>,
-        close: bool,
-        pipelined: &mut BytesMut,
-    ) -> io::Result<bool>
-    where
-        I: AsyncRead + AsyncWrite + Unpin,
-    {
+    /// What to do with a complete head of `len` bytes at the start of `buf`: for ours, the
+    /// head buffer goes (`buf` is left empty) and only a pipelined request's bytes are
+    /// kept; the router's future is boxed, to be dropped once it answered.
+    fn start(&self, head: Head, len: usize, buf: &mut BytesMut) -> Next {
+        let (request, close) = match head {
+            Head::Ours { request, close } => (request, close),
+            Head::Theirs => return Next::Hyper,
+        };
+        let pipelined = if buf.len() > len {
+            BytesMut::from(&buf[len..])
+        } else {
+            BytesMut::new()
+        };
+        *buf = BytesMut::new();
         let version = request.version();
-        self.metrics.record_http_request(version);
+        Next::Answer {
+            answer: Box::pin(self.router.clone().oneshot(self.prepare(request))),
+            version,
+            close,
+            pipelined,
+        }
+    }
+
+    /// `request` with the extensions hyper's requests get in `Conn::serve_hyper`.
+    fn prepare(&self, mut request: Request<Body>) -> Request<Body> {
+        self.metrics.record_http_request(request.version());
         let extensions = request.extensions_mut();
         extensions.insert(self.control.clone());
         extensions.insert(ConnectInfo(self.peer));
         if self.tls {
             extensions.insert(OverTls);
         }
-        let answer = self.router.clone().oneshot(request);
-        let mut answer = std::pin::pin!(answer);
-        let response = std::future::poll_fn(|cx| {
-            if let Poll::Ready(response) = answer.as_mut().poll(cx) {
-                return Poll::Ready(Ok(match response {
-                    Ok(response) => response,
-                    Err(never) => match never {},
-                }));
-            }
-            watch_reads(io, cx, pipelined).map(Err)
-        })
-        .await?;
-        write_response(io, response, version, close, pipelined).await
+        request
     }
 }
 
@@ -340,19 +377,14 @@ enum Framing {
     Close,
 }
 
-/// Writes `response` (head, then its body's frames as they come); `Ok(true)` when the
-/// connection may carry another request.
-async fn write_response<I>(
-    io: &mut I,
+/// The head of `response` to a `version` request, its body, how the body is framed, and
+/// whether the connection may carry another request after it (not when `close`).
+fn encode_head(
     response: Response<Body>,
     version: Version,
     close: bool,
-    pipelined: &mut BytesMut,
-) -> io::Result<bool>
-where
-    I: AsyncRead + AsyncWrite + Unpin,
-{
-    let (parts, mut body) = response.into_parts();
+) -> (Bytes, Body, Framing, bool) {
+    let (parts, body) = response.into_parts();
     let mut head = BytesMut::with_capacity(256);
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(parts.status.as_str().as_bytes());
@@ -399,10 +431,22 @@ where
         head.extend_from_slice(b"connection: close\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    drop(parts);
+    (head.freeze(), body, framing, keep_alive)
+}
 
+/// Writes `head`, then `body`'s frames as they come, framed by `framing`.
+async fn write_body<I>(
+    io: &mut I,
+    head: Bytes,
+    mut body: Body,
+    framing: Framing,
+    pipelined: &mut BytesMut,
+) -> io::Result<()>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
     let mut out = Pending {
-        head: head.freeze(),
+        head,
         ..Pending::default()
     };
     let mut finished = false;
@@ -446,8 +490,7 @@ where
             }
         }
     })
-    .await?;
-    Ok(keep_alive)
+    .await
 }
 
 /// What is waiting to be written: a response head, a chunk's size line, its data, and
