@@ -210,6 +210,11 @@ impl ConnectionControl {
     pub(crate) fn add_channel(&self, channel: &ChannelName) {
         let mut label = lock(&self.inner.label);
         if !label.channels.contains(channel) {
+            // One at a time while short: most connections carry one channel, and a `Vec`
+            // would make room for four.
+            if label.channels.len() < 4 {
+                label.channels.reserve_exact(1);
+            }
             label.channels.push(channel.clone());
         }
     }

@@ -316,11 +316,12 @@ fn text(frame: Bytes) -> Option<Message> {
 /// connection's task: a client that sends but never reads fills its socket, and a write
 /// that waited on it alone would keep the task (and its kernel buffers) forever, deaf to
 /// the slow-consumer kill, the admin API, keepalive and shutdown.
+///
+/// Two handles and nothing else: every idle connection's task holds one. The closing watch
+/// and the write timeout are taken from `state` by the write that needs them.
 pub(crate) struct Exits {
     state: AppState,
     control: ConnectionControl,
-    closing: watch::Receiver<bool>,
-    write_timeout: Duration,
 }
 
 impl Exits {
@@ -329,8 +330,6 @@ impl Exits {
         Self {
             state: state.clone(),
             control: control.clone(),
-            closing: state.closing.clone(),
-            write_timeout: state.config.write_timeout(),
         }
     }
 
@@ -429,7 +428,8 @@ impl Exits {
         write: impl Future<Output = Result<T, E>>,
     ) -> Result<T, End> {
         let shutdown_stuck = async {
-            closing(&mut self.closing).await;
+            let mut closing_rx = self.state.closing.clone();
+            closing(&mut closing_rx).await;
             tokio::time::sleep(CLOSE_TIMEOUT).await;
         };
         if self.control.is_killed() {
@@ -451,7 +451,7 @@ impl Exits {
             biased;
             _ = self.control.killed() => Err(End::Killed),
             () = shutdown_stuck => Err(End::Stuck),
-            done = tokio::time::timeout(self.write_timeout, write) => match done {
+            done = tokio::time::timeout(self.state.config.write_timeout(), write) => match done {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(_)) => Err(End::Gone),
                 Err(_) => {
