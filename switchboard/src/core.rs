@@ -203,7 +203,10 @@ pub(crate) struct Core<S> {
     /// What most connections never need until they end: allocated on first use, so an
     /// open connection does not carry it (every byte of an idle connection counts).
     rare: Option<Box<Rare>>,
-    high_water: usize,
+    /// The write queue's high-water mark in bytes (saturating at 4 GiB, far past any
+    /// useful mark): four bytes rather than eight leave room in `Core`'s size class for
+    /// `ServerStream`'s variant tag.
+    high_water: u32,
     /// The close timeout in milliseconds (saturating at about 49 days): four bytes rather
     /// than a `Duration`'s sixteen keep `Core` inside its allocation size class.
     close_timeout_ms: u32,
@@ -243,7 +246,7 @@ impl<S> Core<S> {
             read_buf: BytesMut::new(),
             phase: Phase::Open,
             rare: None,
-            high_water: config.write_buffer_high_water,
+            high_water: u32::try_from(config.write_buffer_high_water).unwrap_or(u32::MAX),
             close_timeout_ms: u32::try_from(config.close_timeout.as_millis()).unwrap_or(u32::MAX),
             liveness: Liveness::new(Timers {
                 ping_interval: config.ping_interval,
@@ -309,9 +312,15 @@ impl<S> Core<S> {
         }
     }
 
+    /// The high-water mark in bytes.
+    #[inline(always)]
+    fn high_water(&self) -> usize {
+        self.high_water as usize
+    }
+
     /// Whether more than the high-water mark is queued.
     pub(crate) fn is_full(&self) -> bool {
-        self.conn.buffered_amount() > self.high_water
+        self.conn.buffered_amount() > self.high_water()
     }
 
     /// Bytes that arrived after the handshake head (a client may pipeline its first frame).
@@ -566,7 +575,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 if let Poll::Ready(Err(error)) = self.poll_write_all(ww) {
                     return Poll::Ready(Some(Err(self.fail_io(error))));
                 }
-                if self.conn.buffered_amount() > self.high_water.max(MIN_READ_PAUSE) {
+                if self.conn.buffered_amount() > self.high_water().max(MIN_READ_PAUSE) {
                     // The peer is not reading what we owe it; stop reading until it does.
                     return Poll::Pending;
                 }
@@ -626,7 +635,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         if self.phase == Phase::Done {
             return Poll::Ready(Err(Error::closed()));
         }
-        let target = self.high_water;
+        let target = self.high_water();
         self.poll_write_until(ww, target)
             .map_err(|e| self.fail_io(e))
     }
