@@ -414,6 +414,8 @@ pub struct Feed<'a, S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Future for Feed<'_, S> {
     type Output = Result<(), Error>;
 
+    // Inline: an echo loop polls one `Feed` per message, and it is ready at once.
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
         let room = ready!(this.ws.core.poll_room(cx.waker()))?;
