@@ -962,7 +962,9 @@ impl Connection {
 
     /// Queues a data message, compressed if permessage-deflate is on and the message is
     /// above the threshold.
-    #[inline]
+    // Always inline: its usual case is a few tests and a copy, and the call and the moves of
+    // the `Message` into it cost more (20 B echo: 1,723 -> 1,711 instructions per message).
+    #[inline(always)]
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
         if self.close_sent {
             return Err(SendError::Closed);
