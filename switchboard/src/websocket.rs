@@ -210,8 +210,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// reused once its messages are dropped. Keeping a message keeps the buffer it came in
     /// (up to the size of what was read with it); to store many small messages for a long
     /// time, store copies (`Bytes::copy_from_slice`, `String::from`).
-    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        poll_fn(|cx| self.core.poll_recv(cx.waker(), cx.waker())).await
+    // Not an `async fn`: the `poll_fn` itself is the future, with no state machine around
+    // it for every message to step through.
+    pub fn recv(&mut self) -> impl Future<Output = Option<Result<Message, Error>>> + '_ {
+        poll_fn(|cx| self.core.poll_recv(cx.waker(), cx.waker()))
     }
 
     /// Like [`recv`](WebSocket::recv), but also returns the pings and pongs the peer sends,
