@@ -363,6 +363,30 @@ mod tests {
         }
     }
 
+    /// Polls `l` (a 10 s ping interval, a 5 s pong timeout, a silent peer) the way a task
+    /// does, being woken only by its timer: one ping goes out at 10 s and the peer is dead
+    /// 5 s later.
+    async fn dies_after_one_ping(mut l: Liveness) {
+        let mut pings = 0;
+        let verdict = std::future::poll_fn(|cx| match l.poll(cx.waker()) {
+            Verdict::Wait => Poll::Pending,
+            Verdict::Ping => {
+                pings += 1;
+                Poll::Pending
+            }
+            verdict => Poll::Ready(verdict),
+        });
+        let started = Instant::now();
+        assert_eq!(
+            verdict.await,
+            Verdict::Dead {
+                waited: Duration::from_secs(5)
+            }
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
+        assert_eq!(pings, 1);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn steady_pings_go_out_every_interval_while_the_peer_talks() {
         let waker = Waker::noop();
@@ -389,25 +413,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_silent_peer_is_declared_dead_with_steady_pings_too() {
-        let mut l = Liveness::new(steady(10, 5));
-        let mut pings = 0;
-        let verdict = std::future::poll_fn(|cx| match l.poll(cx.waker()) {
-            Verdict::Wait => Poll::Pending,
-            Verdict::Ping => {
-                pings += 1;
-                Poll::Pending
-            }
-            verdict => Poll::Ready(verdict),
-        });
-        let started = Instant::now();
-        assert_eq!(
-            verdict.await,
-            Verdict::Dead {
-                waited: Duration::from_secs(5)
-            }
-        );
-        assert_eq!(started.elapsed(), Duration::from_secs(15));
-        assert_eq!(pings, 1);
+        dies_after_one_ping(Liveness::new(steady(10, 5))).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -491,25 +497,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn after_a_ping_the_timer_wakes_the_task_when_the_pong_is_due() {
-        let mut l = Liveness::new(timers(Some(10), 5, None));
-        let mut pings = 0;
-        let verdict = std::future::poll_fn(|cx| match l.poll(cx.waker()) {
-            Verdict::Wait => Poll::Pending,
-            Verdict::Ping => {
-                pings += 1;
-                Poll::Pending
-            }
-            verdict => Poll::Ready(verdict),
-        });
-        let started = Instant::now();
-        assert_eq!(
-            verdict.await,
-            Verdict::Dead {
-                waited: Duration::from_secs(5)
-            }
-        );
-        assert_eq!(started.elapsed(), Duration::from_secs(15));
-        assert_eq!(pings, 1);
+        dies_after_one_ping(Liveness::new(timers(Some(10), 5, None))).await;
     }
 
     #[tokio::test(start_paused = true)]
